@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+)
+
+func openTest(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestUpdateNeverLosesIncrements(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	const writers, each = 20, 10
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				err := s.Update(ctx, func(tx *Tx) error {
+					var n int
+					if _, err := tx.Get("counter", &n); err != nil {
+						return err
+					}
+					return tx.Put("counter", n+1)
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var n int
+	if _, err := s.Get(ctx, "counter", &n); err != nil {
+		t.Fatal(err)
+	}
+	if n != writers*each {
+		t.Fatalf("counter = %d, want %d", n, writers*each)
+	}
+}
+
+func TestRangeReadConflicts(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	// A transaction that saw an empty range must not commit after another
+	// writer created a key in it.
+	runs := 0
+	err := s.Update(ctx, func(tx *Tx) error {
+		runs++
+		kvs, err := tx.List("things/")
+		if err != nil {
+			return err
+		}
+		if runs == 1 {
+			if err := s.Update(ctx, func(tx2 *Tx) error { return tx2.Put("things/a", 1) }); err != nil {
+				return err
+			}
+		}
+		if len(kvs) > 0 {
+			return errors.New("not empty")
+		}
+		return tx.Put("marker", true)
+	})
+	if err == nil || err.Error() != "not empty" {
+		t.Fatalf("Update = %v after %d runs, want the second run to see the new key", err, runs)
+	}
+}
+
+func TestTxReadsOwnWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		if err := tx.Put("p/x", "v"); err != nil {
+			return err
+		}
+		var v string
+		if ok, err := tx.Get("p/x", &v); !ok || err != nil || v != "v" {
+			t.Errorf("Get own write = %q %v %v", v, ok, err)
+		}
+		kvs, err := tx.List("p/")
+		if err != nil || len(kvs) != 1 {
+			t.Errorf("List own write = %v %v", kvs, err)
+		}
+		tx.Delete("p/x")
+		if ok, _ := tx.Get("p/x", &v); ok {
+			t.Error("deleted key still visible")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmbeddedRestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Put("k", "before") }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir)
+	defer s.Close()
+	var v string
+	if ok, err := s.Get(ctx, "k", &v); !ok || err != nil || v != "before" {
+		t.Fatalf("after restart Get = %q %v %v", v, ok, err)
+	}
+}
