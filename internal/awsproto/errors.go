@@ -2,27 +2,15 @@ package awsproto
 
 import (
 	"errors"
-	"net/http"
+
+	"github.com/wharfhq/wharf/internal/api"
 )
 
-// Error is an error as AWS sends it on the wire: an HTTP status, the error
-// code that becomes `__type` and the X-Amzn-ErrorType header, a message, and
-// any extra members some error shapes carry.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	// Fields holds extra members of the error shape, such as Cloud Map's
-	// NamespaceId on NamespaceAlreadyExists.
-	Fields map[string]any
-}
+// Error is an error as AWS sends it on the wire.
+type Error = api.Error
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// ErrorCode and HTTPStatus let errors from other packages be recognised
-// without importing this one.
-func (e *Error) ErrorCode() string { return e.Code }
-func (e *Error) HTTPStatus() int   { return e.Status }
+// ClientError returns a 400 error with the given code.
+func ClientError(code, msg string) *Error { return api.ClientError(code, msg) }
 
 // Coded is implemented by errors that know their AWS error code. Errors that
 // do not implement it become ServerException.
@@ -30,11 +18,6 @@ type Coded interface {
 	error
 	ErrorCode() string
 	HTTPStatus() int
-}
-
-// ClientError returns a 400 error with the given code.
-func ClientError(code, msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }
 
 // AsCoded finds the AWS error in err's chain; ok is false when there is none.

@@ -237,12 +237,14 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 }
 
 // Update runs fn in a transaction and commits its writes only if nothing it
-// read has changed since; otherwise it runs fn again on fresh data. fn must
+// read has changed since; otherwise it runs fn again on fresh data, for up
+// to 15 seconds before giving up with ErrConflict. fn must
 // have no effects outside tx, since it may run several times. An error from
 // fn aborts the transaction and is returned as is.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	backoff := time.Millisecond
-	for attempt := 0; attempt < 64; attempt++ {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
 		tx := &Tx{s: s, ctx: ctx, reads: map[string]int64{}, ranges: map[string]bool{}, writes: map[string][]byte{}}
 		if err := fn(tx); err != nil {
 			return err

@@ -59,7 +59,7 @@ type shapeSpec struct {
 }
 
 type config struct {
-	service, pkg, out, modelPath, invalidCode string
+	service, pkg, out, modelPath, invalidCode, unsupportedCode string
 }
 
 func main() {
@@ -69,6 +69,7 @@ func main() {
 	flag.StringVar(&c.out, "out", ".", "output directory")
 	flag.StringVar(&c.modelPath, "model", "", "path of service-2.json(.gz); found in the installed botocore when empty")
 	flag.StringVar(&c.invalidCode, "invalid-code", "InvalidParameterException", "error code for input that fails the model's constraints")
+	flag.StringVar(&c.unsupportedCode, "unsupported-code", "UnsupportedFeatureException", "error code for operations the server does not implement")
 	flag.Parse()
 	if c.service == "" || c.pkg == "" {
 		log.Fatal("apigen: -service and -package are required")
@@ -231,7 +232,11 @@ func enumConst(typ, value string) string {
 		if part == "" {
 			continue
 		}
-		b.WriteString(strings.ToUpper(part[:1]) + strings.ToLower(part[1:]))
+		rest := part[1:]
+		if strings.ToUpper(part) == part {
+			rest = strings.ToLower(rest)
+		}
+		b.WriteString(strings.ToUpper(part[:1]) + rest)
 	}
 	return b.String()
 }
@@ -616,6 +621,12 @@ func (g *gen) service() []byte {
 	}
 	b.WriteString("}\n\n")
 
+	b.WriteString("// Unimplemented answers every operation with an error; embed it in an\n// implementation that serves a subset of the API.\ntype Unimplemented struct{}\n\n")
+	for _, name := range ops {
+		in, out := g.opTypes(name)
+		fmt.Fprintf(&b, "func (Unimplemented) %s(context.Context, *%s) (*%s, error) { return nil, unsupported(%q) }\n", name, in, out, name)
+	}
+	fmt.Fprintf(&b, "\nfunc unsupported(op string) error {\nreturn api.ClientError(%q, \"Wharf does not support the \"+op+\" operation yet\")\n}\n\n", g.c.unsupportedCode)
 	b.WriteString("// Operations returns the operation table of s, keyed by operation name.\n")
 	b.WriteString("func Operations(s API) map[string]api.Operation {\nreturn map[string]api.Operation{\n")
 	for _, name := range ops {

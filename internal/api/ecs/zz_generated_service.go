@@ -97,6 +97,246 @@ type API interface {
 	UpdateTaskSet(ctx context.Context, in *UpdateTaskSetRequest) (*UpdateTaskSetResponse, error)
 }
 
+// Unimplemented answers every operation with an error; embed it in an
+// implementation that serves a subset of the API.
+type Unimplemented struct{}
+
+func (Unimplemented) ContinueServiceDeployment(context.Context, *ContinueServiceDeploymentRequest) (*ContinueServiceDeploymentResponse, error) {
+	return nil, unsupported("ContinueServiceDeployment")
+}
+func (Unimplemented) CreateCapacityProvider(context.Context, *CreateCapacityProviderRequest) (*CreateCapacityProviderResponse, error) {
+	return nil, unsupported("CreateCapacityProvider")
+}
+func (Unimplemented) CreateCluster(context.Context, *CreateClusterRequest) (*CreateClusterResponse, error) {
+	return nil, unsupported("CreateCluster")
+}
+func (Unimplemented) CreateDaemon(context.Context, *CreateDaemonRequest) (*CreateDaemonResponse, error) {
+	return nil, unsupported("CreateDaemon")
+}
+func (Unimplemented) CreateExpressGatewayService(context.Context, *CreateExpressGatewayServiceRequest) (*CreateExpressGatewayServiceResponse, error) {
+	return nil, unsupported("CreateExpressGatewayService")
+}
+func (Unimplemented) CreateService(context.Context, *CreateServiceRequest) (*CreateServiceResponse, error) {
+	return nil, unsupported("CreateService")
+}
+func (Unimplemented) CreateTaskSet(context.Context, *CreateTaskSetRequest) (*CreateTaskSetResponse, error) {
+	return nil, unsupported("CreateTaskSet")
+}
+func (Unimplemented) DeleteAccountSetting(context.Context, *DeleteAccountSettingRequest) (*DeleteAccountSettingResponse, error) {
+	return nil, unsupported("DeleteAccountSetting")
+}
+func (Unimplemented) DeleteAttributes(context.Context, *DeleteAttributesRequest) (*DeleteAttributesResponse, error) {
+	return nil, unsupported("DeleteAttributes")
+}
+func (Unimplemented) DeleteCapacityProvider(context.Context, *DeleteCapacityProviderRequest) (*DeleteCapacityProviderResponse, error) {
+	return nil, unsupported("DeleteCapacityProvider")
+}
+func (Unimplemented) DeleteCluster(context.Context, *DeleteClusterRequest) (*DeleteClusterResponse, error) {
+	return nil, unsupported("DeleteCluster")
+}
+func (Unimplemented) DeleteDaemon(context.Context, *DeleteDaemonRequest) (*DeleteDaemonResponse, error) {
+	return nil, unsupported("DeleteDaemon")
+}
+func (Unimplemented) DeleteDaemonTaskDefinition(context.Context, *DeleteDaemonTaskDefinitionRequest) (*DeleteDaemonTaskDefinitionResponse, error) {
+	return nil, unsupported("DeleteDaemonTaskDefinition")
+}
+func (Unimplemented) DeleteExpressGatewayService(context.Context, *DeleteExpressGatewayServiceRequest) (*DeleteExpressGatewayServiceResponse, error) {
+	return nil, unsupported("DeleteExpressGatewayService")
+}
+func (Unimplemented) DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error) {
+	return nil, unsupported("DeleteService")
+}
+func (Unimplemented) DeleteTaskDefinitions(context.Context, *DeleteTaskDefinitionsRequest) (*DeleteTaskDefinitionsResponse, error) {
+	return nil, unsupported("DeleteTaskDefinitions")
+}
+func (Unimplemented) DeleteTaskSet(context.Context, *DeleteTaskSetRequest) (*DeleteTaskSetResponse, error) {
+	return nil, unsupported("DeleteTaskSet")
+}
+func (Unimplemented) DeregisterContainerInstance(context.Context, *DeregisterContainerInstanceRequest) (*DeregisterContainerInstanceResponse, error) {
+	return nil, unsupported("DeregisterContainerInstance")
+}
+func (Unimplemented) DeregisterTaskDefinition(context.Context, *DeregisterTaskDefinitionRequest) (*DeregisterTaskDefinitionResponse, error) {
+	return nil, unsupported("DeregisterTaskDefinition")
+}
+func (Unimplemented) DescribeCapacityProviders(context.Context, *DescribeCapacityProvidersRequest) (*DescribeCapacityProvidersResponse, error) {
+	return nil, unsupported("DescribeCapacityProviders")
+}
+func (Unimplemented) DescribeClusters(context.Context, *DescribeClustersRequest) (*DescribeClustersResponse, error) {
+	return nil, unsupported("DescribeClusters")
+}
+func (Unimplemented) DescribeContainerInstances(context.Context, *DescribeContainerInstancesRequest) (*DescribeContainerInstancesResponse, error) {
+	return nil, unsupported("DescribeContainerInstances")
+}
+func (Unimplemented) DescribeDaemon(context.Context, *DescribeDaemonRequest) (*DescribeDaemonResponse, error) {
+	return nil, unsupported("DescribeDaemon")
+}
+func (Unimplemented) DescribeDaemonDeployments(context.Context, *DescribeDaemonDeploymentsRequest) (*DescribeDaemonDeploymentsResponse, error) {
+	return nil, unsupported("DescribeDaemonDeployments")
+}
+func (Unimplemented) DescribeDaemonRevisions(context.Context, *DescribeDaemonRevisionsRequest) (*DescribeDaemonRevisionsResponse, error) {
+	return nil, unsupported("DescribeDaemonRevisions")
+}
+func (Unimplemented) DescribeDaemonTaskDefinition(context.Context, *DescribeDaemonTaskDefinitionRequest) (*DescribeDaemonTaskDefinitionResponse, error) {
+	return nil, unsupported("DescribeDaemonTaskDefinition")
+}
+func (Unimplemented) DescribeExpressGatewayService(context.Context, *DescribeExpressGatewayServiceRequest) (*DescribeExpressGatewayServiceResponse, error) {
+	return nil, unsupported("DescribeExpressGatewayService")
+}
+func (Unimplemented) DescribeServiceDeployments(context.Context, *DescribeServiceDeploymentsRequest) (*DescribeServiceDeploymentsResponse, error) {
+	return nil, unsupported("DescribeServiceDeployments")
+}
+func (Unimplemented) DescribeServiceRevisions(context.Context, *DescribeServiceRevisionsRequest) (*DescribeServiceRevisionsResponse, error) {
+	return nil, unsupported("DescribeServiceRevisions")
+}
+func (Unimplemented) DescribeServices(context.Context, *DescribeServicesRequest) (*DescribeServicesResponse, error) {
+	return nil, unsupported("DescribeServices")
+}
+func (Unimplemented) DescribeTaskDefinition(context.Context, *DescribeTaskDefinitionRequest) (*DescribeTaskDefinitionResponse, error) {
+	return nil, unsupported("DescribeTaskDefinition")
+}
+func (Unimplemented) DescribeTaskSets(context.Context, *DescribeTaskSetsRequest) (*DescribeTaskSetsResponse, error) {
+	return nil, unsupported("DescribeTaskSets")
+}
+func (Unimplemented) DescribeTasks(context.Context, *DescribeTasksRequest) (*DescribeTasksResponse, error) {
+	return nil, unsupported("DescribeTasks")
+}
+func (Unimplemented) DiscoverPollEndpoint(context.Context, *DiscoverPollEndpointRequest) (*DiscoverPollEndpointResponse, error) {
+	return nil, unsupported("DiscoverPollEndpoint")
+}
+func (Unimplemented) ExecuteCommand(context.Context, *ExecuteCommandRequest) (*ExecuteCommandResponse, error) {
+	return nil, unsupported("ExecuteCommand")
+}
+func (Unimplemented) GetTaskProtection(context.Context, *GetTaskProtectionRequest) (*GetTaskProtectionResponse, error) {
+	return nil, unsupported("GetTaskProtection")
+}
+func (Unimplemented) ListAccountSettings(context.Context, *ListAccountSettingsRequest) (*ListAccountSettingsResponse, error) {
+	return nil, unsupported("ListAccountSettings")
+}
+func (Unimplemented) ListAttributes(context.Context, *ListAttributesRequest) (*ListAttributesResponse, error) {
+	return nil, unsupported("ListAttributes")
+}
+func (Unimplemented) ListClusters(context.Context, *ListClustersRequest) (*ListClustersResponse, error) {
+	return nil, unsupported("ListClusters")
+}
+func (Unimplemented) ListContainerInstances(context.Context, *ListContainerInstancesRequest) (*ListContainerInstancesResponse, error) {
+	return nil, unsupported("ListContainerInstances")
+}
+func (Unimplemented) ListDaemonDeployments(context.Context, *ListDaemonDeploymentsRequest) (*ListDaemonDeploymentsResponse, error) {
+	return nil, unsupported("ListDaemonDeployments")
+}
+func (Unimplemented) ListDaemonTaskDefinitions(context.Context, *ListDaemonTaskDefinitionsRequest) (*ListDaemonTaskDefinitionsResponse, error) {
+	return nil, unsupported("ListDaemonTaskDefinitions")
+}
+func (Unimplemented) ListDaemons(context.Context, *ListDaemonsRequest) (*ListDaemonsResponse, error) {
+	return nil, unsupported("ListDaemons")
+}
+func (Unimplemented) ListServiceDeployments(context.Context, *ListServiceDeploymentsRequest) (*ListServiceDeploymentsResponse, error) {
+	return nil, unsupported("ListServiceDeployments")
+}
+func (Unimplemented) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, unsupported("ListServices")
+}
+func (Unimplemented) ListServicesByNamespace(context.Context, *ListServicesByNamespaceRequest) (*ListServicesByNamespaceResponse, error) {
+	return nil, unsupported("ListServicesByNamespace")
+}
+func (Unimplemented) ListTagsForResource(context.Context, *ListTagsForResourceRequest) (*ListTagsForResourceResponse, error) {
+	return nil, unsupported("ListTagsForResource")
+}
+func (Unimplemented) ListTaskDefinitionFamilies(context.Context, *ListTaskDefinitionFamiliesRequest) (*ListTaskDefinitionFamiliesResponse, error) {
+	return nil, unsupported("ListTaskDefinitionFamilies")
+}
+func (Unimplemented) ListTaskDefinitions(context.Context, *ListTaskDefinitionsRequest) (*ListTaskDefinitionsResponse, error) {
+	return nil, unsupported("ListTaskDefinitions")
+}
+func (Unimplemented) ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error) {
+	return nil, unsupported("ListTasks")
+}
+func (Unimplemented) PutAccountSetting(context.Context, *PutAccountSettingRequest) (*PutAccountSettingResponse, error) {
+	return nil, unsupported("PutAccountSetting")
+}
+func (Unimplemented) PutAccountSettingDefault(context.Context, *PutAccountSettingDefaultRequest) (*PutAccountSettingDefaultResponse, error) {
+	return nil, unsupported("PutAccountSettingDefault")
+}
+func (Unimplemented) PutAttributes(context.Context, *PutAttributesRequest) (*PutAttributesResponse, error) {
+	return nil, unsupported("PutAttributes")
+}
+func (Unimplemented) PutClusterCapacityProviders(context.Context, *PutClusterCapacityProvidersRequest) (*PutClusterCapacityProvidersResponse, error) {
+	return nil, unsupported("PutClusterCapacityProviders")
+}
+func (Unimplemented) RegisterContainerInstance(context.Context, *RegisterContainerInstanceRequest) (*RegisterContainerInstanceResponse, error) {
+	return nil, unsupported("RegisterContainerInstance")
+}
+func (Unimplemented) RegisterDaemonTaskDefinition(context.Context, *RegisterDaemonTaskDefinitionRequest) (*RegisterDaemonTaskDefinitionResponse, error) {
+	return nil, unsupported("RegisterDaemonTaskDefinition")
+}
+func (Unimplemented) RegisterTaskDefinition(context.Context, *RegisterTaskDefinitionRequest) (*RegisterTaskDefinitionResponse, error) {
+	return nil, unsupported("RegisterTaskDefinition")
+}
+func (Unimplemented) RunTask(context.Context, *RunTaskRequest) (*RunTaskResponse, error) {
+	return nil, unsupported("RunTask")
+}
+func (Unimplemented) StartTask(context.Context, *StartTaskRequest) (*StartTaskResponse, error) {
+	return nil, unsupported("StartTask")
+}
+func (Unimplemented) StopServiceDeployment(context.Context, *StopServiceDeploymentRequest) (*StopServiceDeploymentResponse, error) {
+	return nil, unsupported("StopServiceDeployment")
+}
+func (Unimplemented) StopTask(context.Context, *StopTaskRequest) (*StopTaskResponse, error) {
+	return nil, unsupported("StopTask")
+}
+func (Unimplemented) SubmitAttachmentStateChanges(context.Context, *SubmitAttachmentStateChangesRequest) (*SubmitAttachmentStateChangesResponse, error) {
+	return nil, unsupported("SubmitAttachmentStateChanges")
+}
+func (Unimplemented) SubmitContainerStateChange(context.Context, *SubmitContainerStateChangeRequest) (*SubmitContainerStateChangeResponse, error) {
+	return nil, unsupported("SubmitContainerStateChange")
+}
+func (Unimplemented) SubmitTaskStateChange(context.Context, *SubmitTaskStateChangeRequest) (*SubmitTaskStateChangeResponse, error) {
+	return nil, unsupported("SubmitTaskStateChange")
+}
+func (Unimplemented) TagResource(context.Context, *TagResourceRequest) (*TagResourceResponse, error) {
+	return nil, unsupported("TagResource")
+}
+func (Unimplemented) UntagResource(context.Context, *UntagResourceRequest) (*UntagResourceResponse, error) {
+	return nil, unsupported("UntagResource")
+}
+func (Unimplemented) UpdateCapacityProvider(context.Context, *UpdateCapacityProviderRequest) (*UpdateCapacityProviderResponse, error) {
+	return nil, unsupported("UpdateCapacityProvider")
+}
+func (Unimplemented) UpdateCluster(context.Context, *UpdateClusterRequest) (*UpdateClusterResponse, error) {
+	return nil, unsupported("UpdateCluster")
+}
+func (Unimplemented) UpdateClusterSettings(context.Context, *UpdateClusterSettingsRequest) (*UpdateClusterSettingsResponse, error) {
+	return nil, unsupported("UpdateClusterSettings")
+}
+func (Unimplemented) UpdateContainerAgent(context.Context, *UpdateContainerAgentRequest) (*UpdateContainerAgentResponse, error) {
+	return nil, unsupported("UpdateContainerAgent")
+}
+func (Unimplemented) UpdateContainerInstancesState(context.Context, *UpdateContainerInstancesStateRequest) (*UpdateContainerInstancesStateResponse, error) {
+	return nil, unsupported("UpdateContainerInstancesState")
+}
+func (Unimplemented) UpdateDaemon(context.Context, *UpdateDaemonRequest) (*UpdateDaemonResponse, error) {
+	return nil, unsupported("UpdateDaemon")
+}
+func (Unimplemented) UpdateExpressGatewayService(context.Context, *UpdateExpressGatewayServiceRequest) (*UpdateExpressGatewayServiceResponse, error) {
+	return nil, unsupported("UpdateExpressGatewayService")
+}
+func (Unimplemented) UpdateService(context.Context, *UpdateServiceRequest) (*UpdateServiceResponse, error) {
+	return nil, unsupported("UpdateService")
+}
+func (Unimplemented) UpdateServicePrimaryTaskSet(context.Context, *UpdateServicePrimaryTaskSetRequest) (*UpdateServicePrimaryTaskSetResponse, error) {
+	return nil, unsupported("UpdateServicePrimaryTaskSet")
+}
+func (Unimplemented) UpdateTaskProtection(context.Context, *UpdateTaskProtectionRequest) (*UpdateTaskProtectionResponse, error) {
+	return nil, unsupported("UpdateTaskProtection")
+}
+func (Unimplemented) UpdateTaskSet(context.Context, *UpdateTaskSetRequest) (*UpdateTaskSetResponse, error) {
+	return nil, unsupported("UpdateTaskSet")
+}
+
+func unsupported(op string) error {
+	return api.ClientError("UnsupportedFeatureException", "Wharf does not support the "+op+" operation yet")
+}
+
 // Operations returns the operation table of s, keyed by operation name.
 func Operations(s API) map[string]api.Operation {
 	return map[string]api.Operation{

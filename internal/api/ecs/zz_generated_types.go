@@ -405,7 +405,7 @@ type ClusterSetting struct {
 type ClusterSettingName string
 
 const (
-	ClusterSettingNameContainerinsights ClusterSettingName = "containerInsights"
+	ClusterSettingNameContainerInsights ClusterSettingName = "containerInsights"
 )
 
 // Values returns every value of ClusterSettingName.
@@ -2249,7 +2249,7 @@ type ManagedAgent struct {
 type ManagedAgentName string
 
 const (
-	ManagedAgentNameExecutecommandagent ManagedAgentName = "ExecuteCommandAgent"
+	ManagedAgentNameExecuteCommandAgent ManagedAgentName = "ExecuteCommandAgent"
 )
 
 // Values returns every value of ManagedAgentName.
@@ -2561,8 +2561,8 @@ type PlacementConstraint struct {
 type PlacementConstraintType string
 
 const (
-	PlacementConstraintTypeDistinctinstance PlacementConstraintType = "distinctInstance"
-	PlacementConstraintTypeMemberof         PlacementConstraintType = "memberOf"
+	PlacementConstraintTypeDistinctInstance PlacementConstraintType = "distinctInstance"
+	PlacementConstraintTypeMemberOf         PlacementConstraintType = "memberOf"
 )
 
 // Values returns every value of PlacementConstraintType.
@@ -2794,7 +2794,7 @@ type ResourceType string
 
 const (
 	ResourceTypeGpu                  ResourceType = "GPU"
-	ResourceTypeInferenceaccelerator ResourceType = "InferenceAccelerator"
+	ResourceTypeInferenceAccelerator ResourceType = "InferenceAccelerator"
 )
 
 // Values returns every value of ResourceType.
@@ -3219,17 +3219,17 @@ type Setting struct {
 type SettingName string
 
 const (
-	SettingNameServicelongarnformat            SettingName = "serviceLongArnFormat"
-	SettingNameTasklongarnformat               SettingName = "taskLongArnFormat"
-	SettingNameContainerinstancelongarnformat  SettingName = "containerInstanceLongArnFormat"
-	SettingNameAwsvpctrunking                  SettingName = "awsvpcTrunking"
-	SettingNameContainerinsights               SettingName = "containerInsights"
-	SettingNameFargatefipsmode                 SettingName = "fargateFIPSMode"
-	SettingNameTagresourceauthorization        SettingName = "tagResourceAuthorization"
-	SettingNameFargatetaskretirementwaitperiod SettingName = "fargateTaskRetirementWaitPeriod"
-	SettingNameGuarddutyactivate               SettingName = "guardDutyActivate"
-	SettingNameDefaultlogdrivermode            SettingName = "defaultLogDriverMode"
-	SettingNameFargateeventwindows             SettingName = "fargateEventWindows"
+	SettingNameServiceLongArnFormat            SettingName = "serviceLongArnFormat"
+	SettingNameTaskLongArnFormat               SettingName = "taskLongArnFormat"
+	SettingNameContainerInstanceLongArnFormat  SettingName = "containerInstanceLongArnFormat"
+	SettingNameAwsvpcTrunking                  SettingName = "awsvpcTrunking"
+	SettingNameContainerInsights               SettingName = "containerInsights"
+	SettingNameFargateFIPSMode                 SettingName = "fargateFIPSMode"
+	SettingNameTagResourceAuthorization        SettingName = "tagResourceAuthorization"
+	SettingNameFargateTaskRetirementWaitPeriod SettingName = "fargateTaskRetirementWaitPeriod"
+	SettingNameGuardDutyActivate               SettingName = "guardDutyActivate"
+	SettingNameDefaultLogDriverMode            SettingName = "defaultLogDriverMode"
+	SettingNameFargateEventWindows             SettingName = "fargateEventWindows"
 )
 
 // Values returns every value of SettingName.
@@ -3496,7 +3496,7 @@ type TaskDefinitionPlacementConstraint struct {
 type TaskDefinitionPlacementConstraintType string
 
 const (
-	TaskDefinitionPlacementConstraintTypeMemberof TaskDefinitionPlacementConstraintType = "memberOf"
+	TaskDefinitionPlacementConstraintTypeMemberOf TaskDefinitionPlacementConstraintType = "memberOf"
 )
 
 // Values returns every value of TaskDefinitionPlacementConstraintType.
@@ -3620,12 +3620,12 @@ var taskSetFieldValues = []string{"TAGS"}
 type TaskStopCode string
 
 const (
-	TaskStopCodeTaskfailedtostart         TaskStopCode = "TaskFailedToStart"
-	TaskStopCodeEssentialcontainerexited  TaskStopCode = "EssentialContainerExited"
-	TaskStopCodeUserinitiated             TaskStopCode = "UserInitiated"
-	TaskStopCodeServiceschedulerinitiated TaskStopCode = "ServiceSchedulerInitiated"
-	TaskStopCodeSpotinterruption          TaskStopCode = "SpotInterruption"
-	TaskStopCodeTerminationnotice         TaskStopCode = "TerminationNotice"
+	TaskStopCodeTaskFailedToStart         TaskStopCode = "TaskFailedToStart"
+	TaskStopCodeEssentialContainerExited  TaskStopCode = "EssentialContainerExited"
+	TaskStopCodeUserInitiated             TaskStopCode = "UserInitiated"
+	TaskStopCodeServiceSchedulerInitiated TaskStopCode = "ServiceSchedulerInitiated"
+	TaskStopCodeSpotInterruption          TaskStopCode = "SpotInterruption"
+	TaskStopCodeTerminationNotice         TaskStopCode = "TerminationNotice"
 )
 
 // Values returns every value of TaskStopCode.

@@ -3,4 +3,4 @@
 // model.
 package servicediscovery
 
-//go:generate go run ../../../tools/apigen -service servicediscovery -package servicediscovery -invalid-code InvalidInput -out .
+//go:generate go run ../../../tools/apigen -service servicediscovery -package servicediscovery -invalid-code InvalidInput -unsupported-code InvalidInput -out .

@@ -50,6 +50,105 @@ type API interface {
 	UpdateServiceAttributes(ctx context.Context, in *UpdateServiceAttributesRequest) (*UpdateServiceAttributesResponse, error)
 }
 
+// Unimplemented answers every operation with an error; embed it in an
+// implementation that serves a subset of the API.
+type Unimplemented struct{}
+
+func (Unimplemented) CreateHttpNamespace(context.Context, *CreateHttpNamespaceRequest) (*CreateHttpNamespaceResponse, error) {
+	return nil, unsupported("CreateHttpNamespace")
+}
+func (Unimplemented) CreatePrivateDnsNamespace(context.Context, *CreatePrivateDnsNamespaceRequest) (*CreatePrivateDnsNamespaceResponse, error) {
+	return nil, unsupported("CreatePrivateDnsNamespace")
+}
+func (Unimplemented) CreatePublicDnsNamespace(context.Context, *CreatePublicDnsNamespaceRequest) (*CreatePublicDnsNamespaceResponse, error) {
+	return nil, unsupported("CreatePublicDnsNamespace")
+}
+func (Unimplemented) CreateService(context.Context, *CreateServiceRequest) (*CreateServiceResponse, error) {
+	return nil, unsupported("CreateService")
+}
+func (Unimplemented) DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error) {
+	return nil, unsupported("DeleteNamespace")
+}
+func (Unimplemented) DeleteService(context.Context, *DeleteServiceRequest) (*DeleteServiceResponse, error) {
+	return nil, unsupported("DeleteService")
+}
+func (Unimplemented) DeleteServiceAttributes(context.Context, *DeleteServiceAttributesRequest) (*DeleteServiceAttributesResponse, error) {
+	return nil, unsupported("DeleteServiceAttributes")
+}
+func (Unimplemented) DeregisterInstance(context.Context, *DeregisterInstanceRequest) (*DeregisterInstanceResponse, error) {
+	return nil, unsupported("DeregisterInstance")
+}
+func (Unimplemented) DiscoverInstances(context.Context, *DiscoverInstancesRequest) (*DiscoverInstancesResponse, error) {
+	return nil, unsupported("DiscoverInstances")
+}
+func (Unimplemented) DiscoverInstancesRevision(context.Context, *DiscoverInstancesRevisionRequest) (*DiscoverInstancesRevisionResponse, error) {
+	return nil, unsupported("DiscoverInstancesRevision")
+}
+func (Unimplemented) GetInstance(context.Context, *GetInstanceRequest) (*GetInstanceResponse, error) {
+	return nil, unsupported("GetInstance")
+}
+func (Unimplemented) GetInstancesHealthStatus(context.Context, *GetInstancesHealthStatusRequest) (*GetInstancesHealthStatusResponse, error) {
+	return nil, unsupported("GetInstancesHealthStatus")
+}
+func (Unimplemented) GetNamespace(context.Context, *GetNamespaceRequest) (*GetNamespaceResponse, error) {
+	return nil, unsupported("GetNamespace")
+}
+func (Unimplemented) GetOperation(context.Context, *GetOperationRequest) (*GetOperationResponse, error) {
+	return nil, unsupported("GetOperation")
+}
+func (Unimplemented) GetService(context.Context, *GetServiceRequest) (*GetServiceResponse, error) {
+	return nil, unsupported("GetService")
+}
+func (Unimplemented) GetServiceAttributes(context.Context, *GetServiceAttributesRequest) (*GetServiceAttributesResponse, error) {
+	return nil, unsupported("GetServiceAttributes")
+}
+func (Unimplemented) ListInstances(context.Context, *ListInstancesRequest) (*ListInstancesResponse, error) {
+	return nil, unsupported("ListInstances")
+}
+func (Unimplemented) ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error) {
+	return nil, unsupported("ListNamespaces")
+}
+func (Unimplemented) ListOperations(context.Context, *ListOperationsRequest) (*ListOperationsResponse, error) {
+	return nil, unsupported("ListOperations")
+}
+func (Unimplemented) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, unsupported("ListServices")
+}
+func (Unimplemented) ListTagsForResource(context.Context, *ListTagsForResourceRequest) (*ListTagsForResourceResponse, error) {
+	return nil, unsupported("ListTagsForResource")
+}
+func (Unimplemented) RegisterInstance(context.Context, *RegisterInstanceRequest) (*RegisterInstanceResponse, error) {
+	return nil, unsupported("RegisterInstance")
+}
+func (Unimplemented) TagResource(context.Context, *TagResourceRequest) (*TagResourceResponse, error) {
+	return nil, unsupported("TagResource")
+}
+func (Unimplemented) UntagResource(context.Context, *UntagResourceRequest) (*UntagResourceResponse, error) {
+	return nil, unsupported("UntagResource")
+}
+func (Unimplemented) UpdateHttpNamespace(context.Context, *UpdateHttpNamespaceRequest) (*UpdateHttpNamespaceResponse, error) {
+	return nil, unsupported("UpdateHttpNamespace")
+}
+func (Unimplemented) UpdateInstanceCustomHealthStatus(context.Context, *UpdateInstanceCustomHealthStatusRequest) (*struct{}, error) {
+	return nil, unsupported("UpdateInstanceCustomHealthStatus")
+}
+func (Unimplemented) UpdatePrivateDnsNamespace(context.Context, *UpdatePrivateDnsNamespaceRequest) (*UpdatePrivateDnsNamespaceResponse, error) {
+	return nil, unsupported("UpdatePrivateDnsNamespace")
+}
+func (Unimplemented) UpdatePublicDnsNamespace(context.Context, *UpdatePublicDnsNamespaceRequest) (*UpdatePublicDnsNamespaceResponse, error) {
+	return nil, unsupported("UpdatePublicDnsNamespace")
+}
+func (Unimplemented) UpdateService(context.Context, *UpdateServiceRequest) (*UpdateServiceResponse, error) {
+	return nil, unsupported("UpdateService")
+}
+func (Unimplemented) UpdateServiceAttributes(context.Context, *UpdateServiceAttributesRequest) (*UpdateServiceAttributesResponse, error) {
+	return nil, unsupported("UpdateServiceAttributes")
+}
+
+func unsupported(op string) error {
+	return api.ClientError("InvalidInput", "Wharf does not support the "+op+" operation yet")
+}
+
 // Operations returns the operation table of s, keyed by operation name.
 func Operations(s API) map[string]api.Operation {
 	return map[string]api.Operation{

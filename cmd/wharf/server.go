@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/server"
+)
+
+// serverFlags are the control plane's flags, shared by `server` and `dev`.
+type serverFlags struct {
+	listen          string
+	dataDir         string
+	etcdEndpoints   string
+	etcdPrefix      string
+	account         string
+	region          string
+	accessKeyID     string
+	secretAccessKey string
+	credentialsFile string
+	maxClockSkew    time.Duration
+	maxBodyBytes    int64
+	readRate        float64
+	writeRate       float64
+	retention       time.Duration
+	log             logFlags
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
+	fs.StringVar(&f.listen, "listen", listen, "address of the API endpoint, host:port; port 0 picks a free port")
+	fs.StringVar(&f.dataDir, "data-dir", dataDir, "directory for state: the embedded etcd's data (and, in dev mode, keys and the env file)")
+	fs.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated client URLs of an external etcd cluster; empty runs an embedded etcd under --data-dir")
+	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "/wharf", "key prefix in etcd, to share one etcd between installations")
+	fs.StringVar(&f.account, "account-id", "000000000000", "12-digit AWS account id used in ARNs")
+	fs.StringVar(&f.region, "region", "us-east-1", "default region; signed requests are served for whatever region they are signed for")
+	fs.StringVar(&f.accessKeyID, "access-key-id", "", "access key id clients sign requests with")
+	fs.StringVar(&f.secretAccessKey, "secret-access-key", "", "secret of --access-key-id (prefer WHARF_SECRET_ACCESS_KEY or --credentials-file over the command line)")
+	fs.StringVar(&f.credentialsFile, "credentials-file", "", `JSON file of access keys: {"AKID": "secret", ...}`)
+	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 15*time.Minute, "how far a request's signing time may be from the server's clock")
+	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted")
+	fs.Float64Var(&f.readRate, "read-rate", 500, "read requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
+	fs.Float64Var(&f.writeRate, "write-rate", 200, "mutating requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
+	fs.DurationVar(&f.retention, "retention", time.Hour, "how long stopped tasks and deleted clusters, services and instances stay describable")
+	f.log.register(fs)
+}
+
+// credentials gathers the configured access keys.
+func (f *serverFlags) credentials() (awsproto.StaticCredentials, error) {
+	creds := awsproto.StaticCredentials{}
+	if f.credentialsFile != "" {
+		b, err := os.ReadFile(f.credentialsFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --credentials-file: %w", err)
+		}
+		if err := json.Unmarshal(b, &creds); err != nil {
+			return nil, fmt.Errorf("--credentials-file %s must be a JSON object of access key id to secret: %w", f.credentialsFile, err)
+		}
+	}
+	if (f.accessKeyID == "") != (f.secretAccessKey == "") {
+		return nil, fmt.Errorf("--access-key-id and --secret-access-key go together")
+	}
+	if f.accessKeyID != "" {
+		creds[f.accessKeyID] = f.secretAccessKey
+	}
+	return creds, nil
+}
+
+func (f *serverFlags) config() (server.Config, error) {
+	logger, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return server.Config{}, err
+	}
+	creds, err := f.credentials()
+	if err != nil {
+		return server.Config{}, err
+	}
+	cfg := server.Config{
+		Listen:       f.listen,
+		Account:      f.account,
+		Region:       f.region,
+		MaxClockSkew: f.maxClockSkew,
+		Limits: awsproto.Limits{
+			MaxBodyBytes: f.maxBodyBytes,
+			ReadRate:     f.readRate, ReadBurst: int(2 * f.readRate),
+			WriteRate: f.writeRate, WriteBurst: int(2 * f.writeRate),
+		},
+		Retention: f.retention,
+		Logger:    logger,
+	}
+	if len(creds) > 0 {
+		cfg.Credentials = creds
+	}
+	cfg.Store.Prefix = f.etcdPrefix
+	if f.etcdEndpoints != "" {
+		for _, e := range strings.Split(f.etcdEndpoints, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				cfg.Store.Endpoints = append(cfg.Store.Endpoints, e)
+			}
+		}
+	} else {
+		if f.dataDir == "" {
+			return server.Config{}, fmt.Errorf("give --data-dir for the embedded etcd, or --etcd-endpoints for an external cluster")
+		}
+		cfg.Store.DataDir = f.dataDir
+	}
+	return cfg, nil
+}
+
+func runServer(ctx context.Context, args []string) error {
+	var f serverFlags
+	fs := flagSet("server", "Run the Wharf control plane: the ECS API on an etcd store. Several servers may\nshare one etcd cluster (--etcd-endpoints).")
+	f.register(fs, "127.0.0.1:4566", "")
+	if err := parse(fs, args); err != nil {
+		return helpRequested(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}

@@ -1,0 +1,377 @@
+package ecs
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// clusterName resolves a cluster reference (name, ARN or empty for
+// "default") to a name.
+func (s *Service) clusterName(c call, ref string) (string, error) {
+	if ref == "" {
+		return "default", nil
+	}
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		name, isCluster := strings.CutPrefix(res, "cluster/")
+		if !ok || !isCluster {
+			return "", invalidParameter("%q is not a cluster ARN of account %s in region %s.", ref, s.account, c.region)
+		}
+		ref = name
+	}
+	if !namePattern.MatchString(ref) {
+		return "", invalidParameter("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref)
+	}
+	return ref, nil
+}
+
+// activeCluster reads a cluster inside tx and fails unless it is ACTIVE.
+func (s *Service) activeCluster(tx *store.Tx, c call, ref string) (*clusterRecord, error) {
+	name, err := s.clusterName(c, ref)
+	if err != nil {
+		return nil, err
+	}
+	var r clusterRecord
+	ok, err := tx.Get(c.key("clusters", name), &r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || r.Status != "ACTIVE" {
+		return nil, clusterNotFound(name)
+	}
+	return &r, nil
+}
+
+// CreateCluster creates a cluster, or returns the existing ACTIVE one.
+func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterRequest) (*ecsapi.CreateClusterResponse, error) {
+	c := s.call(ctx)
+	name := in.ClusterName
+	if name == "" {
+		name = "default"
+	}
+	if !namePattern.MatchString(name) {
+		return nil, invalidParameter("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", name)
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkClusterSettings(in.Settings); err != nil {
+		return nil, err
+	}
+	var out clusterRecord
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		k := c.key("clusters", name)
+		var r clusterRecord
+		if ok, err := tx.Get(k, &r); err != nil || (ok && r.Status == "ACTIVE") {
+			out = r
+			return err
+		}
+		settings := in.Settings
+		if len(settings) == 0 {
+			settings = []ecsapi.ClusterSetting{{Name: ecsapi.ClusterSettingNameContainerInsights, Value: "disabled"}}
+		}
+		out = clusterRecord{Cluster: ecsapi.Cluster{
+			ClusterArn:                      s.arn(c, "cluster/"+name),
+			ClusterName:                     name,
+			Status:                          "ACTIVE",
+			Tags:                            in.Tags,
+			Settings:                        settings,
+			Configuration:                   in.Configuration,
+			CapacityProviders:               in.CapacityProviders,
+			DefaultCapacityProviderStrategy: in.DefaultCapacityProviderStrategy,
+			ServiceConnectDefaults:          serviceConnectDefaults(in.ServiceConnectDefaults),
+		}}
+		if err := markRegion(tx, c); err != nil {
+			return err
+		}
+		return tx.Put(k, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cl := out.Cluster
+	return &ecsapi.CreateClusterResponse{Cluster: &cl}, nil
+}
+
+func serviceConnectDefaults(r *ecsapi.ClusterServiceConnectDefaultsRequest) *ecsapi.ClusterServiceConnectDefaults {
+	if r == nil {
+		return nil
+	}
+	return &ecsapi.ClusterServiceConnectDefaults{Namespace: r.Namespace}
+}
+
+func checkClusterSettings(settings []ecsapi.ClusterSetting) error {
+	for _, st := range settings {
+		if st.Name == ecsapi.ClusterSettingNameContainerInsights && !contains([]string{"enabled", "disabled", "enhanced"}, st.Value) {
+			return invalidParameter("containerInsights must be enabled, enhanced or disabled, not %q.", st.Value)
+		}
+	}
+	return nil
+}
+
+// DescribeClusters describes clusters, reporting unknown ones as failures.
+func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClustersRequest) (*ecsapi.DescribeClustersResponse, error) {
+	c := s.call(ctx)
+	refs := in.Clusters
+	if len(refs) == 0 {
+		refs = []string{"default"}
+	}
+	if len(refs) > 100 {
+		return nil, invalidParameter("At most 100 clusters can be described at once.")
+	}
+	include := map[ecsapi.ClusterField]bool{}
+	for _, f := range in.Include {
+		include[f] = true
+	}
+	out := &ecsapi.DescribeClustersResponse{Clusters: []ecsapi.Cluster{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range refs {
+		name, err := s.clusterName(c, ref)
+		if err != nil {
+			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+			continue
+		}
+		var r clusterRecord
+		ok, err := s.st.Get(ctx, c.key("clusters", name), &r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out.Failures = append(out.Failures, failureOf(s.arn(c, "cluster/"+name), "MISSING", ""))
+			continue
+		}
+		cl := r.Cluster
+		if err := s.clusterCounts(ctx, c, &cl, include[ecsapi.ClusterFieldStatistics]); err != nil {
+			return nil, err
+		}
+		if !include[ecsapi.ClusterFieldTags] {
+			cl.Tags = nil
+		}
+		if !include[ecsapi.ClusterFieldSettings] {
+			cl.Settings = nil
+		}
+		if !include[ecsapi.ClusterFieldConfigurations] {
+			cl.Configuration = nil
+		}
+		out.Clusters = append(out.Clusters, cl)
+	}
+	return out, nil
+}
+
+// clusterCounts fills the counts ECS reports on a cluster.
+func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster, statistics bool) error {
+	if cl.Status != "ACTIVE" {
+		return nil
+	}
+	instances, err := s.st.List(ctx, c.key("instances", cl.ClusterName)+"/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range instances {
+		var r instanceRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return err
+		}
+		if r.Status == "INACTIVE" {
+			continue
+		}
+		cl.RegisteredContainerInstancesCount++
+		cl.RunningTasksCount += r.RunningTasksCount
+		cl.PendingTasksCount += r.PendingTasksCount
+	}
+	services, err := s.st.List(ctx, c.key("services", cl.ClusterName)+"/")
+	if err != nil {
+		return err
+	}
+	var draining int32
+	for _, kv := range services {
+		var r serviceRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return err
+		}
+		switch r.Status {
+		case "ACTIVE":
+			cl.ActiveServicesCount++
+		case "DRAINING":
+			draining++
+		}
+	}
+	if statistics {
+		stat := func(k string, v int32) ecsapi.KeyValuePair {
+			return ecsapi.KeyValuePair{Name: k, Value: strconv.Itoa(int(v))}
+		}
+		cl.Statistics = []ecsapi.KeyValuePair{
+			stat("runningEC2TasksCount", cl.RunningTasksCount),
+			stat("runningFargateTasksCount", 0),
+			stat("pendingEC2TasksCount", cl.PendingTasksCount),
+			stat("pendingFargateTasksCount", 0),
+			stat("activeEC2ServiceCount", cl.ActiveServicesCount),
+			stat("activeFargateServiceCount", 0),
+			stat("drainingEC2ServiceCount", draining),
+			stat("drainingFargateServiceCount", 0),
+		}
+	}
+	return nil
+}
+
+// ListClusters lists the ARNs of ACTIVE clusters.
+func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersRequest) (*ecsapi.ListClustersResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	scope := "ListClusters/" + c.region
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	arns, last, more, err := scan(ctx, s.st, c.key("clusters")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+		var r clusterRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return "", false, err
+		}
+		return r.ClusterArn, r.Status == "ACTIVE", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListClustersResponse{ClusterArns: arns, NextToken: s.next(scope, last, more)}, nil
+}
+
+// UpdateCluster changes a cluster's settings, configuration and Service
+// Connect defaults.
+func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterRequest) (*ecsapi.UpdateClusterResponse, error) {
+	c := s.call(ctx)
+	if err := checkClusterSettings(in.Settings); err != nil {
+		return nil, err
+	}
+	cl, err := s.updateCluster(ctx, c, in.Cluster, func(r *clusterRecord) {
+		r.Settings = mergeSettings(r.Settings, in.Settings)
+		if in.Configuration != nil {
+			r.Configuration = in.Configuration
+		}
+		if in.ServiceConnectDefaults != nil {
+			r.ServiceConnectDefaults = serviceConnectDefaults(in.ServiceConnectDefaults)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.UpdateClusterResponse{Cluster: cl}, nil
+}
+
+// UpdateClusterSettings changes a cluster's settings.
+func (s *Service) UpdateClusterSettings(ctx context.Context, in *ecsapi.UpdateClusterSettingsRequest) (*ecsapi.UpdateClusterSettingsResponse, error) {
+	c := s.call(ctx)
+	if err := checkClusterSettings(in.Settings); err != nil {
+		return nil, err
+	}
+	cl, err := s.updateCluster(ctx, c, in.Cluster, func(r *clusterRecord) {
+		r.Settings = mergeSettings(r.Settings, in.Settings)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.UpdateClusterSettingsResponse{Cluster: cl}, nil
+}
+
+func (s *Service) updateCluster(ctx context.Context, c call, ref string, change func(*clusterRecord)) (*ecsapi.Cluster, error) {
+	var out ecsapi.Cluster
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		r, err := s.activeCluster(tx, c, ref)
+		if err != nil {
+			return err
+		}
+		change(r)
+		out = r.Cluster
+		return tx.Put(c.key("clusters", r.ClusterName), r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func mergeSettings(have, set []ecsapi.ClusterSetting) []ecsapi.ClusterSetting {
+	out := append([]ecsapi.ClusterSetting(nil), have...)
+	for _, st := range set {
+		replaced := false
+		for i := range out {
+			if out[i].Name == st.Name {
+				out[i].Value, replaced = st.Value, true
+			}
+		}
+		if !replaced {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// DeleteCluster marks an empty cluster INACTIVE. It is refused while the
+// cluster has container instances, services or tasks.
+func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterRequest) (*ecsapi.DeleteClusterResponse, error) {
+	c := s.call(ctx)
+	var out ecsapi.Cluster
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		r, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		name := r.ClusterName
+		instances, err := tx.List(c.key("instances", name) + "/")
+		if err != nil {
+			return err
+		}
+		for _, kv := range instances {
+			var ir instanceRecord
+			if err := decodeKV(kv, &ir); err != nil {
+				return err
+			}
+			if ir.Status != "INACTIVE" {
+				return clientCode("ClusterContainsContainerInstancesException", "The Cluster cannot be deleted while Container Instances are active or draining. Deregister them with `aws ecs deregister-container-instance` first.")
+			}
+		}
+		services, err := tx.List(c.key("services", name) + "/")
+		if err != nil {
+			return err
+		}
+		for _, kv := range services {
+			var sr serviceRecord
+			if err := decodeKV(kv, &sr); err != nil {
+				return err
+			}
+			if sr.Status != "INACTIVE" {
+				return clientCode("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active. Delete them with `aws ecs delete-service --force` first.")
+			}
+		}
+		tasks, err := tx.List(c.key("tasks", name) + "/")
+		if err != nil {
+			return err
+		}
+		for _, kv := range tasks {
+			var tr taskRecord
+			if err := decodeKV(kv, &tr); err != nil {
+				return err
+			}
+			if tr.LastStatus != "STOPPED" {
+				return clientCode("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active. Stop them with `aws ecs stop-task` first.")
+			}
+		}
+		now := c.now
+		r.Status, r.InactiveAt = "INACTIVE", &now
+		out = r.Cluster
+		return tx.Put(c.key("clusters", name), r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.DeleteClusterResponse{Cluster: &out}, nil
+}

@@ -1,0 +1,725 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/scheduler/cql"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// Ports the ECS agent reserves on every instance unless told otherwise.
+var defaultReservedPorts = []string{"22", "2375", "2376", "51678", "51679"}
+
+var (
+	attrNamePattern  = regexp.MustCompile(`^[a-zA-Z0-9_./\\-]{1,128}$`)
+	attrValuePattern = regexp.MustCompile(`^[a-zA-Z0-9_./\\@: -]{1,128}$`)
+	ec2IDPattern     = regexp.MustCompile(`^[a-zA-Z0-9-]{1,64}$`)
+)
+
+// identityDocument is the part of an EC2 instance identity document Wharf
+// reads.
+type identityDocument struct {
+	InstanceID       string `json:"instanceId"`
+	InstanceType     string `json:"instanceType"`
+	AvailabilityZone string `json:"availabilityZone"`
+	PrivateIP        string `json:"privateIp"`
+	ImageID          string `json:"imageId"`
+}
+
+func checkAttribute(a ecsapi.Attribute) error {
+	if !attrNamePattern.MatchString(a.Name) {
+		return invalidParameter("Attribute name %q is invalid: 1-128 letters, numbers, hyphens, underscores, slashes, back slashes or periods.", a.Name)
+	}
+	if a.Value != "" && (!attrValuePattern.MatchString(a.Value) || strings.TrimSpace(a.Value) != a.Value) {
+		return invalidParameter("Attribute value %q of %q is invalid: 1-128 letters, numbers, hyphens, underscores, periods, at signs, slashes, back slashes, colons or inner spaces.", a.Value, a.Name)
+	}
+	return nil
+}
+
+func isBuiltinAttribute(name string) bool {
+	return strings.HasPrefix(name, "ecs.") || strings.HasPrefix(name, "com.amazonaws.ecs.")
+}
+
+// setAttribute adds or replaces an attribute by name.
+func setAttribute(attrs []ecsapi.Attribute, a ecsapi.Attribute) []ecsapi.Attribute {
+	a.TargetId, a.TargetType = "", ""
+	for i := range attrs {
+		if attrs[i].Name == a.Name {
+			attrs[i] = a
+			return attrs
+		}
+	}
+	return append(attrs, a)
+}
+
+func attribute(attrs []ecsapi.Attribute, name string) (string, bool) {
+	for _, a := range attrs {
+		if a.Name == name {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+// RegisterContainerInstance registers a node, or re-registers a known one.
+func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.RegisterContainerInstanceRequest) (*ecsapi.RegisterContainerInstanceResponse, error) {
+	c := s.call(ctx)
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	var doc identityDocument
+	if in.InstanceIdentityDocument != "" {
+		if err := json.Unmarshal([]byte(in.InstanceIdentityDocument), &doc); err != nil {
+			return nil, invalidParameter("instanceIdentityDocument is not a JSON instance identity document: %v.", err)
+		}
+		if doc.InstanceID != "" && !ec2IDPattern.MatchString(doc.InstanceID) {
+			return nil, invalidParameter("instanceId %q in the instance identity document is invalid.", doc.InstanceID)
+		}
+	}
+	for _, a := range in.Attributes {
+		if err := checkAttribute(a); err != nil {
+			return nil, err
+		}
+	}
+	registered, err := totalResources(in.TotalResources)
+	if err != nil {
+		return nil, err
+	}
+	var out ecsapi.ContainerInstance
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		existing, err := s.reregistration(tx, c, cl.ClusterName, in.ContainerInstanceArn, doc.InstanceID)
+		if err != nil {
+			return err
+		}
+		r := existing
+		if r == nil {
+			id := newID()
+			ec2ID := doc.InstanceID
+			if ec2ID == "" {
+				ec2ID = "i-" + newID()[:17]
+			}
+			r = &instanceRecord{ContainerInstance: ecsapi.ContainerInstance{
+				ContainerInstanceArn: s.arn(c, "container-instance/"+cl.ClusterName+"/"+id),
+				Ec2InstanceId:        ec2ID,
+				RegisteredAt:         callTime(c),
+				Tags:                 in.Tags,
+			}}
+		} else if len(in.Tags) > 0 {
+			r.Tags = mergeTags(r.Tags, in.Tags)
+		}
+		r.Status, r.InactiveAt, r.StatusReason = "ACTIVE", nil, ""
+		r.AgentConnected = true
+		r.VersionInfo = in.VersionInfo
+		if r.VersionInfo == nil {
+			r.VersionInfo = &ecsapi.VersionInfo{}
+		}
+		r.Version++
+		reserved := reservedOn(existing)
+		r.RegisteredResources = registered
+		r.RemainingResources = remaining(registered, reserved)
+		r.Attributes = s.instanceAttributes(c, r.Attributes, in.Attributes, doc)
+		if existing != nil {
+			if err := s.checkOwnTasksFit(r); err != nil {
+				return err
+			}
+		}
+		out = r.ContainerInstance
+		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &out}, nil
+}
+
+// reregistration finds the instance a registration renews: the one its ARN
+// names, or the ACTIVE one with the same EC2 instance id.
+func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID string) (*instanceRecord, error) {
+	if arn != "" {
+		r, err := s.findInstance(tx, c, cluster, arn)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			return nil, invalidParameter("Container instance %q is not registered in cluster %q; leave out containerInstanceArn to register a new one.", arn, cluster)
+		}
+		return r, nil
+	}
+	if ec2ID == "" {
+		return nil, nil
+	}
+	kvs, err := tx.List(c.key("instances", cluster) + "/")
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
+		var r instanceRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return nil, err
+		}
+		if r.Ec2InstanceId == ec2ID && r.Status != "INACTIVE" {
+			return &r, nil
+		}
+	}
+	return nil, nil
+}
+
+// checkOwnTasksFit refuses a re-registration that shrinks an instance below
+// what its tasks hold.
+func (s *Service) checkOwnTasksFit(r *instanceRecord) error {
+	for _, name := range []string{"CPU", "MEMORY"} {
+		if res := resource(r.RemainingResources, name); res != nil && res.IntegerValue < 0 {
+			return invalidParameter("The new %s of container instance %s is less than its running tasks hold; stop tasks first.", name, r.ContainerInstanceArn)
+		}
+	}
+	return nil
+}
+
+// reservedOn returns what an instance's tasks hold: registered minus
+// remaining.
+func reservedOn(r *instanceRecord) (reserved struct {
+	cpu, mem   int32
+	ports, udp []string
+}) {
+	if r == nil {
+		return reserved
+	}
+	get := func(rs []ecsapi.Resource, n string) *ecsapi.Resource {
+		if x := resource(rs, n); x != nil {
+			return x
+		}
+		return &ecsapi.Resource{}
+	}
+	reserved.cpu = get(r.RegisteredResources, "CPU").IntegerValue - get(r.RemainingResources, "CPU").IntegerValue
+	reserved.mem = get(r.RegisteredResources, "MEMORY").IntegerValue - get(r.RemainingResources, "MEMORY").IntegerValue
+	minus := func(all, base []string) []string {
+		var out []string
+		for _, p := range all {
+			if !contains(base, p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	reserved.ports = minus(get(r.RemainingResources, "PORTS").StringSetValue, get(r.RegisteredResources, "PORTS").StringSetValue)
+	reserved.udp = minus(get(r.RemainingResources, "PORTS_UDP").StringSetValue, get(r.RegisteredResources, "PORTS_UDP").StringSetValue)
+	return reserved
+}
+
+func remaining(registered []ecsapi.Resource, reserved struct {
+	cpu, mem   int32
+	ports, udp []string
+}) []ecsapi.Resource {
+	out := make([]ecsapi.Resource, len(registered))
+	for i, r := range registered {
+		r.StringSetValue = append([]string(nil), r.StringSetValue...)
+		switch r.Name {
+		case "CPU":
+			r.IntegerValue -= reserved.cpu
+		case "MEMORY":
+			r.IntegerValue -= reserved.mem
+		case "PORTS":
+			r.StringSetValue = append(r.StringSetValue, reserved.ports...)
+		case "PORTS_UDP":
+			r.StringSetValue = append(r.StringSetValue, reserved.udp...)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// totalResources checks and completes the resources an instance registers.
+func totalResources(rs []ecsapi.Resource) ([]ecsapi.Resource, error) {
+	out := []ecsapi.Resource{
+		{Name: "CPU", Type: "INTEGER", IntegerValue: 2048},
+		{Name: "MEMORY", Type: "INTEGER", IntegerValue: 3904},
+		{Name: "PORTS", Type: "STRINGSET", StringSetValue: defaultReservedPorts},
+		{Name: "PORTS_UDP", Type: "STRINGSET", StringSetValue: []string{}},
+	}
+	for _, r := range rs {
+		switch r.Name {
+		case "CPU", "MEMORY":
+			v := r.IntegerValue
+			if v == 0 && r.LongValue != 0 {
+				v = int32(r.LongValue)
+			}
+			if v == 0 && r.DoubleValue != 0 {
+				v = int32(r.DoubleValue)
+			}
+			if v <= 0 {
+				return nil, invalidParameter("Resource %s must be a positive INTEGER.", r.Name)
+			}
+			resource(out, r.Name).IntegerValue = v
+		case "PORTS", "PORTS_UDP":
+			for _, p := range r.StringSetValue {
+				if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+					return nil, invalidParameter("Resource %s lists %q, which is not a port number.", r.Name, p)
+				}
+			}
+			resource(out, r.Name).StringSetValue = r.StringSetValue
+		case "":
+			return nil, invalidParameter("Every resource needs a name, such as CPU, MEMORY, PORTS or PORTS_UDP.")
+		default:
+			r.StringSetValue = append([]string(nil), r.StringSetValue...)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// instanceAttributes merges the built-in attributes ECS sets with those the
+// registration carries, keeping attributes set later through PutAttributes.
+func (s *Service) instanceAttributes(c call, have, given []ecsapi.Attribute, doc identityDocument) []ecsapi.Attribute {
+	attrs := append([]ecsapi.Attribute(nil), have...)
+	defaults := map[string]string{
+		"ecs.os-type":           "linux",
+		"ecs.os-family":         "LINUX",
+		"ecs.cpu-architecture":  "x86_64",
+		"ecs.availability-zone": c.region + "a",
+		"ecs.instance-type":     "wharf.node",
+	}
+	if doc.AvailabilityZone != "" {
+		defaults["ecs.availability-zone"] = doc.AvailabilityZone
+	}
+	if doc.InstanceType != "" {
+		defaults["ecs.instance-type"] = doc.InstanceType
+	}
+	if doc.ImageID != "" {
+		defaults["ecs.ami-id"] = doc.ImageID
+	}
+	names := make([]string, 0, len(defaults))
+	for n := range defaults {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, ok := attribute(attrs, n); !ok {
+			attrs = setAttribute(attrs, ecsapi.Attribute{Name: n, Value: defaults[n]})
+		}
+	}
+	for _, a := range given {
+		attrs = setAttribute(attrs, a)
+	}
+	return attrs
+}
+
+func (s *Service) instanceKey(c call, arn string) string {
+	res, _ := s.resourceOf(c, arn)
+	return c.key("instances", strings.TrimPrefix(res, "container-instance/"))
+}
+
+// instanceID resolves a container instance reference (ARN or id) within a
+// cluster.
+func (s *Service) instanceID(c call, cluster, ref string) (string, bool) {
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		rest, isCI := strings.CutPrefix(res, "container-instance/")
+		if !ok || !isCI {
+			return "", false
+		}
+		if cl, id, ok := strings.Cut(rest, "/"); ok {
+			if cl != cluster {
+				return "", false
+			}
+			rest = id
+		}
+		ref = rest
+	}
+	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return ref, true
+}
+
+// findInstance reads a container instance; nil when it does not exist.
+func (s *Service) findInstance(r reader, c call, cluster, ref string) (*instanceRecord, error) {
+	id, ok := s.instanceID(c, cluster, ref)
+	if !ok {
+		return nil, nil
+	}
+	var ir instanceRecord
+	found, err := r.Get(c.key("instances", cluster, id), &ir)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &ir, nil
+}
+
+// DescribeContainerInstances describes container instances.
+func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.DescribeContainerInstancesRequest) (*ecsapi.DescribeContainerInstancesResponse, error) {
+	c := s.call(ctx)
+	if len(in.ContainerInstances) > 100 {
+		return nil, invalidParameter("At most 100 container instances can be described at once.")
+	}
+	r := storeReader{ctx, s.st}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := r.Get(c.key("clusters", cluster), &cl); err != nil || !ok {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range in.ContainerInstances {
+		ir, err := s.findInstance(r, c, cluster, ref)
+		if err != nil {
+			return nil, err
+		}
+		if ir == nil {
+			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+			continue
+		}
+		ci := ir.ContainerInstance
+		if !contains(in.Include, ecsapi.ContainerInstanceFieldTags) {
+			ci.Tags = nil
+		}
+		if contains(in.Include, ecsapi.ContainerInstanceFieldContainerInstanceHealth) {
+			ci.HealthStatus = &ecsapi.ContainerInstanceHealthStatus{OverallStatus: ecsapi.InstanceHealthCheckStateOk}
+		}
+		out.ContainerInstances = append(out.ContainerInstances, ci)
+	}
+	return out, nil
+}
+
+func orErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// cqlInstance is what a cluster query sees of an instance.
+func cqlInstance(r *instanceRecord, groups []string) *cql.Instance {
+	attrs := map[string]string{}
+	for _, a := range r.Attributes {
+		attrs[a.Name] = a.Value
+	}
+	in := &cql.Instance{
+		Attributes:        attrs,
+		AgentConnected:    r.AgentConnected,
+		EC2InstanceID:     r.Ec2InstanceId,
+		RunningTasksCount: int(r.RunningTasksCount),
+		TaskGroups:        groups,
+	}
+	if r.VersionInfo != nil {
+		in.AgentVersion = r.VersionInfo.AgentVersion
+	}
+	if r.RegisteredAt != nil {
+		in.RegisteredAt = r.RegisteredAt.Time
+	}
+	return in
+}
+
+// taskGroups maps each instance ARN of a cluster to the groups of its
+// tasks that are meant to run.
+func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[string][]string, error) {
+	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string][]string{}
+	for _, kv := range kvs {
+		var t taskRecord
+		if err := decodeKV(kv, &t); err != nil {
+			return nil, err
+		}
+		if t.DesiredStatus != "STOPPED" && t.LastStatus != "STOPPED" {
+			groups[t.ContainerInstanceArn] = append(groups[t.ContainerInstanceArn], t.Group)
+		}
+	}
+	return groups, nil
+}
+
+// ListContainerInstances lists instances by status and cluster query.
+func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListContainerInstancesRequest) (*ecsapi.ListContainerInstancesResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	var filter cql.Expr
+	var groups map[string][]string
+	if in.Filter != "" {
+		if filter, err = cql.Parse(in.Filter); err != nil {
+			return nil, invalidParameter("Invalid filter %q: %v.", in.Filter, err)
+		}
+		if groups, err = s.taskGroups(ctx, c, cluster); err != nil {
+			return nil, err
+		}
+	}
+	scope := fmt.Sprintf("ListContainerInstances/%s/%s/%s/%s", c.region, cluster, in.Status, in.Filter)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	arns, last, more, err := scan(ctx, s.st, c.key("instances", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+		var r instanceRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return "", false, err
+		}
+		if in.Status == "" && r.Status == "INACTIVE" || in.Status != "" && r.Status != string(in.Status) {
+			return "", false, nil
+		}
+		if filter != nil && !filter.Match(cqlInstance(&r, groups[r.ContainerInstanceArn])) {
+			return "", false, nil
+		}
+		return r.ContainerInstanceArn, true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListContainerInstancesResponse{ContainerInstanceArns: arns, NextToken: s.next(scope, last, more)}, nil
+}
+
+// UpdateContainerInstancesState sets instances ACTIVE or DRAINING.
+func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.UpdateContainerInstancesStateRequest) (*ecsapi.UpdateContainerInstancesStateResponse, error) {
+	c := s.call(ctx)
+	if in.Status != ecsapi.ContainerInstanceStatusActive && in.Status != ecsapi.ContainerInstanceStatusDraining {
+		return nil, invalidParameter("Container instances can only be set to ACTIVE or DRAINING, not %s.", in.Status)
+	}
+	if len(in.ContainerInstances) > 10 {
+		return nil, invalidParameter("At most 10 container instances can be updated at once.")
+	}
+	out := &ecsapi.UpdateContainerInstancesStateResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		out.ContainerInstances, out.Failures = out.ContainerInstances[:0], out.Failures[:0]
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, ref := range in.ContainerInstances {
+			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
+			if err != nil {
+				return err
+			}
+			if r == nil || r.Status == "INACTIVE" {
+				out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+				continue
+			}
+			if r.Status != string(in.Status) {
+				r.Status = string(in.Status)
+				r.Version++
+				if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+					return err
+				}
+			}
+			out.ContainerInstances = append(out.ContainerInstances, r.ContainerInstance)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeregisterContainerInstance removes an instance from its cluster. With
+// tasks still on it, force is needed; the tasks are left running.
+func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.DeregisterContainerInstanceRequest) (*ecsapi.DeregisterContainerInstanceResponse, error) {
+	c := s.call(ctx)
+	var out ecsapi.ContainerInstance
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		r, err := s.findInstance(tx, c, cl.ClusterName, in.ContainerInstance)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Status == "INACTIVE" {
+			return invalidParameter("Container instance %q is not registered in cluster %q.", in.ContainerInstance, cl.ClusterName)
+		}
+		if (r.RunningTasksCount > 0 || r.PendingTasksCount > 0) && !deref(in.Force) {
+			return invalidParameter("Container instance %s has %d running and %d pending tasks. Stop them first, or deregister with --force to leave them running unmanaged.", r.ContainerInstanceArn, r.RunningTasksCount, r.PendingTasksCount)
+		}
+		now := c.now
+		r.Status, r.InactiveAt, r.AgentConnected = "INACTIVE", &now, false
+		r.Version++
+		out = r.ContainerInstance
+		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.DeregisterContainerInstanceResponse{ContainerInstance: &out}, nil
+}
+
+const maxCustomAttributes = 10
+
+// PutAttributes sets custom attributes on container instances.
+func (s *Service) PutAttributes(ctx context.Context, in *ecsapi.PutAttributesRequest) (*ecsapi.PutAttributesResponse, error) {
+	c := s.call(ctx)
+	for _, a := range in.Attributes {
+		if err := checkAttribute(a); err != nil {
+			return nil, err
+		}
+		if a.TargetType != "" && a.TargetType != ecsapi.TargetTypeContainerInstance {
+			return nil, invalidParameter("Attributes can only be put on container instances.")
+		}
+		if a.TargetId == "" {
+			return nil, invalidParameter("Attribute %q needs a targetId: the container instance ARN or id.", a.Name)
+		}
+	}
+	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a ecsapi.Attribute) error {
+		r.Attributes = setAttribute(r.Attributes, a)
+		custom := 0
+		for _, x := range r.Attributes {
+			if !isBuiltinAttribute(x.Name) {
+				custom++
+			}
+		}
+		if custom > maxCustomAttributes {
+			return clientCode("AttributeLimitExceededException", fmt.Sprintf("Container instance %s would have %d custom attributes; the limit is %d.", r.ContainerInstanceArn, custom, maxCustomAttributes))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.PutAttributesResponse{Attributes: in.Attributes}, nil
+}
+
+// DeleteAttributes removes custom attributes from container instances.
+func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttributesRequest) (*ecsapi.DeleteAttributesResponse, error) {
+	c := s.call(ctx)
+	for _, a := range in.Attributes {
+		if a.TargetId == "" {
+			return nil, invalidParameter("Attribute %q needs a targetId: the container instance ARN or id.", a.Name)
+		}
+	}
+	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a ecsapi.Attribute) error {
+		var kept []ecsapi.Attribute
+		for _, x := range r.Attributes {
+			if x.Name != a.Name {
+				kept = append(kept, x)
+			}
+		}
+		r.Attributes = kept
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.DeleteAttributesResponse{Attributes: in.Attributes}, nil
+}
+
+func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, ecsapi.Attribute) error) error {
+	return s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		changed := map[string]*instanceRecord{}
+		for _, a := range attrs {
+			id, ok := s.instanceID(c, cl.ClusterName, a.TargetId)
+			r := changed[id]
+			if ok && r == nil {
+				if r, err = s.findInstance(tx, c, cl.ClusterName, a.TargetId); err != nil {
+					return err
+				}
+			}
+			if r == nil || r.Status == "INACTIVE" {
+				return clientCode("TargetNotFoundException", fmt.Sprintf("Could not find container instance %q in cluster %q.", a.TargetId, cl.ClusterName))
+			}
+			if err := edit(r, a); err != nil {
+				return err
+			}
+			changed[id] = r
+		}
+		for _, r := range changed {
+			r.Version++
+			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListAttributes lists the attributes of a cluster's container instances.
+func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesRequest) (*ecsapi.ListAttributesResponse, error) {
+	c := s.call(ctx)
+	if in.TargetType != ecsapi.TargetTypeContainerInstance {
+		return nil, invalidParameter("targetType must be container-instance.")
+	}
+	if in.AttributeValue != "" && in.AttributeName == "" {
+		return nil, invalidParameter("attributeValue can only be given with attributeName.")
+	}
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	scope := fmt.Sprintf("ListAttributes/%s/%s/%s/%s", c.region, cluster, in.AttributeName, in.AttributeValue)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	kvs, err := s.st.List(ctx, c.key("instances", cluster)+"/")
+	if err != nil {
+		return nil, err
+	}
+	// A position is the instance key and attribute name of the last item.
+	var attrs []ecsapi.Attribute
+	var last string
+	more := false
+	for _, kv := range kvs {
+		var r instanceRecord
+		if err := decodeKV(kv, &r); err != nil {
+			return nil, err
+		}
+		if r.Status == "INACTIVE" {
+			continue
+		}
+		for _, a := range r.Attributes {
+			pos := kv.Key + "\x00" + a.Name
+			if pos <= after || in.AttributeName != "" && a.Name != in.AttributeName || in.AttributeValue != "" && a.Value != in.AttributeValue {
+				continue
+			}
+			if len(attrs) == limit {
+				more = true
+				break
+			}
+			a.TargetType, a.TargetId = ecsapi.TargetTypeContainerInstance, r.ContainerInstanceArn
+			attrs, last = append(attrs, a), pos
+		}
+		if more {
+			break
+		}
+	}
+	if attrs == nil {
+		attrs = []ecsapi.Attribute{}
+	}
+	return &ecsapi.ListAttributesResponse{Attributes: attrs, NextToken: s.next(scope, last, more)}, nil
+}

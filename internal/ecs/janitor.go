@@ -1,0 +1,164 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// Run removes what ECS stops showing: stopped tasks and inactive clusters,
+// services and container instances after the retention period, expired
+// client tokens, and deleted task definitions nothing uses. It also retires
+// deleted services once their last task has stopped. It returns when ctx
+// ends. Several servers may run it at once: every removal re-checks its
+// condition in a transaction.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep failed; retrying at the next interval", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) regions(ctx context.Context) ([]string, error) {
+	kvs, err := s.st.List(ctx, "regions/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(kvs))
+	for i, kv := range kvs {
+		out[i] = strings.TrimPrefix(kv.Key, "regions/")
+	}
+	return out, nil
+}
+
+// markRegion records that a region holds state, for the sweeper.
+func markRegion(tx *store.Tx, c call) error { return tx.Put("regions/"+c.region, true) }
+
+func (s *Service) sweep(ctx context.Context) error {
+	regions, err := s.regions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, region := range regions {
+		c := call{region: region, now: s.now().UTC()}
+		expired := func(at time.Time) bool { return c.now.Sub(at) > s.retention }
+		steps := []struct {
+			prefix string
+			drop   func(tx *store.Tx, kv store.KV) (bool, error)
+		}{
+			{"tasks/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var t taskRecord
+				err := decodeKV(kv, &t)
+				return err == nil && t.LastStatus == "STOPPED" && t.StoppedAt != nil && expired(t.StoppedAt.Time), err
+			}},
+			{"services/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var svc serviceRecord
+				if err := decodeKV(kv, &svc); err != nil {
+					return false, err
+				}
+				if svc.Status == "DRAINING" {
+					cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.key("services")+"/"), "/")
+					live, err := s.serviceHasTasks(tx, c, cluster, svc.ServiceName)
+					if err != nil || live {
+						return false, err
+					}
+					s.retire(c, &svc)
+					return false, tx.Put(kv.Key, &svc)
+				}
+				return svc.Status == "INACTIVE" && svc.InactiveAt != nil && expired(*svc.InactiveAt), nil
+			}},
+			{"instances/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var r instanceRecord
+				err := decodeKV(kv, &r)
+				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
+			}},
+			{"clusters/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var r clusterRecord
+				err := decodeKV(kv, &r)
+				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
+			}},
+			{"idempotency/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var r idempotencyRecord
+				err := decodeKV(kv, &r)
+				return err == nil && c.now.After(r.Expires), err
+			}},
+			{"taskdefs/", func(tx *store.Tx, kv store.KV) (bool, error) {
+				var td taskDefRecord
+				if err := decodeKV(kv, &td); err != nil || td.Status != ecsapi.TaskDefinitionStatusDeleteInProgress {
+					return false, err
+				}
+				used, err := s.taskDefInUse(tx, c, td.TaskDefinitionArn)
+				return !used, err
+			}},
+		}
+		for _, step := range steps {
+			kvs, err := s.st.List(ctx, c.key(step.prefix))
+			if err != nil {
+				return err
+			}
+			for _, kv := range kvs {
+				err := s.st.Update(ctx, func(tx *store.Tx) error {
+					var raw json.RawMessage
+					if ok, err := tx.Get(kv.Key, &raw); err != nil || !ok {
+						return err
+					}
+					drop, err := step.drop(tx, store.KV{Key: kv.Key, Value: raw})
+					if drop {
+						tx.Delete(kv.Key)
+					}
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// taskDefInUse reports whether a live task or a service deployment uses a
+// task definition.
+func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
+	tasks, err := tx.List(c.key("tasks") + "/")
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range tasks {
+		var t taskRecord
+		if err := decodeKV(kv, &t); err != nil {
+			return false, err
+		}
+		if t.TaskDefinitionArn == arn && t.LastStatus != "STOPPED" {
+			return true, nil
+		}
+	}
+	services, err := tx.List(c.key("services") + "/")
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range services {
+		var svc serviceRecord
+		if err := decodeKV(kv, &svc); err != nil {
+			return false, err
+		}
+		for _, d := range svc.Deployments {
+			if d.TaskDefinition == arn {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,77 @@
+package ecs
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/scheduler"
+)
+
+// Stored records: the wire object as ECS describes it, plus bookkeeping the
+// API does not show, under member names no wire shape uses.
+
+type clusterRecord struct {
+	ecsapi.Cluster
+	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
+}
+
+type taskDefRecord struct {
+	ecsapi.TaskDefinition
+	Tags []ecsapi.Tag `json:"wharfTags,omitempty"`
+}
+
+// familyRecord numbers a family's revisions; revisions are never reused.
+type familyRecord struct {
+	LatestRevision int32 `json:"latestRevision"`
+}
+
+type instanceRecord struct {
+	ecsapi.ContainerInstance
+	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
+}
+
+type taskRecord struct {
+	ecsapi.Task
+	// Reserved is what the task holds on its container instance until it
+	// stops.
+	Reserved scheduler.Demand `json:"wharfReserved"`
+	// Acknowledged is set once an agent has reported on the task; until
+	// then a stop needs no agent.
+	Acknowledged bool `json:"wharfAcknowledged,omitempty"`
+	// Service names the service that started the task, if any.
+	Service string `json:"wharfService,omitempty"`
+}
+
+type serviceRecord struct {
+	ecsapi.Service
+	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
+	// NextDeployment numbers the service's deployments.
+	NextDeployment int64 `json:"wharfNextDeployment,omitempty"`
+}
+
+// idempotencyRecord remembers the answer to a request with a client token.
+type idempotencyRecord struct {
+	InputHash string    `json:"inputHash"`
+	Output    []byte    `json:"output"`
+	Expires   time.Time `json:"expires"`
+}
+
+func padRevision(rev string) string {
+	n, err := strconv.Atoi(rev)
+	if err != nil {
+		return rev
+	}
+	return fmt.Sprintf("%010d", n)
+}
+
+// resource returns the named resource of a list, or nil.
+func resource(rs []ecsapi.Resource, name string) *ecsapi.Resource {
+	for i := range rs {
+		if rs[i].Name == name {
+			return &rs[i]
+		}
+	}
+	return nil
+}

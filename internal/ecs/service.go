@@ -1,0 +1,219 @@
+// Package ecs implements the Amazon ECS operations over the store: clusters,
+// task definitions, container instances, tasks and services, with AWS's
+// semantics, ARNs, validation and errors.
+package ecs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/wharfhq/wharf/internal/api"
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// Config configures the ECS service.
+type Config struct {
+	Store *store.Store
+	// Account is the 12-digit account id in ARNs.
+	Account string
+	// DefaultRegion serves calls that carry no signed region (in-process
+	// callers).
+	DefaultRegion string
+	// Retention is how long stopped tasks and inactive clusters, services
+	// and container instances stay describable. Default one hour, as ECS.
+	Retention time.Duration
+	// TokenKey signs pagination tokens; servers sharing a store must share
+	// it. Empty means one is kept in the store.
+	TokenKey []byte
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Service implements the ECS API.
+type Service struct {
+	ecsapi.Unimplemented
+
+	st        *store.Store
+	account   string
+	region    string
+	retention time.Duration
+	tokens    *awsproto.Tokens
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+var _ ecsapi.API = (*Service)(nil)
+
+// New returns the ECS service over cfg.Store.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = time.Hour
+	}
+	if cfg.DefaultRegion == "" {
+		cfg.DefaultRegion = "us-east-1"
+	}
+	if !regexp.MustCompile(`^\d{12}$`).MatchString(cfg.Account) {
+		return nil, fmt.Errorf("account id %q must be 12 digits", cfg.Account)
+	}
+	key := cfg.TokenKey
+	if len(key) == 0 {
+		var err error
+		if key, err = sharedKey(ctx, cfg.Store, "config/pagination-key"); err != nil {
+			return nil, err
+		}
+	}
+	return &Service{
+		st:        cfg.Store,
+		account:   cfg.Account,
+		region:    cfg.DefaultRegion,
+		retention: cfg.Retention,
+		tokens:    awsproto.NewTokens(key),
+		log:       cfg.Logger,
+		now:       cfg.Now,
+	}, nil
+}
+
+// sharedKey returns the random key stored at key, creating it on first use.
+func sharedKey(ctx context.Context, st *store.Store, key string) ([]byte, error) {
+	var out []byte
+	err := st.Update(ctx, func(tx *store.Tx) error {
+		var hexKey string
+		if ok, err := tx.Get(key, &hexKey); err != nil || ok {
+			out, _ = hex.DecodeString(hexKey)
+			return err
+		}
+		b := make([]byte, 32)
+		rand.Read(b)
+		out = b
+		return tx.Put(key, hex.EncodeToString(b))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// call holds what every operation needs to know about its caller.
+type call struct {
+	region string
+	now    time.Time
+}
+
+func (s *Service) call(ctx context.Context) call {
+	c := call{region: s.region, now: s.now().UTC()}
+	if r, ok := awsproto.RequestFrom(ctx); ok && r.Region != "" {
+		c.region = r.Region
+	}
+	return c
+}
+
+// key returns the store key of a region's object.
+func (c call) key(parts ...string) string {
+	return "ecs/" + c.region + "/" + strings.Join(parts, "/")
+}
+
+func (s *Service) arn(c call, resource string) string {
+	return "arn:aws:ecs:" + c.region + ":" + s.account + ":" + resource
+}
+
+func (s *Service) principal() string { return "arn:aws:iam::" + s.account + ":root" }
+
+// resourceOf returns the resource part of an ECS ARN of this account and
+// the caller's region, or ok=false when s is not such an ARN.
+func (s *Service) resourceOf(c call, s2 string) (resource string, ok bool) {
+	prefix := "arn:aws:ecs:" + c.region + ":" + s.account + ":"
+	if !strings.HasPrefix(s2, prefix) {
+		return "", false
+	}
+	return strings.TrimPrefix(s2, prefix), true
+}
+
+func isARN(s string) bool { return strings.HasPrefix(s, "arn:") }
+
+// newID returns 32 hex digits, the form of task and container instance ids.
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newUUID returns a random RFC 4122 UUID, the form of container ids.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+
+// Errors as ECS sends them.
+
+func invalidParameter(format string, args ...any) error {
+	return api.ClientError("InvalidParameterException", fmt.Sprintf(format, args...))
+}
+
+func clientError(format string, args ...any) error {
+	return api.ClientError("ClientException", fmt.Sprintf(format, args...))
+}
+
+func clusterNotFound(name string) error {
+	return api.ClientError("ClusterNotFoundException", fmt.Sprintf("Cluster not found. No cluster named %q exists in this region; create it with `aws ecs create-cluster --cluster-name %s`.", name, name))
+}
+
+func serviceNotFound(name string) error {
+	return api.ClientError("ServiceNotFoundException", fmt.Sprintf("Service not found. No service named %q exists in this cluster; list them with `aws ecs list-services`.", name))
+}
+
+func serviceNotActive(name string) error {
+	return api.ClientError("ServiceNotActiveException", fmt.Sprintf("Service was not ACTIVE. Service %q is being deleted or was deleted; create it again with `aws ecs create-service`.", name))
+}
+
+func notFound(what string) error {
+	return api.ClientError("ResourceNotFoundException", what)
+}
+
+// failureOf renders a per-item failure of a batch operation.
+func failureOf(arn, reason, detail string) ecsapi.Failure {
+	return ecsapi.Failure{Arn: arn, Reason: reason, Detail: detail}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func clientCode(code, msg string) error { return api.ClientError(code, msg) }
+
+// decodeKV decodes a listed value.
+func decodeKV(kv store.KV, v any) error {
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return nil
+}
+
+// callTime is the call's time as a wire timestamp.
+func callTime(c call) *api.Time { return api.NewTime(c.now) }

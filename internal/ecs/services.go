@@ -1,0 +1,597 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// serviceName resolves a service reference (name or ARN) within a cluster.
+func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		rest, isSvc := strings.CutPrefix(res, "service/")
+		if !ok || !isSvc {
+			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.account, c.region)
+		}
+		if cl, name, ok := strings.Cut(rest, "/"); ok {
+			if cl != cluster {
+				return "", invalidParameter("Service %q belongs to cluster %q, not %q.", ref, cl, cluster)
+			}
+			rest = name
+		}
+		ref = rest
+	}
+	if !namePattern.MatchString(ref) {
+		return "", invalidParameter("Service name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref)
+	}
+	return ref, nil
+}
+
+func newDeploymentID() string {
+	return fmt.Sprintf("ecs-svc/%019d", rand.Int64N(9e18)+1e18)
+}
+
+func (s *Service) newDeployment(c call, svc *serviceRecord) ecsapi.Deployment {
+	id := newDeploymentID()
+	now := callTime(c)
+	var sc *ecsapi.ServiceConnectConfiguration
+	if svc.Deployments != nil {
+		sc = svc.Deployments[0].ServiceConnectConfiguration
+	}
+	return ecsapi.Deployment{
+		Id:                          id,
+		Status:                      "PRIMARY",
+		TaskDefinition:              svc.TaskDefinition,
+		DesiredCount:                svc.DesiredCount,
+		CreatedAt:                   now,
+		UpdatedAt:                   now,
+		LaunchType:                  svc.LaunchType,
+		PlatformVersion:             svc.PlatformVersion,
+		NetworkConfiguration:        svc.NetworkConfiguration,
+		ServiceConnectConfiguration: sc,
+		RolloutState:                ecsapi.DeploymentRolloutStateInProgress,
+		RolloutStateReason:          "ECS deployment " + id + " in progress.",
+	}
+}
+
+func defaultDeploymentConfiguration(dc *ecsapi.DeploymentConfiguration, daemon bool) (*ecsapi.DeploymentConfiguration, error) {
+	out := &ecsapi.DeploymentConfiguration{}
+	if dc != nil {
+		*out = *dc
+	}
+	if out.MaximumPercent == nil {
+		out.MaximumPercent = ptr(int32(200))
+		if daemon {
+			out.MaximumPercent = ptr(int32(100))
+		}
+	}
+	if out.MinimumHealthyPercent == nil {
+		out.MinimumHealthyPercent = ptr(int32(100))
+		if daemon {
+			out.MinimumHealthyPercent = ptr(int32(0))
+		}
+	}
+	if out.DeploymentCircuitBreaker == nil {
+		out.DeploymentCircuitBreaker = &ecsapi.DeploymentCircuitBreaker{}
+	}
+	if *out.MinimumHealthyPercent < 0 || *out.MinimumHealthyPercent > 100 {
+		return nil, invalidParameter("minimumHealthyPercent must be between 0 and 100, not %d.", *out.MinimumHealthyPercent)
+	}
+	if *out.MaximumPercent < 100 && *out.MaximumPercent <= *out.MinimumHealthyPercent {
+		return nil, invalidParameter("maximumPercent (%d) must be above minimumHealthyPercent (%d), or at least 100, so that a deployment can make progress.", *out.MaximumPercent, *out.MinimumHealthyPercent)
+	}
+	return out, nil
+}
+
+// CreateService creates a service and its first deployment.
+func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceRequest) (*ecsapi.CreateServiceResponse, error) {
+	c := s.call(ctx)
+	if !namePattern.MatchString(in.ServiceName) {
+		return nil, invalidParameter("Service name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", in.ServiceName)
+	}
+	if len(in.ClientToken) > 36 {
+		return nil, invalidParameter("clientToken can be at most 36 characters.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkLaunchType(in.LaunchType); err != nil {
+		return nil, err
+	}
+	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
+		return nil, err
+	}
+	daemon := in.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon
+	desired := deref(in.DesiredCount)
+	if desired < 0 {
+		return nil, invalidParameter("desiredCount must not be negative.")
+	}
+	if daemon && in.DesiredCount != nil {
+		return nil, invalidParameter("desiredCount cannot be given for a service with the DAEMON scheduling strategy: it runs one task per container instance.")
+	}
+	dc, err := defaultDeploymentConfiguration(in.DeploymentConfiguration, daemon)
+	if err != nil {
+		return nil, err
+	}
+	controller := in.DeploymentController
+	if controller == nil {
+		controller = &ecsapi.DeploymentController{Type: ecsapi.DeploymentControllerTypeEcs}
+	}
+	if controller.Type != ecsapi.DeploymentControllerTypeEcs {
+		return nil, clientCode("UnsupportedFeatureException", fmt.Sprintf("The %s deployment controller is not supported by Wharf yet; use ECS (rolling updates).", controller.Type))
+	}
+	request := *in
+	request.ClientToken = ""
+	var out ecsapi.Service
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		replayed, record, err := s.remember(tx, c, "CreateService", cl.ClusterName, in.ClientToken, &request, &out)
+		if err != nil || replayed {
+			return err
+		}
+		k := c.key("services", cl.ClusterName, in.ServiceName)
+		var existing serviceRecord
+		if ok, err := tx.Get(k, &existing); err != nil {
+			return err
+		} else if ok && existing.Status != "INACTIVE" {
+			return invalidParameter("Creation of service was not idempotent: service %q already exists in cluster %q. Change it with `aws ecs update-service`.", in.ServiceName, cl.ClusterName)
+		}
+		td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+		if err != nil {
+			return err
+		}
+		if td.Status != ecsapi.TaskDefinitionStatusActive {
+			return clientError("TaskDefinition is inactive: %s was deregistered; register a new revision for the service.", td.TaskDefinitionArn)
+		}
+		launchType := in.LaunchType
+		if launchType == "" && len(in.CapacityProviderStrategy) == 0 {
+			launchType = ecsapi.LaunchTypeEc2
+		}
+		scheduling := in.SchedulingStrategy
+		if scheduling == "" {
+			scheduling = ecsapi.SchedulingStrategyReplica
+		}
+		propagate := in.PropagateTags
+		if propagate == "" {
+			propagate = ecsapi.PropagateTagsNone
+		}
+		svc := &serviceRecord{Service: ecsapi.Service{
+			ServiceArn:                    s.arn(c, "service/"+cl.ClusterName+"/"+in.ServiceName),
+			ServiceName:                   in.ServiceName,
+			ClusterArn:                    cl.ClusterArn,
+			LoadBalancers:                 emptyIfNil(in.LoadBalancers),
+			ServiceRegistries:             emptyIfNil(in.ServiceRegistries),
+			Status:                        "ACTIVE",
+			DesiredCount:                  desired,
+			LaunchType:                    launchType,
+			CapacityProviderStrategy:      in.CapacityProviderStrategy,
+			PlatformVersion:               in.PlatformVersion,
+			TaskDefinition:                td.TaskDefinitionArn,
+			DeploymentConfiguration:       dc,
+			RoleArn:                       in.Role,
+			Events:                        []ecsapi.ServiceEvent{},
+			CreatedAt:                     callTime(c),
+			PlacementConstraints:          emptyIfNil(in.PlacementConstraints),
+			PlacementStrategy:             emptyIfNil(in.PlacementStrategy),
+			NetworkConfiguration:          in.NetworkConfiguration,
+			HealthCheckGracePeriodSeconds: in.HealthCheckGracePeriodSeconds,
+			SchedulingStrategy:            scheduling,
+			DeploymentController:          controller,
+			Tags:                          in.Tags,
+			CreatedBy:                     s.principal(),
+			EnableECSManagedTags:          in.EnableECSManagedTags,
+			PropagateTags:                 propagate,
+			EnableExecuteCommand:          in.EnableExecuteCommand,
+			AvailabilityZoneRebalancing:   orDefaultEnum(in.AvailabilityZoneRebalancing, ecsapi.AvailabilityZoneRebalancingDisabled),
+		}}
+		d := s.newDeployment(c, svc)
+		d.ServiceConnectConfiguration = in.ServiceConnectConfiguration
+		d.VolumeConfigurations = in.VolumeConfigurations
+		svc.Deployments = []ecsapi.Deployment{d}
+		out = svc.Service
+		if err := tx.Put(k, svc); err != nil {
+			return err
+		}
+		return record()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.CreateServiceResponse{Service: &out}, nil
+}
+
+func emptyIfNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+func orDefaultEnum[T ~string](v, def T) T {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// UpdateService changes a service. Changes to what its tasks run start a
+// new deployment; a new desiredCount alone does not.
+func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceRequest) (*ecsapi.UpdateServiceResponse, error) {
+	c := s.call(ctx)
+	if in.DesiredCount != nil && *in.DesiredCount < 0 {
+		return nil, invalidParameter("desiredCount must not be negative.")
+	}
+	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
+		return nil, err
+	}
+	var out ecsapi.Service
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		name, err := s.serviceName(c, cl.ClusterName, in.Service)
+		if err != nil {
+			return err
+		}
+		k := c.key("services", cl.ClusterName, name)
+		var svc serviceRecord
+		if ok, err := tx.Get(k, &svc); err != nil {
+			return err
+		} else if !ok {
+			return serviceNotFound(name)
+		}
+		if svc.Status != "ACTIVE" {
+			return serviceNotActive(name)
+		}
+		deploy := in.ForceNewDeployment
+		if in.TaskDefinition != "" {
+			td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+			if err != nil {
+				return err
+			}
+			if td.Status != ecsapi.TaskDefinitionStatusActive {
+				return clientError("TaskDefinition is inactive: %s was deregistered.", td.TaskDefinitionArn)
+			}
+			deploy = deploy || td.TaskDefinitionArn != svc.TaskDefinition
+			svc.TaskDefinition = td.TaskDefinitionArn
+		}
+		if in.DeploymentConfiguration != nil {
+			dc := *svc.DeploymentConfiguration
+			merged := mergeDeploymentConfiguration(&dc, in.DeploymentConfiguration)
+			if _, err := defaultDeploymentConfiguration(merged, svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon); err != nil {
+				return err
+			}
+			svc.DeploymentConfiguration = merged
+		}
+		changed := func(have, want any) bool { return !reflect.DeepEqual(have, want) }
+		if in.NetworkConfiguration != nil && changed(svc.NetworkConfiguration, in.NetworkConfiguration) {
+			svc.NetworkConfiguration, deploy = in.NetworkConfiguration, true
+		}
+		if in.PlacementConstraints != nil && changed(svc.PlacementConstraints, in.PlacementConstraints) {
+			svc.PlacementConstraints, deploy = in.PlacementConstraints, true
+		}
+		if in.PlacementStrategy != nil && changed(svc.PlacementStrategy, in.PlacementStrategy) {
+			svc.PlacementStrategy, deploy = in.PlacementStrategy, true
+		}
+		if in.PlatformVersion != "" && in.PlatformVersion != svc.PlatformVersion {
+			svc.PlatformVersion, deploy = in.PlatformVersion, true
+		}
+		if in.CapacityProviderStrategy != nil && changed(svc.CapacityProviderStrategy, in.CapacityProviderStrategy) {
+			svc.CapacityProviderStrategy, deploy = in.CapacityProviderStrategy, true
+		}
+		if in.LoadBalancers != nil && changed(svc.LoadBalancers, in.LoadBalancers) {
+			svc.LoadBalancers, deploy = in.LoadBalancers, true
+		}
+		if in.ServiceRegistries != nil && changed(svc.ServiceRegistries, in.ServiceRegistries) {
+			svc.ServiceRegistries, deploy = in.ServiceRegistries, true
+		}
+		sc := svc.Deployments[0].ServiceConnectConfiguration
+		if in.ServiceConnectConfiguration != nil && changed(sc, in.ServiceConnectConfiguration) {
+			sc, deploy = in.ServiceConnectConfiguration, true
+		}
+		volumes := svc.Deployments[0].VolumeConfigurations
+		if in.VolumeConfigurations != nil && changed(volumes, in.VolumeConfigurations) {
+			volumes, deploy = in.VolumeConfigurations, true
+		}
+		if in.HealthCheckGracePeriodSeconds != nil {
+			svc.HealthCheckGracePeriodSeconds = in.HealthCheckGracePeriodSeconds
+		}
+		if in.EnableExecuteCommand != nil {
+			svc.EnableExecuteCommand = *in.EnableExecuteCommand
+		}
+		if in.EnableECSManagedTags != nil {
+			svc.EnableECSManagedTags = *in.EnableECSManagedTags
+		}
+		if in.PropagateTags != "" {
+			svc.PropagateTags = in.PropagateTags
+		}
+		if in.AvailabilityZoneRebalancing != "" {
+			svc.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing
+		}
+		if in.DesiredCount != nil {
+			svc.DesiredCount = *in.DesiredCount
+		}
+		if deploy {
+			for i := range svc.Deployments {
+				svc.Deployments[i].Status = "ACTIVE"
+			}
+			d := s.newDeployment(c, &svc)
+			d.ServiceConnectConfiguration, d.VolumeConfigurations = sc, volumes
+			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
+		} else {
+			svc.Deployments[0].DesiredCount = svc.DesiredCount
+			svc.Deployments[0].UpdatedAt = callTime(c)
+		}
+		out = svc.Service
+		return tx.Put(k, &svc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.serviceCounts(ctx, c, &out); err != nil {
+		return nil, err
+	}
+	return &ecsapi.UpdateServiceResponse{Service: &out}, nil
+}
+
+func mergeDeploymentConfiguration(have, set *ecsapi.DeploymentConfiguration) *ecsapi.DeploymentConfiguration {
+	out := *have
+	if set.MaximumPercent != nil {
+		out.MaximumPercent = set.MaximumPercent
+	}
+	if set.MinimumHealthyPercent != nil {
+		out.MinimumHealthyPercent = set.MinimumHealthyPercent
+	}
+	if set.DeploymentCircuitBreaker != nil {
+		out.DeploymentCircuitBreaker = set.DeploymentCircuitBreaker
+	}
+	if set.Alarms != nil {
+		out.Alarms = set.Alarms
+	}
+	if set.Strategy != "" {
+		out.Strategy = set.Strategy
+	}
+	if set.BakeTimeInMinutes != nil {
+		out.BakeTimeInMinutes = set.BakeTimeInMinutes
+	}
+	return &out
+}
+
+// DeleteService starts deleting a service: it goes DRAINING, and INACTIVE
+// once none of its tasks runs.
+func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceRequest) (*ecsapi.DeleteServiceResponse, error) {
+	c := s.call(ctx)
+	var out ecsapi.Service
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		name, err := s.serviceName(c, cl.ClusterName, in.Service)
+		if err != nil {
+			return err
+		}
+		k := c.key("services", cl.ClusterName, name)
+		var svc serviceRecord
+		if ok, err := tx.Get(k, &svc); err != nil {
+			return err
+		} else if !ok {
+			return serviceNotFound(name)
+		}
+		if svc.Status != "ACTIVE" {
+			return serviceNotActive(name)
+		}
+		if svc.DesiredCount > 0 && !deref(in.Force) && svc.SchedulingStrategy != ecsapi.SchedulingStrategyDaemon {
+			return invalidParameter("The service cannot be stopped while it is scaled above 0. Scale it to 0 with `aws ecs update-service --desired-count 0`, or delete it with --force.")
+		}
+		svc.Status, svc.DesiredCount = "DRAINING", 0
+		for i := range svc.Deployments {
+			svc.Deployments[i].DesiredCount = 0
+		}
+		live, err := s.serviceHasTasks(tx, c, cl.ClusterName, name)
+		if err != nil {
+			return err
+		}
+		if !live {
+			s.retire(c, &svc)
+		}
+		out = svc.Service
+		return tx.Put(k, &svc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.DeleteServiceResponse{Service: &out}, nil
+}
+
+// retire makes a drained service INACTIVE.
+func (s *Service) retire(c call, svc *serviceRecord) {
+	now := c.now
+	svc.Status, svc.InactiveAt = "INACTIVE", &now
+	svc.Deployments = []ecsapi.Deployment{}
+}
+
+func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool, error) {
+	kvs, err := r.List(c.key("tasks", cluster) + "/")
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range kvs {
+		var t taskRecord
+		if err := decodeKV(kv, &t); err != nil {
+			return false, err
+		}
+		if t.Service == name && t.LastStatus != "STOPPED" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// serviceCounts fills a service's and its deployments' task counts from
+// its tasks.
+func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service) error {
+	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
+	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
+	if err != nil {
+		return err
+	}
+	svc.RunningCount, svc.PendingCount = 0, 0
+	byDeployment := map[string]*ecsapi.Deployment{}
+	for i := range svc.Deployments {
+		d := &svc.Deployments[i]
+		d.RunningCount, d.PendingCount = 0, 0
+		byDeployment[d.Id] = d
+	}
+	for _, kv := range kvs {
+		var t taskRecord
+		if err := decodeKV(kv, &t); err != nil {
+			return err
+		}
+		if t.Service != svc.ServiceName || t.DesiredStatus != "RUNNING" {
+			continue
+		}
+		pending, running := counted(t.LastStatus)
+		d := byDeployment[t.StartedBy]
+		if running {
+			svc.RunningCount++
+			if d != nil {
+				d.RunningCount++
+			}
+		}
+		if pending {
+			svc.PendingCount++
+			if d != nil {
+				d.PendingCount++
+			}
+		}
+	}
+	return nil
+}
+
+// DescribeServices describes services, reporting unknown ones as failures.
+func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServicesRequest) (*ecsapi.DescribeServicesResponse, error) {
+	c := s.call(ctx)
+	if len(in.Services) > 10 {
+		return nil, invalidParameter("At most 10 services can be described at once.")
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	out := &ecsapi.DescribeServicesResponse{Services: []ecsapi.Service{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range in.Services {
+		name, err := s.serviceName(c, cluster, ref)
+		if err != nil {
+			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+			continue
+		}
+		var svc serviceRecord
+		ok, err := s.st.Get(ctx, c.key("services", cluster, name), &svc)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out.Failures = append(out.Failures, failureOf(s.arn(c, "service/"+cluster+"/"+name), "MISSING", ""))
+			continue
+		}
+		v := svc.Service
+		if err := s.serviceCounts(ctx, c, &v); err != nil {
+			return nil, err
+		}
+		if !contains(in.Include, ecsapi.ServiceFieldTags) {
+			v.Tags = nil
+		}
+		out.Services = append(out.Services, v)
+	}
+	return out, nil
+}
+
+// ListServices lists the ARNs of a cluster's services that are not
+// INACTIVE.
+func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesRequest) (*ecsapi.ListServicesResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	scope := fmt.Sprintf("ListServices/%s/%s/%s/%s/%s", c.region, cluster, in.LaunchType, in.SchedulingStrategy, in.ResourceManagementType)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	arns, last, more, err := scan(ctx, s.st, c.key("services", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+		var svc serviceRecord
+		if err := decodeKV(kv, &svc); err != nil {
+			return "", false, err
+		}
+		ok := svc.Status != "INACTIVE" &&
+			(in.LaunchType == "" || svc.LaunchType == in.LaunchType) &&
+			(in.SchedulingStrategy == "" || svc.SchedulingStrategy == in.SchedulingStrategy)
+		return svc.ServiceArn, ok, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListServicesResponse{ServiceArns: arns, NextToken: s.next(scope, last, more)}, nil
+}
+
+// ListServicesByNamespace lists the services whose Service Connect
+// configuration uses a namespace.
+func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListServicesByNamespaceRequest) (*ecsapi.ListServicesByNamespaceResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 10, 100)
+	if err != nil {
+		return nil, err
+	}
+	scope := "ListServicesByNamespace/" + c.region + "/" + in.Namespace
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	arns, last, more, err := scan(ctx, s.st, c.key("services")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+		var svc serviceRecord
+		if err := json.Unmarshal(kv.Value, &svc); err != nil {
+			return "", false, err
+		}
+		if svc.Status == "INACTIVE" || len(svc.Deployments) == 0 {
+			return "", false, nil
+		}
+		sc := svc.Deployments[0].ServiceConnectConfiguration
+		ok := sc != nil && sc.Enabled && (sc.Namespace == in.Namespace || strings.HasSuffix(in.Namespace, "/"+sc.Namespace))
+		return svc.ServiceArn, ok, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListServicesByNamespaceResponse{ServiceArns: arns, NextToken: s.next(scope, last, more)}, nil
+}

@@ -1,0 +1,700 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+const (
+	maxContainers   = 10
+	maxTaskDefBytes = 64 << 10
+)
+
+var portNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$`)
+
+// RegisterTaskDefinition registers the next revision of a family.
+func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.RegisterTaskDefinitionRequest) (*ecsapi.RegisterTaskDefinitionResponse, error) {
+	c := s.call(ctx)
+	td, err := s.normalizeTaskDef(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		var fam familyRecord
+		if _, err := tx.Get(c.key("families", in.Family), &fam); err != nil {
+			return err
+		}
+		fam.LatestRevision++
+		td.Revision = fam.LatestRevision
+		td.TaskDefinitionArn = s.arn(c, fmt.Sprintf("task-definition/%s:%d", td.Family, td.Revision))
+		td.RegisteredAt = callTime(c)
+		if err := tx.Put(c.key("families", in.Family), &fam); err != nil {
+			return err
+		}
+		if err := markRegion(tx, c); err != nil {
+			return err
+		}
+		return tx.Put(c.key("taskdefs", td.Family, padRevision(strconv.Itoa(int(td.Revision)))), &taskDefRecord{TaskDefinition: *td, Tags: in.Tags})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.RegisterTaskDefinitionResponse{TaskDefinition: td, Tags: in.Tags}, nil
+}
+
+// normalizeTaskDef checks a registration as ECS does and returns the task
+// definition with ECS's defaults filled in.
+func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*ecsapi.TaskDefinition, error) {
+	if !namePattern.MatchString(in.Family) {
+		return nil, clientError("Family %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", in.Family)
+	}
+	raw, _ := json.Marshal(in)
+	if len(raw) > maxTaskDefBytes {
+		return nil, clientError("The task definition is %d bytes; the limit is %d bytes (64 KiB). Move large values such as environment variables to files or secrets.", len(raw), maxTaskDefBytes)
+	}
+	if len(in.ContainerDefinitions) == 0 {
+		return nil, clientError("Container list cannot be empty.")
+	}
+	if len(in.ContainerDefinitions) > maxContainers {
+		return nil, clientError("A task definition can have at most %d containers; this one has %d.", maxContainers, len(in.ContainerDefinitions))
+	}
+	mode := in.NetworkMode
+	if mode == "" {
+		mode = ecsapi.NetworkModeBridge
+	}
+	cpu, err := taskCPU(in.Cpu)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := taskMemory(in.Memory)
+	if err != nil {
+		return nil, err
+	}
+	td := &ecsapi.TaskDefinition{
+		Family:                  in.Family,
+		TaskRoleArn:             in.TaskRoleArn,
+		ExecutionRoleArn:        in.ExecutionRoleArn,
+		NetworkMode:             mode,
+		Volumes:                 in.Volumes,
+		Status:                  ecsapi.TaskDefinitionStatusActive,
+		PlacementConstraints:    in.PlacementConstraints,
+		RequiresCompatibilities: in.RequiresCompatibilities,
+		Cpu:                     cpu,
+		Memory:                  mem,
+		InferenceAccelerators:   in.InferenceAccelerators,
+		PidMode:                 in.PidMode,
+		IpcMode:                 in.IpcMode,
+		ProxyConfiguration:      in.ProxyConfiguration,
+		RuntimePlatform:         in.RuntimePlatform,
+		EphemeralStorage:        in.EphemeralStorage,
+		EnableFaultInjection:    in.EnableFaultInjection,
+		RegisteredBy:            s.principal(),
+	}
+	volumes := map[string]bool{}
+	for _, v := range in.Volumes {
+		if !namePattern.MatchString(v.Name) {
+			return nil, clientError("Volume name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", v.Name)
+		}
+		if volumes[v.Name] {
+			return nil, clientError("Volume name %q is used more than once.", v.Name)
+		}
+		volumes[v.Name] = true
+	}
+	if len(in.PlacementConstraints) > 10 {
+		return nil, clientError("A task definition can have at most 10 placement constraints.")
+	}
+	for _, pc := range in.PlacementConstraints {
+		if err := checkMemberOf(string(pc.Type), pc.Expression); err != nil {
+			return nil, err
+		}
+	}
+
+	containers := make([]ecsapi.ContainerDefinition, len(in.ContainerDefinitions))
+	copy(containers, in.ContainerDefinitions)
+	names := map[string]*ecsapi.ContainerDefinition{}
+	hostPorts := map[string]string{}
+	portNames := map[string]bool{}
+	essential := false
+	for i := range containers {
+		cd := &containers[i]
+		if !namePattern.MatchString(cd.Name) {
+			return nil, clientError("Container name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", cd.Name)
+		}
+		if names[cd.Name] != nil {
+			return nil, clientError("Container name %q is used more than once.", cd.Name)
+		}
+		names[cd.Name] = cd
+		if strings.TrimSpace(cd.Image) == "" {
+			return nil, clientError("Container.image should not be null or empty (container %q).", cd.Name)
+		}
+		if cd.Cpu < 0 {
+			return nil, clientError("Invalid 'cpu' setting for container %q: it must not be negative.", cd.Name)
+		}
+		if cd.Memory == nil && cd.MemoryReservation == nil && mem == "" {
+			return nil, clientError("Invalid setting for container '%s'. At least one of 'memory' or 'memoryReservation' must be specified.", cd.Name)
+		}
+		if cd.Memory != nil && *cd.Memory < 6 {
+			return nil, clientError("Invalid 'memory' setting for container '%s'. The memory hard limit must be at least 6 MiB.", cd.Name)
+		}
+		if cd.MemoryReservation != nil && *cd.MemoryReservation < 6 {
+			return nil, clientError("Invalid 'memoryReservation' setting for container '%s'. It must be at least 6 MiB.", cd.Name)
+		}
+		if cd.Memory != nil && cd.MemoryReservation != nil && *cd.MemoryReservation > *cd.Memory {
+			return nil, clientError("Invalid 'memoryReservation' setting for container '%s'. The 'memoryReservation' must be less than or equal to 'memory'.", cd.Name)
+		}
+		if cd.Essential == nil {
+			cd.Essential = ptr(true)
+		}
+		essential = essential || *cd.Essential
+		if cd.StopTimeout != nil && *cd.StopTimeout < 0 {
+			return nil, clientError("Invalid 'stopTimeout' for container '%s': it must not be negative.", cd.Name)
+		}
+		if len(cd.Links) > 0 && mode != ecsapi.NetworkModeBridge {
+			return nil, clientError("Links are only supported with the bridge network mode (container '%s').", cd.Name)
+		}
+		for _, e := range cd.Environment {
+			if e.Name == "" {
+				return nil, clientError("Environment variable names must not be empty (container '%s').", cd.Name)
+			}
+		}
+		if err := checkHealthCheck(cd); err != nil {
+			return nil, err
+		}
+		for _, u := range cd.Ulimits {
+			if u.SoftLimit > u.HardLimit {
+				return nil, clientError("Ulimit %s of container '%s': the soft limit %d is above the hard limit %d.", u.Name, cd.Name, u.SoftLimit, u.HardLimit)
+			}
+		}
+		for _, mp := range cd.MountPoints {
+			if !volumes[mp.SourceVolume] {
+				return nil, clientError("Invalid 'mountPoints' for container '%s': sourceVolume %q is not a volume of the task definition.", cd.Name, mp.SourceVolume)
+			}
+			if mp.ContainerPath == "" {
+				return nil, clientError("Invalid 'mountPoints' for container '%s': containerPath must be set.", cd.Name)
+			}
+		}
+		ports := make([]ecsapi.PortMapping, len(cd.PortMappings))
+		copy(ports, cd.PortMappings)
+		for j := range ports {
+			pm := &ports[j]
+			if err := normalizePort(cd.Name, mode, pm, hostPorts, portNames); err != nil {
+				return nil, err
+			}
+		}
+		if len(ports) > 0 {
+			cd.PortMappings = ports
+		}
+	}
+	if !essential {
+		return nil, clientError("At least one container of a task definition must be essential.")
+	}
+	for i := range containers {
+		cd := &containers[i]
+		for _, vf := range cd.VolumesFrom {
+			if names[vf.SourceContainer] == nil {
+				return nil, clientError("Invalid 'volumesFrom' for container '%s': no container named %q.", cd.Name, vf.SourceContainer)
+			}
+		}
+		for _, d := range cd.DependsOn {
+			target := names[d.ContainerName]
+			switch {
+			case target == nil:
+				return nil, clientError("Invalid 'dependsOn' for container '%s': no container named %q.", cd.Name, d.ContainerName)
+			case d.ContainerName == cd.Name:
+				return nil, clientError("Container '%s' cannot depend on itself.", cd.Name)
+			case d.Condition == ecsapi.ContainerConditionHealthy && target.HealthCheck == nil:
+				return nil, clientError("Container '%s' depends on '%s' being HEALTHY, but '%s' has no healthCheck.", cd.Name, d.ContainerName, d.ContainerName)
+			}
+		}
+	}
+	if cycle := dependencyCycle(containers); cycle != "" {
+		return nil, clientError("The dependsOn conditions form a cycle: %s.", cycle)
+	}
+	td.ContainerDefinitions = containers
+	td.Compatibilities = []ecsapi.Compatibility{ecsapi.CompatibilityEc2, ecsapi.CompatibilityExternal}
+	fargateErr := fargateCheck(td)
+	if fargateErr == nil {
+		td.Compatibilities = append(td.Compatibilities, ecsapi.CompatibilityFargate)
+	}
+	if contains(in.RequiresCompatibilities, ecsapi.CompatibilityFargate) && fargateErr != nil {
+		return nil, fargateErr
+	}
+	return td, nil
+}
+
+func normalizePort(container string, mode ecsapi.NetworkMode, pm *ecsapi.PortMapping, hostPorts map[string]string, portNames map[string]bool) error {
+	if pm.Protocol == "" {
+		pm.Protocol = ecsapi.TransportProtocolTcp
+	}
+	if pm.ContainerPort == nil && pm.ContainerPortRange == "" {
+		return clientError("Invalid 'portMappings' for container '%s': containerPort must be set.", container)
+	}
+	if pm.ContainerPort != nil && (*pm.ContainerPort < 1 || *pm.ContainerPort > 65535) {
+		return clientError("Invalid 'portMappings' for container '%s': containerPort %d is outside 1-65535.", container, *pm.ContainerPort)
+	}
+	if pm.Name != "" {
+		if !portNamePattern.MatchString(pm.Name) {
+			return clientError("Invalid port mapping name %q for container '%s': use up to 64 lower-case letters, numbers, hyphens and underscores, starting and ending with a letter or number.", pm.Name, container)
+		}
+		if portNames[pm.Name] {
+			return clientError("Port mapping name %q is used more than once in the task definition.", pm.Name)
+		}
+		portNames[pm.Name] = true
+	}
+	if pm.ContainerPort == nil {
+		return nil
+	}
+	switch mode {
+	case ecsapi.NetworkModeAwsvpc, ecsapi.NetworkModeHost:
+		if pm.HostPort != nil && *pm.HostPort != 0 && *pm.HostPort != *pm.ContainerPort {
+			return clientError("Invalid 'portMappings' for container '%s': with network mode %s, hostPort must equal containerPort (%d) or be left out.", container, mode, *pm.ContainerPort)
+		}
+		pm.HostPort = ptr(*pm.ContainerPort)
+	case ecsapi.NetworkModeNone:
+		return clientError("Port mappings are not supported with network mode none (container '%s').", container)
+	}
+	if pm.HostPort != nil && *pm.HostPort != 0 {
+		k := fmt.Sprintf("%s/%d", pm.Protocol, *pm.HostPort)
+		if other, dup := hostPorts[k]; dup {
+			return clientError("Host port %d/%s is mapped twice (containers '%s' and '%s').", *pm.HostPort, pm.Protocol, other, container)
+		}
+		hostPorts[k] = container
+	}
+	return nil
+}
+
+func checkHealthCheck(cd *ecsapi.ContainerDefinition) error {
+	hc := cd.HealthCheck
+	if hc == nil {
+		return nil
+	}
+	if len(hc.Command) == 0 {
+		return clientError("The healthCheck of container '%s' needs a command, e.g. [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"].", cd.Name)
+	}
+	bound := func(name string, v **int32, def, lo, hi int32) error {
+		if *v == nil {
+			if def > 0 {
+				*v = ptr(def)
+			}
+			return nil
+		}
+		if **v < lo || **v > hi {
+			return clientError("The healthCheck %s of container '%s' must be between %d and %d seconds, not %d.", name, cd.Name, lo, hi, **v)
+		}
+		return nil
+	}
+	if err := bound("interval", &hc.Interval, 30, 5, 300); err != nil {
+		return err
+	}
+	if err := bound("timeout", &hc.Timeout, 5, 2, 120); err != nil {
+		return err
+	}
+	if err := bound("retries", &hc.Retries, 3, 1, 10); err != nil {
+		return err
+	}
+	return bound("startPeriod", &hc.StartPeriod, 0, 0, 300)
+}
+
+// dependencyCycle returns a rendering of a dependsOn cycle, or "".
+func dependencyCycle(cds []ecsapi.ContainerDefinition) string {
+	deps := map[string][]string{}
+	for _, cd := range cds {
+		for _, d := range cd.DependsOn {
+			deps[cd.Name] = append(deps[cd.Name], d.ContainerName)
+		}
+	}
+	state := map[string]int{} // 1 visiting, 2 done
+	var path []string
+	var visit func(n string) string
+	visit = func(n string) string {
+		switch state[n] {
+		case 1:
+			return strings.Join(append(path, n), " -> ")
+		case 2:
+			return ""
+		}
+		state[n] = 1
+		path = append(path, n)
+		for _, d := range deps[n] {
+			if c := visit(d); c != "" {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = 2
+		return ""
+	}
+	for _, cd := range cds {
+		if c := visit(cd.Name); c != "" {
+			return c
+		}
+	}
+	return ""
+}
+
+var (
+	vcpuPattern = regexp.MustCompile(`(?i)^\s*([0-9]*\.?[0-9]+)\s*vcpu\s*$`)
+	gbPattern   = regexp.MustCompile(`(?i)^\s*([0-9]*\.?[0-9]+)\s*gb\s*$`)
+)
+
+// taskCPU normalizes task-level CPU ("1024", "1 vCPU", ".25 vcpu") to CPU units.
+func taskCPU(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if m := vcpuPattern.FindStringSubmatch(s); m != nil {
+		f, _ := strconv.ParseFloat(m[1], 64)
+		return strconv.Itoa(int(f * 1024)), nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 128 || n > 196608 {
+		return "", clientError("Invalid 'cpu' setting for task: %q. Give CPU units (e.g. 1024) or vCPUs (e.g. \"1 vCPU\"), at least 128 units.", s)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// taskMemory normalizes task-level memory ("2048", "2GB", "0.5 GB") to MiB.
+func taskMemory(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if m := gbPattern.FindStringSubmatch(s); m != nil {
+		f, _ := strconv.ParseFloat(m[1], 64)
+		return strconv.Itoa(int(f * 1024)), nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 6 {
+		return "", clientError("Invalid 'memory' setting for task: %q. Give MiB (e.g. 2048) or GB (e.g. \"2GB\").", s)
+	}
+	return strconv.Itoa(n), nil
+}
+
+// fargateCheck reports why td cannot run on Fargate, or nil.
+func fargateCheck(td *ecsapi.TaskDefinition) error {
+	if td.NetworkMode != ecsapi.NetworkModeAwsvpc {
+		return clientError("Fargate only supports network mode 'awsvpc'.")
+	}
+	if td.Cpu == "" {
+		return clientError("Fargate requires that 'cpu' be defined at the task level.")
+	}
+	if td.Memory == "" {
+		return clientError("Fargate requires that 'memory' be defined at the task level.")
+	}
+	cpu, _ := strconv.Atoi(td.Cpu)
+	mem, _ := strconv.Atoi(td.Memory)
+	if !fargateSize(cpu, mem) {
+		return clientError("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid CPU and memory combinations.", cpu, mem)
+	}
+	for _, v := range td.Volumes {
+		if v.Host != nil && v.Host.SourcePath != "" {
+			return clientError("Fargate does not support host volumes (volume '%s').", v.Name)
+		}
+	}
+	return nil
+}
+
+func fargateSize(cpu, mem int) bool {
+	between := func(lo, hi, step int) bool { return mem >= lo && mem <= hi && (mem-lo)%step == 0 }
+	switch cpu {
+	case 256:
+		return mem == 512 || mem == 1024 || mem == 2048
+	case 512:
+		return between(1024, 4096, 1024)
+	case 1024:
+		return between(2048, 8192, 1024)
+	case 2048:
+		return between(4096, 16384, 1024)
+	case 4096:
+		return between(8192, 30720, 1024)
+	case 8192:
+		return between(16384, 61440, 4096)
+	case 16384:
+		return between(32768, 122880, 8192)
+	}
+	return false
+}
+
+// taskDefRef splits a task definition reference (family, family:revision or
+// ARN) into family and revision (0 when absent).
+func (s *Service) taskDefRef(c call, ref string) (family string, rev int, err error) {
+	if ref == "" {
+		return "", 0, clientError("A task definition must be given as family, family:revision or ARN.")
+	}
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		rest, isTD := strings.CutPrefix(res, "task-definition/")
+		if !ok || !isTD {
+			return "", 0, clientError("%q is not a task definition ARN of account %s in region %s.", ref, s.account, c.region)
+		}
+		ref = rest
+	}
+	family, revStr, hasRev := strings.Cut(ref, ":")
+	if !namePattern.MatchString(family) {
+		return "", 0, clientError("Task definition family %q is invalid.", family)
+	}
+	if hasRev {
+		rev, err = strconv.Atoi(revStr)
+		if err != nil || rev < 1 {
+			return "", 0, clientError("Task definition revision %q is invalid: it must be a positive number.", revStr)
+		}
+	}
+	return family, rev, nil
+}
+
+type reader interface {
+	Get(key string, v any) (bool, error)
+	List(prefix string) ([]store.KV, error)
+}
+
+// storeReader reads outside a transaction.
+type storeReader struct {
+	ctx context.Context
+	st  *store.Store
+}
+
+func (r storeReader) Get(key string, v any) (bool, error) { return r.st.Get(r.ctx, key, v) }
+func (r storeReader) List(prefix string) ([]store.KV, error) {
+	return r.st.List(r.ctx, prefix)
+}
+
+// findTaskDef reads the task definition ref names: a given revision, or the
+// latest ACTIVE revision of a family.
+func (s *Service) findTaskDef(r reader, c call, ref string) (*taskDefRecord, error) {
+	family, rev, err := s.taskDefRef(c, ref)
+	if err != nil {
+		return nil, err
+	}
+	missing := clientError("Unable to describe task definition %q: it does not exist. Register it with `aws ecs register-task-definition`.", ref)
+	var td taskDefRecord
+	if rev > 0 {
+		ok, err := r.Get(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, missing
+		}
+		return &td, nil
+	}
+	kvs, err := r.List(c.key("taskdefs", family) + "/")
+	if err != nil {
+		return nil, err
+	}
+	for i := len(kvs) - 1; i >= 0; i-- {
+		if err := decodeKV(kvs[i], &td); err != nil {
+			return nil, err
+		}
+		if td.Status == ecsapi.TaskDefinitionStatusActive {
+			return &td, nil
+		}
+	}
+	return nil, missing
+}
+
+// DescribeTaskDefinition describes one task definition.
+func (s *Service) DescribeTaskDefinition(ctx context.Context, in *ecsapi.DescribeTaskDefinitionRequest) (*ecsapi.DescribeTaskDefinitionResponse, error) {
+	c := s.call(ctx)
+	td, err := s.findTaskDef(storeReader{ctx, s.st}, c, in.TaskDefinition)
+	if err != nil {
+		return nil, err
+	}
+	out := &ecsapi.DescribeTaskDefinitionResponse{TaskDefinition: &td.TaskDefinition}
+	if contains(in.Include, ecsapi.TaskDefinitionFieldTags) {
+		out.Tags = td.Tags
+	}
+	return out, nil
+}
+
+// ListTaskDefinitions lists task definition ARNs by family and status.
+func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDefinitionsRequest) (*ecsapi.ListTaskDefinitionsResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	status := in.Status
+	if status == "" {
+		status = ecsapi.TaskDefinitionStatusActive
+	}
+	scope := fmt.Sprintf("ListTaskDefinitions/%s/%s/%s/%s", c.region, in.FamilyPrefix, status, in.Sort)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	prefix := c.key("taskdefs") + "/"
+	if in.FamilyPrefix != "" {
+		prefix = c.key("taskdefs", in.FamilyPrefix) + "/"
+	}
+	kvs, err := s.st.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if in.Sort == ecsapi.SortOrderDesc {
+		sort.SliceStable(kvs, func(i, j int) bool { return kvs[i].Key > kvs[j].Key })
+	}
+	var arns []string
+	var last string
+	more := false
+	for _, kv := range kvs {
+		if after != "" && (in.Sort == ecsapi.SortOrderDesc && kv.Key >= after || in.Sort != ecsapi.SortOrderDesc && kv.Key <= after) {
+			continue
+		}
+		var td taskDefRecord
+		if err := decodeKV(kv, &td); err != nil {
+			return nil, err
+		}
+		if td.Status != status {
+			continue
+		}
+		if len(arns) == limit {
+			more = true
+			break
+		}
+		arns, last = append(arns, td.TaskDefinitionArn), kv.Key
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListTaskDefinitionsResponse{TaskDefinitionArns: arns, NextToken: s.next(scope, last, more)}, nil
+}
+
+// ListTaskDefinitionFamilies lists family names by prefix and status.
+func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.ListTaskDefinitionFamiliesRequest) (*ecsapi.ListTaskDefinitionFamiliesResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	status := in.Status
+	if status == "" {
+		status = ecsapi.TaskDefinitionFamilyStatusAll
+	}
+	scope := fmt.Sprintf("ListTaskDefinitionFamilies/%s/%s/%s", c.region, in.FamilyPrefix, status)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	familiesPrefix := c.key("families") + "/"
+	families, last, more, err := scan(ctx, s.st, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
+		family := strings.TrimPrefix(kv.Key, familiesPrefix)
+		if status == ecsapi.TaskDefinitionFamilyStatusAll {
+			return family, true, nil
+		}
+		active, err := s.familyActive(ctx, c, family)
+		return family, active == (status == ecsapi.TaskDefinitionFamilyStatusActive), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if families == nil {
+		families = []string{}
+	}
+	return &ecsapi.ListTaskDefinitionFamiliesResponse{Families: families, NextToken: s.next(scope, last, more)}, nil
+}
+
+// familyActive reports whether a family has an ACTIVE revision.
+func (s *Service) familyActive(ctx context.Context, c call, family string) (bool, error) {
+	kvs, err := s.st.List(ctx, c.key("taskdefs", family)+"/")
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range kvs {
+		var td taskDefRecord
+		if err := decodeKV(kv, &td); err != nil {
+			return false, err
+		}
+		if td.Status == ecsapi.TaskDefinitionStatusActive {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// DeregisterTaskDefinition marks a revision INACTIVE.
+func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.DeregisterTaskDefinitionRequest) (*ecsapi.DeregisterTaskDefinitionResponse, error) {
+	c := s.call(ctx)
+	family, rev, err := s.taskDefRef(c, in.TaskDefinition)
+	if err != nil {
+		return nil, err
+	}
+	if rev == 0 {
+		return nil, clientError("A revision must be given to deregister a task definition: use family:revision or the full ARN.")
+	}
+	var out ecsapi.TaskDefinition
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+		if err != nil {
+			return err
+		}
+		if td.Status == ecsapi.TaskDefinitionStatusActive {
+			td.Status = ecsapi.TaskDefinitionStatusInactive
+			td.DeregisteredAt = callTime(c)
+		}
+		out = td.TaskDefinition
+		return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), td)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.DeregisterTaskDefinitionResponse{TaskDefinition: &out}, nil
+}
+
+// DeleteTaskDefinitions marks INACTIVE revisions DELETE_IN_PROGRESS; they
+// are removed once nothing uses them.
+func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTaskDefinitionsRequest) (*ecsapi.DeleteTaskDefinitionsResponse, error) {
+	c := s.call(ctx)
+	if len(in.TaskDefinitions) > 10 {
+		return nil, invalidParameter("At most 10 task definitions can be deleted at once.")
+	}
+	out := &ecsapi.DeleteTaskDefinitionsResponse{TaskDefinitions: []ecsapi.TaskDefinition{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range in.TaskDefinitions {
+		family, rev, err := s.taskDefRef(c, ref)
+		if err != nil || rev == 0 {
+			out.Failures = append(out.Failures, failureOf(ref, "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.", ""))
+			continue
+		}
+		var done *ecsapi.TaskDefinition
+		var failure string
+		err = s.st.Update(ctx, func(tx *store.Tx) error {
+			done, failure = nil, ""
+			var td taskDefRecord
+			ok, err := tx.Get(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !ok:
+				failure = "The specified task definition does not exist. Specify a valid account, family, revision and try again."
+				return nil
+			case td.Status == ecsapi.TaskDefinitionStatusActive:
+				failure = "The specified task definition is still in ACTIVE status. Please deregister the target and try again."
+				return nil
+			case td.Status == ecsapi.TaskDefinitionStatusInactive:
+				td.Status = ecsapi.TaskDefinitionStatusDeleteInProgress
+				td.DeleteRequestedAt = callTime(c)
+			}
+			done = &td.TaskDefinition
+			return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if failure != "" {
+			out.Failures = append(out.Failures, failureOf(s.arn(c, fmt.Sprintf("task-definition/%s:%d", family, rev)), failure, ""))
+			continue
+		}
+		out.TaskDefinitions = append(out.TaskDefinitions, *done)
+	}
+	return out, nil
+}

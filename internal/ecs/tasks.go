@@ -1,0 +1,950 @@
+package ecs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/scheduler"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// The task lifecycle, in order. Reports never move a task backwards.
+var lifecycle = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
+
+func stage(status string) int {
+	for i, s := range lifecycle {
+		if s == status {
+			return i
+		}
+	}
+	return -1
+}
+
+// counted tells how an instance counts a task in a status: pending,
+// running, or not at all.
+func counted(status string) (pending, running bool) {
+	switch st := stage(status); {
+	case st >= stage("RUNNING") && st < stage("STOPPED"):
+		return false, true
+	case st >= 0 && st < stage("RUNNING"):
+		return true, false
+	}
+	return false, false
+}
+
+// demand is what a task of td with overrides needs from its instance.
+func demand(td *ecsapi.TaskDefinition, ov *ecsapi.TaskOverride) scheduler.Demand {
+	var d scheduler.Demand
+	overrides := map[string]*ecsapi.ContainerOverride{}
+	if ov != nil {
+		for i := range ov.ContainerOverrides {
+			overrides[ov.ContainerOverrides[i].Name] = &ov.ContainerOverrides[i]
+		}
+	}
+	for _, cd := range td.ContainerDefinitions {
+		cpu, mem, res := int64(cd.Cpu), cd.Memory, cd.MemoryReservation
+		if o := overrides[cd.Name]; o != nil {
+			if o.Cpu != nil {
+				cpu = int64(*o.Cpu)
+			}
+			if o.Memory != nil {
+				mem = o.Memory
+			}
+			if o.MemoryReservation != nil {
+				res = o.MemoryReservation
+			}
+		}
+		d.CPU += cpu
+		switch {
+		case res != nil:
+			d.Memory += int64(*res)
+		case mem != nil:
+			d.Memory += int64(*mem)
+		}
+		if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
+			continue
+		}
+		for _, pm := range cd.PortMappings {
+			if pm.HostPort == nil || *pm.HostPort == 0 {
+				continue
+			}
+			if pm.Protocol == ecsapi.TransportProtocolUdp {
+				d.PortsUDP = append(d.PortsUDP, int(*pm.HostPort))
+			} else {
+				d.Ports = append(d.Ports, int(*pm.HostPort))
+			}
+		}
+	}
+	cpu, mem := td.Cpu, td.Memory
+	if ov != nil && ov.Cpu != "" {
+		cpu = ov.Cpu
+	}
+	if ov != nil && ov.Memory != "" {
+		mem = ov.Memory
+	}
+	if n, err := strconv.Atoi(cpu); err == nil {
+		d.CPU = int64(n)
+	}
+	if n, err := strconv.Atoi(mem); err == nil {
+		d.Memory = int64(n)
+	}
+	return d
+}
+
+// node is the scheduler's view of an instance record.
+func node(r *instanceRecord) scheduler.Node {
+	n := scheduler.Node{
+		ID:             r.ContainerInstanceArn,
+		Active:         r.Status == "ACTIVE",
+		AgentConnected: r.AgentConnected,
+	}
+	if x := resource(r.RemainingResources, "CPU"); x != nil {
+		n.CPU = int64(x.IntegerValue)
+	}
+	if x := resource(r.RemainingResources, "MEMORY"); x != nil {
+		n.Memory = int64(x.IntegerValue)
+	}
+	n.Ports = portList(resource(r.RemainingResources, "PORTS"))
+	n.PortsUDP = portList(resource(r.RemainingResources, "PORTS_UDP"))
+	return n
+}
+
+func portList(r *ecsapi.Resource) []int {
+	if r == nil {
+		return nil
+	}
+	out := make([]int, 0, len(r.StringSetValue))
+	for _, p := range r.StringSetValue {
+		if n, err := strconv.Atoi(p); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// hold takes (sign 1) or returns (sign -1) a task's resources on an
+// instance record.
+func hold(r *instanceRecord, d *scheduler.Demand, sign int32) {
+	for i := range r.RemainingResources {
+		res := &r.RemainingResources[i]
+		switch res.Name {
+		case "CPU":
+			res.IntegerValue -= sign * int32(d.CPU)
+		case "MEMORY":
+			res.IntegerValue -= sign * int32(d.Memory)
+		case "PORTS":
+			res.StringSetValue = editPorts(res.StringSetValue, d.Ports, sign)
+		case "PORTS_UDP":
+			res.StringSetValue = editPorts(res.StringSetValue, d.PortsUDP, sign)
+		}
+	}
+}
+
+func editPorts(have []string, ports []int, sign int32) []string {
+	out := append([]string(nil), have...)
+	for _, p := range ports {
+		s := strconv.Itoa(p)
+		if sign > 0 {
+			out = append(out, s)
+			continue
+		}
+		for i, h := range out {
+			if h == s {
+				out = append(out[:i], out[i+1:]...)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// launch describes tasks to create.
+type launch struct {
+	cluster    *clusterRecord
+	td         *taskDefRecord
+	overrides  *ecsapi.TaskOverride
+	group      string
+	startedBy  string
+	service    string
+	tags       []ecsapi.Tag
+	propagate  ecsapi.PropagateTags
+	execute    bool
+	launchType ecsapi.LaunchType
+}
+
+// newTask builds a task record for l placed on instance r, and reserves its
+// resources there.
+func (s *Service) newTask(c call, l *launch, r *instanceRecord, d scheduler.Demand) *taskRecord {
+	id := newID()
+	cluster := l.cluster.ClusterName
+	taskArn := s.arn(c, "task/"+cluster+"/"+id)
+	td := &l.td.TaskDefinition
+	status := "PENDING"
+	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
+		status = "PROVISIONING"
+	}
+	group := l.group
+	if group == "" {
+		group = "family:" + td.Family
+	}
+	overrides := &ecsapi.TaskOverride{ContainerOverrides: []ecsapi.ContainerOverride{}, InferenceAcceleratorOverrides: []ecsapi.InferenceAcceleratorOverride{}}
+	if l.overrides != nil {
+		overrides = l.overrides
+	}
+	tags := l.tags
+	if l.propagate == ecsapi.PropagateTagsTaskDefinition {
+		tags = mergeTags(l.td.Tags, tags)
+	}
+	t := &taskRecord{
+		Task: ecsapi.Task{
+			TaskArn:              taskArn,
+			ClusterArn:           l.cluster.ClusterArn,
+			TaskDefinitionArn:    td.TaskDefinitionArn,
+			ContainerInstanceArn: r.ContainerInstanceArn,
+			Overrides:            overrides,
+			LastStatus:           status,
+			DesiredStatus:        "RUNNING",
+			Cpu:                  td.Cpu,
+			Memory:               td.Memory,
+			CreatedAt:            callTime(c),
+			Version:              1,
+			Group:                group,
+			StartedBy:            l.startedBy,
+			LaunchType:           l.launchType,
+			Tags:                 tags,
+			EnableExecuteCommand: l.execute,
+			HealthStatus:         ecsapi.HealthStatusUnknown,
+		},
+		Reserved: d,
+		Service:  l.service,
+	}
+	if l.overrides != nil && l.overrides.Cpu != "" {
+		t.Cpu = l.overrides.Cpu
+	}
+	if l.overrides != nil && l.overrides.Memory != "" {
+		t.Memory = l.overrides.Memory
+	}
+	if az, ok := attribute(r.Attributes, "ecs.availability-zone"); ok {
+		t.AvailabilityZone = az
+	}
+	if arch, ok := attribute(r.Attributes, "ecs.cpu-architecture"); ok {
+		t.Attributes = []ecsapi.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
+	}
+	for _, cd := range td.ContainerDefinitions {
+		ct := ecsapi.Container{
+			ContainerArn:      s.arn(c, "container/"+cluster+"/"+id+"/"+newUUID()),
+			TaskArn:           taskArn,
+			Name:              cd.Name,
+			Image:             cd.Image,
+			LastStatus:        "PENDING",
+			Cpu:               strconv.Itoa(int(cd.Cpu)),
+			NetworkInterfaces: []ecsapi.NetworkInterface{},
+		}
+		if cd.Memory != nil {
+			ct.Memory = strconv.Itoa(int(*cd.Memory))
+		}
+		if cd.MemoryReservation != nil {
+			ct.MemoryReservation = strconv.Itoa(int(*cd.MemoryReservation))
+		}
+		if cd.HealthCheck != nil {
+			ct.HealthStatus = ecsapi.HealthStatusUnknown
+		}
+		t.Containers = append(t.Containers, ct)
+	}
+	hold(r, &d, 1)
+	r.PendingTasksCount++
+	r.Version++
+	return t
+}
+
+func (s *Service) taskKey(c call, t *taskRecord) string {
+	res, _ := s.resourceOf(c, t.TaskArn)
+	return c.key("tasks", strings.TrimPrefix(res, "task/"))
+}
+
+// checkOverrides rejects overrides of containers the task definition lacks.
+func checkOverrides(td *ecsapi.TaskDefinition, ov *ecsapi.TaskOverride) error {
+	if ov == nil {
+		return nil
+	}
+	for _, o := range ov.ContainerOverrides {
+		found := false
+		for _, cd := range td.ContainerDefinitions {
+			found = found || cd.Name == o.Name
+		}
+		if !found {
+			return invalidParameter("Override for container named %q is not a container in the TaskDefinition.", o.Name)
+		}
+	}
+	if _, err := taskCPU(ov.Cpu); ov.Cpu != "" && err != nil {
+		return err
+	}
+	if _, err := taskMemory(ov.Memory); ov.Memory != "" && err != nil {
+		return err
+	}
+	return nil
+}
+
+// remember makes a request with a client token answer the same way when
+// repeated. It returns the stored answer of an earlier identical request,
+// or nil; the caller stores its own answer with record.
+func (s *Service) remember(tx *store.Tx, c call, op, scope, token string, in any, out any) (replayed bool, record func() error, err error) {
+	if token == "" {
+		return false, func() error { return nil }, nil
+	}
+	raw, _ := json.Marshal(in)
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])
+	key := c.key("idempotency", op, scope, hex.EncodeToString([]byte(token)))
+	var rec idempotencyRecord
+	ok, err := tx.Get(key, &rec)
+	if err != nil {
+		return false, nil, err
+	}
+	if ok && c.now.Before(rec.Expires) {
+		if rec.InputHash != hash {
+			return false, nil, clientCode("ConflictException", fmt.Sprintf("The client token %q was already used with different parameters; use a new token for a different request.", token))
+		}
+		return true, nil, json.Unmarshal(rec.Output, out)
+	}
+	return false, func() error {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		return tx.Put(key, &idempotencyRecord{InputHash: hash, Output: b, Expires: c.now.Add(24 * time.Hour)})
+	}, nil
+}
+
+// RunTask places count tasks of a task definition on the cluster's
+// instances.
+func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsapi.RunTaskResponse, error) {
+	c := s.call(ctx)
+	count := int(deref(in.Count))
+	if in.Count == nil {
+		count = 1
+	}
+	if count < 1 || count > 10 {
+		return nil, invalidParameter("count must be between 1 and 10, not %d.", count)
+	}
+	if len(in.ClientToken) > 64 {
+		return nil, invalidParameter("clientToken can be at most 64 characters.")
+	}
+	if len(in.StartedBy) > 128 {
+		return nil, invalidParameter("startedBy can be at most 128 characters.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkLaunchType(in.LaunchType); err != nil {
+		return nil, err
+	}
+	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
+		return nil, err
+	}
+	request := *in
+	request.ClientToken = ""
+	out := &ecsapi.RunTaskResponse{}
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		replayed, record, err := s.remember(tx, c, "RunTask", cl.ClusterName, in.ClientToken, &request, out)
+		if err != nil || replayed {
+			return err
+		}
+		l, err := s.launchOf(tx, c, cl, in.TaskDefinition, in.Overrides)
+		if err != nil {
+			return err
+		}
+		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
+		instances, err := s.clusterInstances(tx, c, cl.ClusterName)
+		if err != nil {
+			return err
+		}
+		if len(instances) == 0 {
+			return invalidParameter("No Container Instances were found in your cluster. Register one, or start `wharf dev`, which runs an agent.")
+		}
+		d := demand(&l.td.TaskDefinition, in.Overrides)
+		nodes := make([]scheduler.Node, len(instances))
+		for i := range instances {
+			nodes[i] = node(instances[i])
+		}
+		chosen, failures := scheduler.Place(nodes, &d, count)
+		for _, f := range failures {
+			out.Failures = append(out.Failures, failureOf(f.NodeID, f.Reason, ""))
+		}
+		touched := map[*instanceRecord]bool{}
+		for _, idx := range chosen {
+			r := instances[idx]
+			t := s.newTask(c, l, r, d)
+			if err := tx.Put(s.taskKey(c, t), t); err != nil {
+				return err
+			}
+			touched[r] = true
+			out.Tasks = append(out.Tasks, t.Task)
+		}
+		for r := range touched {
+			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+				return err
+			}
+		}
+		return record()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func checkLaunchType(lt ecsapi.LaunchType) error {
+	if lt != "" && lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeExternal {
+		return clientCode("PlatformTaskDefinitionIncompatibilityException", fmt.Sprintf("Launch type %s is not available in Wharf yet; use EC2 (the default), which runs tasks on the cluster's container instances.", lt))
+	}
+	return nil
+}
+
+// checkPlacement validates placement constraints and strategies.
+func checkPlacement(constraints []ecsapi.PlacementConstraint, strategies []ecsapi.PlacementStrategy) error {
+	if len(constraints) > 10 {
+		return invalidParameter("At most 10 placement constraints can be given.")
+	}
+	if len(strategies) > 5 {
+		return invalidParameter("At most 5 placement strategies can be given.")
+	}
+	for _, pc := range constraints {
+		if err := checkMemberOf(string(pc.Type), pc.Expression); err != nil {
+			return err
+		}
+	}
+	for _, ps := range strategies {
+		switch ps.Type {
+		case ecsapi.PlacementStrategyTypeRandom:
+			if ps.Field != "" {
+				return invalidParameter("The random placement strategy takes no field.")
+			}
+		case ecsapi.PlacementStrategyTypeBinpack:
+			if f := strings.ToLower(ps.Field); f != "cpu" && f != "memory" {
+				return invalidParameter("The binpack placement strategy needs field cpu or memory, not %q.", ps.Field)
+			}
+		case ecsapi.PlacementStrategyTypeSpread:
+			if ps.Field == "" {
+				return invalidParameter("The spread placement strategy needs a field, such as instanceId or attribute:ecs.availability-zone.")
+			}
+		}
+	}
+	return nil
+}
+
+// launchOf resolves the task definition of a launch inside tx.
+func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, ov *ecsapi.TaskOverride) (*launch, error) {
+	td, err := s.findTaskDef(tx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	if td.Status != ecsapi.TaskDefinitionStatusActive {
+		return nil, clientError("TaskDefinition is inactive: %s was deregistered; register a new revision to run it.", td.TaskDefinitionArn)
+	}
+	if err := checkOverrides(&td.TaskDefinition, ov); err != nil {
+		return nil, err
+	}
+	return &launch{cluster: cl, td: td, overrides: ov, launchType: ecsapi.LaunchTypeEc2}, nil
+}
+
+// clusterInstances reads the registered instances of a cluster inside tx.
+func (s *Service) clusterInstances(tx *store.Tx, c call, cluster string) ([]*instanceRecord, error) {
+	kvs, err := tx.List(c.key("instances", cluster) + "/")
+	if err != nil {
+		return nil, err
+	}
+	var out []*instanceRecord
+	for _, kv := range kvs {
+		r := new(instanceRecord)
+		if err := decodeKV(kv, r); err != nil {
+			return nil, err
+		}
+		if r.Status != "INACTIVE" {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// StartTask starts a task on each of the given container instances.
+func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*ecsapi.StartTaskResponse, error) {
+	c := s.call(ctx)
+	if len(in.ContainerInstances) == 0 || len(in.ContainerInstances) > 10 {
+		return nil, invalidParameter("Give between 1 and 10 container instances.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	out := &ecsapi.StartTaskResponse{}
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		l, err := s.launchOf(tx, c, cl, in.TaskDefinition, in.Overrides)
+		if err != nil {
+			return err
+		}
+		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
+		d := demand(&l.td.TaskDefinition, in.Overrides)
+		for _, ref := range in.ContainerInstances {
+			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
+			if err != nil {
+				return err
+			}
+			if r == nil || r.Status == "INACTIVE" {
+				out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+				continue
+			}
+			n := node(r)
+			if reason := scheduler.Fit(&n, &d); reason != "" {
+				out.Failures = append(out.Failures, failureOf(r.ContainerInstanceArn, reason, ""))
+				continue
+			}
+			t := s.newTask(c, l, r, d)
+			if err := tx.Put(s.taskKey(c, t), t); err != nil {
+				return err
+			}
+			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+				return err
+			}
+			out.Tasks = append(out.Tasks, t.Task)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// taskID resolves a task reference (ARN or id) within a cluster.
+func (s *Service) taskID(c call, cluster, ref string) (string, bool) {
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		rest, isTask := strings.CutPrefix(res, "task/")
+		if !ok || !isTask {
+			return "", false
+		}
+		if cl, id, ok := strings.Cut(rest, "/"); ok {
+			if cl != cluster {
+				return "", false
+			}
+			rest = id
+		}
+		ref = rest
+	}
+	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return ref, true
+}
+
+func (s *Service) findTask(r reader, c call, cluster, ref string) (*taskRecord, error) {
+	id, ok := s.taskID(c, cluster, ref)
+	if !ok {
+		return nil, nil
+	}
+	var t taskRecord
+	found, err := r.Get(c.key("tasks", cluster, id), &t)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// transition moves a task to status, keeping its instance's counts and
+// reservations in step, inside tx.
+func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string) error {
+	if stage(status) <= stage(t.LastStatus) {
+		return nil
+	}
+	wasPending, wasRunning := counted(t.LastStatus)
+	isPending, isRunning := counted(status)
+	t.LastStatus = status
+	t.Version++
+	switch status {
+	case "RUNNING":
+		if t.StartedAt == nil {
+			t.StartedAt = callTime(c)
+		}
+		if t.ConnectivityAt == nil {
+			t.ConnectivityAt = callTime(c)
+		}
+		t.Connectivity = ecsapi.ConnectivityConnected
+	case "STOPPING":
+		if t.StoppingAt == nil {
+			t.StoppingAt = callTime(c)
+		}
+	case "STOPPED":
+		now := callTime(c)
+		if t.StoppingAt == nil {
+			t.StoppingAt = now
+		}
+		if t.ExecutionStoppedAt == nil {
+			t.ExecutionStoppedAt = now
+		}
+		t.StoppedAt = now
+		t.DesiredStatus = "STOPPED"
+		t.Connectivity = ecsapi.ConnectivityDisconnected
+		for i := range t.Containers {
+			t.Containers[i].LastStatus = "STOPPED"
+		}
+	}
+	if wasPending == isPending && wasRunning == isRunning {
+		return nil
+	}
+	var r instanceRecord
+	k := s.instanceKey(c, t.ContainerInstanceArn)
+	ok, err := tx.Get(k, &r)
+	if err != nil || !ok {
+		return err
+	}
+	count := func(pending, running bool, sign int32) {
+		if pending {
+			r.PendingTasksCount += sign
+		}
+		if running {
+			r.RunningTasksCount += sign
+		}
+	}
+	count(wasPending, wasRunning, -1)
+	count(isPending, isRunning, 1)
+	if status == "STOPPED" {
+		hold(&r, &t.Reserved, -1)
+	}
+	r.Version++
+	return tx.Put(k, &r)
+}
+
+// StopTask stops a task. A task no agent has picked up yet stops at once;
+// otherwise its agent stops it.
+func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ecsapi.StopTaskResponse, error) {
+	c := s.call(ctx)
+	if len(in.Reason) > 255 {
+		return nil, invalidParameter("reason can be at most 255 characters.")
+	}
+	var out ecsapi.Task
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		t, err := s.findTask(tx, c, cl.ClusterName, in.Task)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return invalidParameter("The referenced task was not found: %q in cluster %q.", in.Task, cl.ClusterName)
+		}
+		if err := s.stopTask(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
+			return err
+		}
+		out = t.Task
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.StopTaskResponse{Task: &out}, nil
+}
+
+// stopTask asks for t to stop and writes it, inside tx.
+func (s *Service) stopTask(tx *store.Tx, c call, t *taskRecord, code ecsapi.TaskStopCode, reason string) error {
+	if t.DesiredStatus != "STOPPED" {
+		t.DesiredStatus = "STOPPED"
+		t.StopCode = code
+		t.StoppedReason = reason
+		t.StoppingAt = callTime(c)
+		t.Version++
+	}
+	if !t.Acknowledged && t.LastStatus != "STOPPED" {
+		if err := s.transition(tx, c, t, "STOPPED"); err != nil {
+			return err
+		}
+	}
+	return tx.Put(s.taskKey(c, t), t)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// DescribeTasks describes tasks, reporting unknown ones as failures.
+func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksRequest) (*ecsapi.DescribeTasksResponse, error) {
+	c := s.call(ctx)
+	if len(in.Tasks) > 100 {
+		return nil, invalidParameter("At most 100 tasks can be described at once.")
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	r := storeReader{ctx, s.st}
+	var cl clusterRecord
+	if ok, err := r.Get(c.key("clusters", cluster), &cl); err != nil || !ok {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	out := &ecsapi.DescribeTasksResponse{Tasks: []ecsapi.Task{}, Failures: []ecsapi.Failure{}}
+	for _, ref := range in.Tasks {
+		t, err := s.findTask(r, c, cluster, ref)
+		if err != nil {
+			return nil, err
+		}
+		if t == nil {
+			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
+			continue
+		}
+		task := t.Task
+		if !contains(in.Include, ecsapi.TaskFieldTags) {
+			task.Tags = nil
+		}
+		out.Tasks = append(out.Tasks, task)
+	}
+	return out, nil
+}
+
+// ListTasks lists task ARNs of a cluster by the given filters.
+func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*ecsapi.ListTasksResponse, error) {
+	c := s.call(ctx)
+	limit, err := pageSize(in.MaxResults, 100, 100)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var cl clusterRecord
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
+		return nil, orErr(err, clusterNotFound(cluster))
+	}
+	instance := ""
+	if in.ContainerInstance != "" {
+		id, ok := s.instanceID(c, cluster, in.ContainerInstance)
+		if !ok {
+			return nil, invalidParameter("Container instance %q is not an instance of cluster %q.", in.ContainerInstance, cluster)
+		}
+		instance = s.arn(c, "container-instance/"+cluster+"/"+id)
+	}
+	desired := string(in.DesiredStatus)
+	if desired == "" {
+		desired = "RUNNING"
+	}
+	scope := fmt.Sprintf("ListTasks/%s/%s/%s/%s/%s/%s/%s/%s", c.region, cluster, instance, in.Family, in.ServiceName, in.StartedBy, desired, in.LaunchType)
+	after, err := s.start(scope, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	arns, last, more, err := scan(ctx, s.st, c.key("tasks", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+		var t taskRecord
+		if err := decodeKV(kv, &t); err != nil {
+			return "", false, err
+		}
+		ok := t.DesiredStatus == desired &&
+			(instance == "" || t.ContainerInstanceArn == instance) &&
+			(in.Family == "" || taskFamily(t.TaskDefinitionArn) == in.Family) &&
+			(in.ServiceName == "" || t.Service == in.ServiceName) &&
+			(in.StartedBy == "" || t.StartedBy == in.StartedBy) &&
+			(in.LaunchType == "" || t.LaunchType == in.LaunchType)
+		return t.TaskArn, ok, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if arns == nil {
+		arns = []string{}
+	}
+	return &ecsapi.ListTasksResponse{TaskArns: arns, NextToken: s.next(scope, last, more)}, nil
+}
+
+// taskFamily returns the family of a task definition ARN.
+func taskFamily(arn string) string {
+	_, rest, _ := strings.Cut(arn, ":task-definition/")
+	family, _, _ := strings.Cut(rest, ":")
+	return family
+}
+
+// SubmitTaskStateChange records an agent's report on a task.
+func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTaskStateChangeRequest) (*ecsapi.SubmitTaskStateChangeResponse, error) {
+	c := s.call(ctx)
+	if in.Status != "" && stage(in.Status) < 0 {
+		return nil, invalidParameter("Unknown task status %q.", in.Status)
+	}
+	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+		for _, cs := range in.Containers {
+			if err := applyContainerChange(t, cs.ContainerName, cs.RuntimeId, cs.Status, cs.Reason, cs.ExitCode, cs.NetworkBindings, cs.ImageDigest); err != nil {
+				return err
+			}
+		}
+		for _, a := range in.Attachments {
+			for i := range t.Attachments {
+				if t.Attachments[i].Id == a.AttachmentArn || strings.HasSuffix(a.AttachmentArn, "/"+t.Attachments[i].Id) {
+					t.Attachments[i].Status = a.Status
+				}
+			}
+		}
+		if in.PullStartedAt != nil {
+			t.PullStartedAt = in.PullStartedAt
+		}
+		if in.PullStoppedAt != nil {
+			t.PullStoppedAt = in.PullStoppedAt
+		}
+		if in.ExecutionStoppedAt != nil {
+			t.ExecutionStoppedAt = in.ExecutionStoppedAt
+		}
+		if in.Status == "STOPPED" && t.StoppedReason == "" {
+			t.StoppedReason = in.Reason
+		}
+		if in.Status != "" {
+			return s.transition(tx, c, t, in.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.SubmitTaskStateChangeResponse{Acknowledgment: "ACK"}, nil
+}
+
+// SubmitContainerStateChange records an agent's report on one container.
+func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.SubmitContainerStateChangeRequest) (*ecsapi.SubmitContainerStateChangeResponse, error) {
+	c := s.call(ctx)
+	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+		return applyContainerChange(t, in.ContainerName, in.RuntimeId, in.Status, in.Reason, in.ExitCode, in.NetworkBindings, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.SubmitContainerStateChangeResponse{Acknowledgment: "ACK"}, nil
+}
+
+// SubmitAttachmentStateChanges records an agent's report on attachments.
+func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.SubmitAttachmentStateChangesRequest) (*ecsapi.SubmitAttachmentStateChangesResponse, error) {
+	c := s.call(ctx)
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, in.Cluster)
+		if err != nil {
+			return err
+		}
+		kvs, err := tx.List(c.key("tasks", cl.ClusterName) + "/")
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			var t taskRecord
+			if err := decodeKV(kv, &t); err != nil {
+				return err
+			}
+			changed := false
+			for _, a := range in.Attachments {
+				for i := range t.Attachments {
+					if t.Attachments[i].Id == a.AttachmentArn || strings.HasSuffix(a.AttachmentArn, "/"+t.Attachments[i].Id) {
+						t.Attachments[i].Status, changed = a.Status, true
+					}
+				}
+			}
+			if changed {
+				t.Version++
+				if err := tx.Put(s.taskKey(c, &t), &t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecsapi.SubmitAttachmentStateChangesResponse{Acknowledgment: "ACK"}, nil
+}
+
+func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, change func(*store.Tx, *taskRecord) error) error {
+	return s.st.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.activeCluster(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		t, err := s.findTask(tx, c, cl.ClusterName, ref)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return invalidParameter("The referenced task was not found: %q in cluster %q.", ref, cl.ClusterName)
+		}
+		t.Acknowledged = true
+		if err := change(tx, t); err != nil {
+			return err
+		}
+		t.Version++
+		return tx.Put(s.taskKey(c, t), t)
+	})
+}
+
+func applyContainerChange(t *taskRecord, name, runtimeID, status, reason string, exitCode *int32, bindings []ecsapi.NetworkBinding, digest string) error {
+	for i := range t.Containers {
+		ct := &t.Containers[i]
+		if ct.Name != name {
+			continue
+		}
+		if runtimeID != "" {
+			ct.RuntimeId = runtimeID
+		}
+		if status != "" && containerStage(status) > containerStage(ct.LastStatus) {
+			ct.LastStatus = status
+		}
+		if reason != "" {
+			ct.Reason = reason
+		}
+		if exitCode != nil {
+			ct.ExitCode = exitCode
+		}
+		if bindings != nil {
+			ct.NetworkBindings = bindings
+		}
+		if digest != "" {
+			ct.ImageDigest = digest
+		}
+		return nil
+	}
+	return invalidParameter("Task %s has no container named %q.", t.TaskArn, name)
+}
+
+func containerStage(status string) int {
+	switch status {
+	case "PENDING":
+		return 0
+	case "RUNNING":
+		return 1
+	case "STOPPED":
+		return 2
+	}
+	return -1
+}
+
+// DiscoverPollEndpoint tells an agent where to reach the control plane.
+func (s *Service) DiscoverPollEndpoint(ctx context.Context, in *ecsapi.DiscoverPollEndpointRequest) (*ecsapi.DiscoverPollEndpointResponse, error) {
+	endpoint := ""
+	if r, ok := awsproto.RequestFrom(ctx); ok {
+		endpoint = r.Endpoint
+	}
+	return &ecsapi.DiscoverPollEndpointResponse{Endpoint: endpoint, TelemetryEndpoint: endpoint, ServiceConnectEndpoint: endpoint}, nil
+}

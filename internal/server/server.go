@@ -1,0 +1,154 @@
+// Package server assembles the Wharf control plane: the store, the AWS API
+// services and the HTTP endpoint that serves them.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/ecs"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// Config configures a control plane.
+type Config struct {
+	// Listen is the API's host:port; port 0 picks a free one.
+	Listen string
+	Store  store.Config
+	// Account is the 12-digit account id in ARNs.
+	Account string
+	// Region serves in-process calls; signed requests carry their own.
+	Region      string
+	Credentials awsproto.Credentials
+	// MaxClockSkew is how far a request's signing time may be from the
+	// server's clock. Default 15 minutes.
+	MaxClockSkew time.Duration
+	Limits       awsproto.Limits
+	// Retention is how long stopped tasks and deleted resources stay
+	// describable. Default one hour.
+	Retention time.Duration
+	// SweepInterval is how often expired state is removed. Default 30 s.
+	SweepInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	ECS   *ecs.Service
+	http  *http.Server
+	ln    net.Listener
+	log   *slog.Logger
+}
+
+// New opens the store and binds the listener; Run serves.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 30 * time.Second
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("no access keys configured: give --access-key-id and --secret-access-key, or --credentials-file")
+	}
+	cfg.Store.Logger = cfg.Logger.With("component", "store")
+	st, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := ecs.New(ctx, ecs.Config{
+		Store:         st,
+		Account:       cfg.Account,
+		DefaultRegion: cfg.Region,
+		Retention:     cfg.Retention,
+		Logger:        cfg.Logger.With("component", "ecs"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	handler := awsproto.NewHandler(awsproto.Config{
+		Services: []awsproto.Service{{
+			TargetPrefix: ecsapi.TargetPrefix,
+			SigningName:  ecsapi.SigningName,
+			Operations:   ecsapi.Operations(svc),
+		}},
+		Verifier: &awsproto.Verifier{Credentials: cfg.Credentials, MaxSkew: cfg.MaxClockSkew},
+		Limits:   cfg.Limits,
+		Logger:   cfg.Logger.With("component", "api"),
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/", handler)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s (choose another address with --listen): %w", cfg.Listen, err)
+	}
+	return &Server{
+		cfg:   cfg,
+		store: st,
+		ECS:   svc,
+		ln:    ln,
+		log:   cfg.Logger,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Endpoint is the API's base URL.
+func (s *Server) Endpoint() string { return "http://" + s.Addr() }
+
+// Store is the server's store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Run serves until ctx ends, then shuts down cleanly: in-flight requests
+// finish (up to 10 s) and the store is closed.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		s.ECS.Run(sweepCtx, s.cfg.SweepInterval)
+	}()
+	s.log.Info("serving the ECS API", "endpoint", s.Endpoint())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.http.Shutdown(shutdownCtx)
+	stopSweep()
+	<-sweepDone
+	s.store.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
