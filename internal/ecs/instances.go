@@ -702,6 +702,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 		if r.Status == "INACTIVE" {
 			continue
 		}
+		sort.Slice(r.Attributes, func(i, j int) bool { return r.Attributes[i].Name < r.Attributes[j].Name })
 		for _, a := range r.Attributes {
 			pos := kv.Key + "\x00" + a.Name
 			if pos <= after || in.AttributeName != "" && a.Name != in.AttributeName || in.AttributeValue != "" && a.Value != in.AttributeValue {
