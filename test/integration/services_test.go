@@ -59,16 +59,22 @@ func TestServices(t *testing.T) {
 		up := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), TaskDefinition: aws.String("api"),
 			DeploymentConfiguration: &types.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(50), DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}}}))(t)
 		ds := up.Service.Deployments
-		if len(ds) != 2 || aws.ToString(ds[0].Status) != "PRIMARY" || aws.ToString(ds[0].TaskDefinition) != td2 || aws.ToString(ds[1].Status) != "ACTIVE" {
+		// The old deployment had no tasks, so it is INACTIVE and gone.
+		if len(ds) != 1 || aws.ToString(ds[0].Status) != "PRIMARY" || aws.ToString(ds[0].TaskDefinition) != td2 || aws.ToString(ds[0].Id) == aws.ToString(svc.Deployments[0].Id) {
 			t.Fatalf("deployments %+v", ds)
 		}
 		if aws.ToInt32(up.Service.DeploymentConfiguration.MaximumPercent) != 200 || aws.ToInt32(up.Service.DeploymentConfiguration.MinimumHealthyPercent) != 50 {
 			t.Fatalf("merged configuration %+v", up.Service.DeploymentConfiguration)
 		}
 		forced := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), ForceNewDeployment: true}))(t)
-		if len(forced.Service.Deployments) != 3 {
-			t.Fatalf("forceNewDeployment gave %d deployments", len(forced.Service.Deployments))
+		if aws.ToString(forced.Service.Deployments[0].Id) == aws.ToString(ds[0].Id) {
+			t.Fatal("forceNewDeployment kept the deployment")
 		}
+		scaled := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), DesiredCount: aws.Int32(0)}))(t)
+		if d := scaled.Service.Deployments[0]; d.RolloutState != types.DeploymentRolloutStateCompleted {
+			t.Fatalf("a deployment at its desired count of 0 is %s", d.RolloutState)
+		}
+		must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), DesiredCount: aws.Int32(3)}))(t)
 	})
 
 	t.Run("describe and list", func(t *testing.T) {
