@@ -245,7 +245,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	backoff := time.Millisecond
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		tx := &Tx{s: s, ctx: ctx, reads: map[string]int64{}, ranges: map[string]bool{}, writes: map[string][]byte{}}
+		tx := &Tx{s: s, ctx: ctx, reads: map[string]int64{}, ranges: map[string]bool{}, listed: map[string]int64{}, writes: map[string][]byte{}}
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -275,6 +275,7 @@ type Tx struct {
 	rev    int64            // snapshot revision, fixed by the first read
 	reads  map[string]int64 // full key → mod revision read (0: absent)
 	ranges map[string]bool  // full prefixes read
+	listed map[string]int64 // full key → mod revision seen by List
 	writes map[string][]byte
 }
 
@@ -333,6 +334,7 @@ func (tx *Tx) List(prefix string) ([]KV, error) {
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)
 		seen[k] = true
+		tx.listed[k] = kv.ModRevision
 		v := kv.Value
 		if w, ok := tx.writes[k]; ok {
 			if w == nil {
@@ -373,6 +375,15 @@ func (tx *Tx) commit() (bool, error) {
 	}
 	for p := range tx.ranges {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p).WithPrefix(), "<", tx.rev+1))
+	}
+	// A range compare cannot see a key deleted since the read; a key
+	// written back after being listed must still be the one listed.
+	for k := range tx.writes {
+		if rev, ok := tx.listed[k]; ok {
+			if _, read := tx.reads[k]; !read {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+			}
+		}
 	}
 	ops := make([]clientv3.Op, 0, len(tx.writes))
 	for k, w := range tx.writes {

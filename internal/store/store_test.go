@@ -119,3 +119,38 @@ func TestEmbeddedRestartKeepsState(t *testing.T) {
 		t.Fatalf("after restart Get = %q %v %v", v, ok, err)
 	}
 }
+
+func TestListedKeyDeletedMeanwhileIsNotRecreated(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Put("items/a", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	err := s.Update(ctx, func(tx *Tx) error {
+		runs++
+		kvs, err := tx.List("items/")
+		if err != nil {
+			return err
+		}
+		if runs == 1 {
+			if err := s.Update(ctx, func(tx2 *Tx) error { tx2.Delete("items/a"); return nil }); err != nil {
+				return err
+			}
+		}
+		for _, kv := range kvs {
+			if err := tx.Put(kv.Key, 2); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if ok, _ := s.Get(ctx, "items/a", &v); ok {
+		t.Fatalf("a key deleted after it was listed was written back (runs %d)", runs)
+	}
+}
