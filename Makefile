@@ -1,0 +1,44 @@
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME ?= 20s
+
+.PHONY: help build test test-short fuzz bench generate verify-generate fmt verify-fmt vet
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/wharf
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/wharf ./cmd/wharf
+
+test: verify-fmt vet verify-generate ## the whole suite: checks, unit, integration and CLI tests with the race detector, short fuzzing
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+test-short: ## unit and integration tests without the race detector
+	$(GO) test -count=1 ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/awsproto/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorization$$' -fuzztime=$(FUZZTIME) ./internal/awsproto/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/awsproto/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/scheduler/cql/
+
+bench: ## API throughput and latency against moto_server
+	$(GO) run ./bench/ecsapi
+
+generate: ## regenerate the API packages from the installed botocore models
+	$(GO) generate ./internal/api/...
+
+verify-generate: ## check the generated API packages match the installed botocore (skipped when its version differs)
+	@./hack/verify-generated.sh
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+verify-fmt: ## check formatting
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet ./...
