@@ -9,7 +9,7 @@ import (
 func TestTaskSizes(t *testing.T) {
 	for _, tc := range []struct {
 		in, cpu, mem string
-		bad         bool
+		bad          bool
 	}{
 		{in: "1024", cpu: "1024", mem: "1024"},
 		{in: "1 vCPU", cpu: "1024"},

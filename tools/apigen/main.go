@@ -30,10 +30,10 @@ type model struct {
 }
 
 type operation struct {
-	Name     string   `json:"name"`
-	Input    *ref     `json:"input"`
-	Output   *ref     `json:"output"`
-	ReadOnly bool     `json:"readonly"`
+	Name     string `json:"name"`
+	Input    *ref   `json:"input"`
+	Output   *ref   `json:"output"`
+	ReadOnly bool   `json:"readonly"`
 }
 
 type ref struct {
