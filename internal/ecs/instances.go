@@ -93,6 +93,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		return nil, err
 	}
 	var out ecsapi.ContainerInstance
+	defer s.serialize(c, in.Cluster)()
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -504,6 +505,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 		return nil, invalidParameter("At most 10 container instances can be updated at once.")
 	}
 	out := &ecsapi.UpdateContainerInstancesStateResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.ContainerInstances, out.Failures = out.ContainerInstances[:0], out.Failures[:0]
 		cl, err := s.activeCluster(tx, c, in.Cluster)
@@ -541,6 +543,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.DeregisterContainerInstanceRequest) (*ecsapi.DeregisterContainerInstanceResponse, error) {
 	c := s.call(ctx)
 	var out ecsapi.ContainerInstance
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -628,6 +631,7 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttribu
 }
 
 func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, ecsapi.Attribute) error) error {
+	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, cluster)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wharfhq/wharf/internal/api"
@@ -49,6 +50,7 @@ type Service struct {
 	tokens    *awsproto.Tokens
 	log       *slog.Logger
 	now       func() time.Time
+	clusters  sync.Map // region/cluster → *sync.Mutex, see serialize
 }
 
 var _ ecsapi.API = (*Service)(nil)
@@ -217,3 +219,18 @@ func decodeKV(kv store.KV, v any) error {
 
 // callTime is the call's time as a wire timestamp.
 func callTime(c call) *api.Time { return api.NewTime(c.now) }
+
+// serialize makes this server's writes to one cluster's tasks and instances
+// take turns. They mostly change the same instance records; queueing here
+// is cheaper than retrying conflicts in etcd, whose compares still guard
+// against other servers. The returned function releases the turn.
+func (s *Service) serialize(c call, ref string) func() {
+	name, err := s.clusterName(c, ref)
+	if err != nil {
+		return func() {}
+	}
+	m, _ := s.clusters.LoadOrStore(c.region+"/"+name, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}

@@ -353,6 +353,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	request := *in
 	request.ClientToken = ""
 	out := &ecsapi.RunTaskResponse{}
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
 		cl, err := s.activeCluster(tx, c, in.Cluster)
@@ -490,6 +491,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	out := &ecsapi.StartTaskResponse{}
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
 		cl, err := s.activeCluster(tx, c, in.Cluster)
@@ -640,6 +642,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		return nil, invalidParameter("reason can be at most 255 characters.")
 	}
 	var out ecsapi.Task
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -698,20 +701,29 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 	if err != nil {
 		return nil, err
 	}
-	r := storeReader{ctx, s.st}
 	var cl clusterRecord
-	if ok, err := r.Get(c.key("clusters", cluster), &cl); err != nil || !ok {
+	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok {
 		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	out := &ecsapi.DescribeTasksResponse{Tasks: []ecsapi.Task{}, Failures: []ecsapi.Failure{}}
-	for _, ref := range in.Tasks {
-		t, err := s.findTask(r, c, cluster, ref)
-		if err != nil {
-			return nil, err
+	keys := make([]string, len(in.Tasks))
+	for i, ref := range in.Tasks {
+		if id, ok := s.taskID(c, cluster, ref); ok {
+			keys[i] = c.key("tasks", cluster, id)
 		}
-		if t == nil {
+	}
+	values, err := s.st.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i, ref := range in.Tasks {
+		if keys[i] == "" || values[i] == nil {
 			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
 			continue
+		}
+		var t taskRecord
+		if err := json.Unmarshal(values[i], &t); err != nil {
+			return nil, fmt.Errorf("decode task %s: %w", ref, err)
 		}
 		task := t.Task
 		if !contains(in.Include, ecsapi.TaskFieldTags) {
@@ -840,6 +852,7 @@ func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.Sub
 // SubmitAttachmentStateChanges records an agent's report on attachments.
 func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.SubmitAttachmentStateChangesRequest) (*ecsapi.SubmitAttachmentStateChangesResponse, error) {
 	c := s.call(ctx)
+	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -878,6 +891,7 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 }
 
 func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, change func(*store.Tx, *taskRecord) error) error {
+	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, cluster)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -61,27 +62,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.DialTimeout = 10 * time.Second
 	}
 	s := &Store{prefix: strings.TrimSuffix(cfg.Prefix, "/"), log: cfg.Logger}
-	endpoints := cfg.Endpoints
-	if len(endpoints) == 0 {
+	var cli *clientv3.Client
+	if len(cfg.Endpoints) == 0 {
 		e, err := startEmbedded(ctx, cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
 		s.embedded = e
-		endpoints = []string{e.Clients[0].Addr().String()}
-		cfg.Logger.Info("embedded etcd ready", "data_dir", cfg.DataDir, "etcd_endpoint", endpoints[0])
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            endpoints,
-		DialTimeout:          cfg.DialTimeout,
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
-		Logger:               zap.NewNop(),
-		Context:              context.Background(),
-	})
-	if err != nil {
-		s.closeEmbedded()
-		return nil, fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+		// In-process calls: no sockets or gRPC between Wharf and its own etcd.
+		cli = v3client.New(e.Server)
+		cfg.Logger.Info("embedded etcd ready", "data_dir", cfg.DataDir, "etcd_endpoint", e.Clients[0].Addr().String())
+	} else {
+		var err error
+		cli, err = clientv3.New(clientv3.Config{
+			Endpoints:            cfg.Endpoints,
+			DialTimeout:          cfg.DialTimeout,
+			DialKeepAliveTime:    10 * time.Second,
+			DialKeepAliveTimeout: 5 * time.Second,
+			Logger:               zap.NewNop(),
+			Context:              context.Background(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Endpoints, err)
+		}
 	}
 	s.cli = cli
 	// Fail fast with a clear message when the cluster cannot be reached.
@@ -89,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	if _, err := cli.Get(pctx, s.prefix+"/"); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("etcd %v not reachable (check --etcd-endpoints and that a quorum is up): %w", endpoints, err)
+		return nil, fmt.Errorf("etcd %v not reachable (check --etcd-endpoints and that a quorum is up): %w", cfg.Endpoints, err)
 	}
 	return s, nil
 }
@@ -398,4 +401,34 @@ func (tx *Tx) commit() (bool, error) {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return resp.Succeeded, nil
+}
+
+// GetMany reads several keys from one snapshot. The result holds each
+// key's raw JSON value, nil for keys that do not exist.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	const batch = 100 // below etcd's default limit of 128 operations per transaction
+	var rev int64
+	for start := 0; start < len(keys); start += batch {
+		end := min(start+batch, len(keys))
+		ops := make([]clientv3.Op, 0, end-start)
+		for _, k := range keys[start:end] {
+			var opts []clientv3.OpOption
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			ops = append(ops, clientv3.OpGet(s.Key(k), opts...))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("get %d keys: %w", len(keys), err)
+		}
+		rev = resp.Header.Revision
+		for i, r := range resp.Responses {
+			if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+				out[start+i] = kvs[0].Value
+			}
+		}
+	}
+	return out, nil
 }
