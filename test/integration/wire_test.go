@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -136,7 +137,12 @@ func TestThrottling(t *testing.T) {
 	srv := testenv.StartServer(t, "", func(c *server.Config) {
 		c.Limits.WriteRate, c.Limits.WriteBurst = 1, 3
 	})
-	client := ecs.NewFromConfig(srv.AWSConfig(), func(o *ecs.Options) { o.Retryer = aws.NopRetryer{} })
+	// Retry connection errors only, so that throttling reaches the test.
+	client := ecs.NewFromConfig(srv.AWSConfig(), func(o *ecs.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+		})
+	})
 	ctx := ctxT(t)
 	throttled := 0
 	for i := range 10 {
