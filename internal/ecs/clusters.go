@@ -46,6 +46,24 @@ func (s *Service) activeCluster(tx *store.Tx, c call, ref string) (*clusterRecor
 	return &r, nil
 }
 
+// existingCluster resolves a cluster reference outside a transaction and
+// checks that the cluster exists (and, with active, that it is ACTIVE).
+func (s *Service) existingCluster(ctx context.Context, c call, ref string, active bool) (string, error) {
+	name, err := s.clusterName(c, ref)
+	if err != nil {
+		return "", err
+	}
+	var r clusterRecord
+	ok, err := s.st.Get(ctx, c.key("clusters", name), &r)
+	if err != nil {
+		return "", err
+	}
+	if !ok || active && r.Status != "ACTIVE" {
+		return "", clusterNotFound(name)
+	}
+	return name, nil
+}
+
 // CreateCluster creates a cluster, or returns the existing ACTIVE one.
 func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterRequest) (*ecsapi.CreateClusterResponse, error) {
 	c := s.call(ctx)

@@ -320,41 +320,13 @@ func (s *Service) instanceKey(c call, arn string) string {
 	return c.key("instances", strings.TrimPrefix(res, "container-instance/"))
 }
 
-// instanceID resolves a container instance reference (ARN or id) within a
-// cluster.
-func (s *Service) instanceID(c call, cluster, ref string) (string, bool) {
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
-		rest, isCI := strings.CutPrefix(res, "container-instance/")
-		if !ok || !isCI {
-			return "", false
-		}
-		if cl, id, ok := strings.Cut(rest, "/"); ok {
-			if cl != cluster {
-				return "", false
-			}
-			rest = id
-		}
-		ref = rest
-	}
-	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return ref, true
-}
-
 // findInstance reads a container instance; nil when it does not exist.
 func (s *Service) findInstance(r reader, c call, cluster, ref string) (*instanceRecord, error) {
-	id, ok := s.instanceID(c, cluster, ref)
+	id, ok := s.scopedID(c, "container-instance", cluster, ref)
 	if !ok {
 		return nil, nil
 	}
-	var ir instanceRecord
-	found, err := r.Get(c.key("instances", cluster, id), &ir)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &ir, nil
+	return getRecord[instanceRecord](r, c.key("instances", cluster, id))
 }
 
 // DescribeContainerInstances describes container instances.
@@ -364,13 +336,9 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 		return nil, invalidParameter("At most 100 container instances can be described at once.")
 	}
 	r := storeReader{ctx, s.st}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := r.Get(c.key("clusters", cluster), &cl); err != nil || !ok {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.ContainerInstances {
@@ -450,13 +418,9 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	var filter cql.Expr
 	var groups map[string][]string
@@ -639,7 +603,7 @@ func (s *Service) editAttributes(ctx context.Context, c call, cluster string, at
 		}
 		changed := map[string]*instanceRecord{}
 		for _, a := range attrs {
-			id, ok := s.instanceID(c, cl.ClusterName, a.TargetId)
+			id, ok := s.scopedID(c, "container-instance", cl.ClusterName, a.TargetId)
 			r := changed[id]
 			if ok && r == nil {
 				if r, err = s.findInstance(tx, c, cl.ClusterName, a.TargetId); err != nil {
@@ -677,13 +641,9 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	scope := fmt.Sprintf("ListAttributes/%s/%s/%s/%s", c.region, cluster, in.AttributeName, in.AttributeValue)
 	after, err := s.start(scope, in.NextToken)

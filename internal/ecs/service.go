@@ -147,6 +147,40 @@ func (s *Service) resourceOf(c call, s2 string) (resource string, ok bool) {
 
 func isARN(s string) bool { return strings.HasPrefix(s, "arn:") }
 
+// scopedID resolves a reference to a cluster's task or container instance
+// (kind "task" or "container-instance"): an ARN in the long form
+// kind/cluster/id or the short form kind/id, or the bare 32-hex-digit id.
+func (s *Service) scopedID(c call, kind, cluster, ref string) (string, bool) {
+	if isARN(ref) {
+		res, ok := s.resourceOf(c, ref)
+		rest, isKind := strings.CutPrefix(res, kind+"/")
+		if !ok || !isKind {
+			return "", false
+		}
+		if cl, id, ok := strings.Cut(rest, "/"); ok {
+			if cl != cluster {
+				return "", false
+			}
+			rest = id
+		}
+		ref = rest
+	}
+	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return ref, true
+}
+
+// getRecord reads key into a new T; nil when the key does not exist.
+func getRecord[T any](r reader, key string) (*T, error) {
+	v := new(T)
+	found, err := r.Get(key, v)
+	if err != nil || !found {
+		return nil, err
+	}
+	return v, nil
+}
+
 // newID returns 32 hex digits, the form of task and container instance ids.
 func newID() string {
 	b := make([]byte, 16)

@@ -224,6 +224,30 @@ func orDefaultEnum[T ~string](v, def T) T {
 	return v
 }
 
+// activeService reads an ACTIVE service and its cluster inside tx, and
+// returns the service's key.
+func (s *Service) activeService(tx *store.Tx, c call, cluster, ref string) (*clusterRecord, *serviceRecord, string, error) {
+	cl, err := s.activeCluster(tx, c, cluster)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	name, err := s.serviceName(c, cl.ClusterName, ref)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	k := c.key("services", cl.ClusterName, name)
+	svc, err := getRecord[serviceRecord](tx, k)
+	switch {
+	case err != nil:
+		return nil, nil, "", err
+	case svc == nil:
+		return nil, nil, "", serviceNotFound(name)
+	case svc.Status != "ACTIVE":
+		return nil, nil, "", serviceNotActive(name)
+	}
+	return cl, svc, k, nil
+}
+
 // UpdateService changes a service. Changes to what its tasks run start a
 // new deployment; a new desiredCount alone does not.
 func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceRequest) (*ecsapi.UpdateServiceResponse, error) {
@@ -236,23 +260,9 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	}
 	var out ecsapi.Service
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		_, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
 			return err
-		}
-		name, err := s.serviceName(c, cl.ClusterName, in.Service)
-		if err != nil {
-			return err
-		}
-		k := c.key("services", cl.ClusterName, name)
-		var svc serviceRecord
-		if ok, err := tx.Get(k, &svc); err != nil {
-			return err
-		} else if !ok {
-			return serviceNotFound(name)
-		}
-		if svc.Status != "ACTIVE" {
-			return serviceNotActive(name)
 		}
 		deploy := in.ForceNewDeployment
 		if in.TaskDefinition != "" {
@@ -326,7 +336,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			for i := range svc.Deployments {
 				svc.Deployments[i].Status = "ACTIVE"
 			}
-			d := s.newDeployment(c, &svc)
+			d := s.newDeployment(c, svc)
 			d.ServiceConnectConfiguration, d.VolumeConfigurations = sc, volumes
 			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
 		} else {
@@ -334,7 +344,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			svc.Deployments[0].UpdatedAt = callTime(c)
 		}
 		out = svc.Service
-		return tx.Put(k, &svc)
+		return tx.Put(k, svc)
 	})
 	if err != nil {
 		return nil, err
@@ -374,23 +384,9 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 	c := s.call(ctx)
 	var out ecsapi.Service
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
 			return err
-		}
-		name, err := s.serviceName(c, cl.ClusterName, in.Service)
-		if err != nil {
-			return err
-		}
-		k := c.key("services", cl.ClusterName, name)
-		var svc serviceRecord
-		if ok, err := tx.Get(k, &svc); err != nil {
-			return err
-		} else if !ok {
-			return serviceNotFound(name)
-		}
-		if svc.Status != "ACTIVE" {
-			return serviceNotActive(name)
 		}
 		if svc.DesiredCount > 0 && !deref(in.Force) && svc.SchedulingStrategy != ecsapi.SchedulingStrategyDaemon {
 			return invalidParameter("The service cannot be stopped while it is scaled above 0. Scale it to 0 with `aws ecs update-service --desired-count 0`, or delete it with --force.")
@@ -399,15 +395,15 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 		for i := range svc.Deployments {
 			svc.Deployments[i].DesiredCount = 0
 		}
-		live, err := s.serviceHasTasks(tx, c, cl.ClusterName, name)
+		live, err := s.serviceHasTasks(tx, c, cl.ClusterName, svc.ServiceName)
 		if err != nil {
 			return err
 		}
 		if !live {
-			s.retire(c, &svc)
+			s.retire(c, svc)
 		}
 		out = svc.Service
-		return tx.Put(k, &svc)
+		return tx.Put(k, svc)
 	})
 	if err != nil {
 		return nil, err
@@ -499,13 +495,9 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 	if len(in.Services) > 10 {
 		return nil, invalidParameter("At most 10 services can be described at once.")
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	out := &ecsapi.DescribeServicesResponse{Services: []ecsapi.Service{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.Services {
@@ -543,13 +535,9 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	scope := fmt.Sprintf("ListServices/%s/%s/%s/%s/%s", c.region, cluster, in.LaunchType, in.SchedulingStrategy, in.ResourceManagementType)
 	after, err := s.start(scope, in.NextToken)

@@ -69,7 +69,6 @@ func contains[T comparable](list []T, v T) bool {
 
 // tagged is a stored resource that carries tags.
 type tagged struct {
-	key  string
 	get  func() []ecsapi.Tag
 	set  func([]ecsapi.Tag)
 	save func(tx *store.Tx) error
@@ -89,28 +88,28 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status != "ACTIVE" {
 			return nil, orNotFound(err, "The specified cluster could not be found.")
 		}
-		return &tagged{key: k, get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "service":
 		var r serviceRecord
 		k := c.key("services", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified service could not be found.")
 		}
-		return &tagged{key: k, get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "task":
 		var r taskRecord
 		k := c.key("tasks", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task could not be found.")
 		}
-		return &tagged{key: k, get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "container-instance":
 		var r instanceRecord
 		k := c.key("instances", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified container instance could not be found.")
 		}
-		return &tagged{key: k, get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "task-definition":
 		family, rev, ok := strings.Cut(rest, ":")
 		if !ok {
@@ -121,7 +120,7 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task definition could not be found.")
 		}
-		return &tagged{key: k, get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	}
 	return nil, invalidParameter("Resources of type %q cannot be tagged.", kind)
 }

@@ -535,39 +535,12 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 	return out, nil
 }
 
-// taskID resolves a task reference (ARN or id) within a cluster.
-func (s *Service) taskID(c call, cluster, ref string) (string, bool) {
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
-		rest, isTask := strings.CutPrefix(res, "task/")
-		if !ok || !isTask {
-			return "", false
-		}
-		if cl, id, ok := strings.Cut(rest, "/"); ok {
-			if cl != cluster {
-				return "", false
-			}
-			rest = id
-		}
-		ref = rest
-	}
-	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return ref, true
-}
-
 func (s *Service) findTask(r reader, c call, cluster, ref string) (*taskRecord, error) {
-	id, ok := s.taskID(c, cluster, ref)
+	id, ok := s.scopedID(c, "task", cluster, ref)
 	if !ok {
 		return nil, nil
 	}
-	var t taskRecord
-	found, err := r.Get(c.key("tasks", cluster, id), &t)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &t, nil
+	return getRecord[taskRecord](r, c.key("tasks", cluster, id))
 }
 
 // transition moves a task to status, keeping its instance's counts and
@@ -697,18 +670,14 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 	if len(in.Tasks) > 100 {
 		return nil, invalidParameter("At most 100 tasks can be described at once.")
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
 	if err != nil {
 		return nil, err
-	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok {
-		return nil, orErr(err, clusterNotFound(cluster))
 	}
 	out := &ecsapi.DescribeTasksResponse{Tasks: []ecsapi.Task{}, Failures: []ecsapi.Failure{}}
 	keys := make([]string, len(in.Tasks))
 	for i, ref := range in.Tasks {
-		if id, ok := s.taskID(c, cluster, ref); ok {
+		if id, ok := s.scopedID(c, "task", cluster, ref); ok {
 			keys[i] = c.key("tasks", cluster, id)
 		}
 	}
@@ -741,17 +710,13 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}
-	var cl clusterRecord
-	if ok, err := s.st.Get(ctx, c.key("clusters", cluster), &cl); err != nil || !ok || cl.Status != "ACTIVE" {
-		return nil, orErr(err, clusterNotFound(cluster))
-	}
 	instance := ""
 	if in.ContainerInstance != "" {
-		id, ok := s.instanceID(c, cluster, in.ContainerInstance)
+		id, ok := s.scopedID(c, "container-instance", cluster, in.ContainerInstance)
 		if !ok {
 			return nil, invalidParameter("Container instance %q is not an instance of cluster %q.", in.ContainerInstance, cluster)
 		}
@@ -808,11 +773,7 @@ func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTa
 			}
 		}
 		for _, a := range in.Attachments {
-			for i := range t.Attachments {
-				if t.Attachments[i].Id == a.AttachmentArn || strings.HasSuffix(a.AttachmentArn, "/"+t.Attachments[i].Id) {
-					t.Attachments[i].Status = a.Status
-				}
-			}
+			applyAttachment(t, a)
 		}
 		if in.PullStartedAt != nil {
 			t.PullStartedAt = in.PullStartedAt
@@ -869,11 +830,7 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 			}
 			changed := false
 			for _, a := range in.Attachments {
-				for i := range t.Attachments {
-					if t.Attachments[i].Id == a.AttachmentArn || strings.HasSuffix(a.AttachmentArn, "/"+t.Attachments[i].Id) {
-						t.Attachments[i].Status, changed = a.Status, true
-					}
-				}
+				changed = applyAttachment(&t, a) || changed
 			}
 			if changed {
 				t.Version++
@@ -888,6 +845,18 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 		return nil, err
 	}
 	return &ecsapi.SubmitAttachmentStateChangesResponse{Acknowledgment: "ACK"}, nil
+}
+
+// applyAttachment records an attachment's reported status on t, if the
+// attachment is t's.
+func applyAttachment(t *taskRecord, a ecsapi.AttachmentStateChange) bool {
+	for i := range t.Attachments {
+		if t.Attachments[i].Id == a.AttachmentArn || strings.HasSuffix(a.AttachmentArn, "/"+t.Attachments[i].Id) {
+			t.Attachments[i].Status = a.Status
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, change func(*store.Tx, *taskRecord) error) error {
