@@ -29,6 +29,8 @@ type serverFlags struct {
 	readRate        float64
 	writeRate       float64
 	retention       time.Duration
+	agentGrace      time.Duration
+	awsvpcSubnet    string
 	log             logFlags
 }
 
@@ -47,6 +49,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.Float64Var(&f.readRate, "read-rate", 500, "read requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
 	fs.Float64Var(&f.writeRate, "write-rate", 200, "mutating requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
 	fs.DurationVar(&f.retention, "retention", time.Hour, "how long stopped tasks and deleted clusters, services and instances stay describable")
+	fs.DurationVar(&f.agentGrace, "agent-grace", 30*time.Second, "how long a container instance stays agentConnected after its agent's last contact")
+	fs.StringVar(&f.awsvpcSubnet, "awsvpc-subnet", "10.88.0.0/16", "address range awsvpc tasks get their addresses from")
 	f.log.register(fs)
 }
 
@@ -90,8 +94,10 @@ func (f *serverFlags) config() (server.Config, error) {
 			ReadRate:     f.readRate, ReadBurst: int(2 * f.readRate),
 			WriteRate: f.writeRate, WriteBurst: int(2 * f.writeRate),
 		},
-		Retention: f.retention,
-		Logger:    logger,
+		Retention:    f.retention,
+		AgentGrace:   f.agentGrace,
+		AwsvpcSubnet: f.awsvpcSubnet,
+		Logger:       logger,
 	}
 	if len(creds) > 0 {
 		cfg.Credentials = creds

@@ -130,6 +130,17 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		r.RegisteredResources = registered
 		r.RemainingResources = remaining(registered, reserved)
 		r.Attributes = s.instanceAttributes(c, r.Attributes, in.Attributes, doc)
+		// Trunking is decided when an instance first registers.
+		_, trunked := attribute(r.Attributes, "ecs.awsvpc-trunk-id")
+		if existing == nil {
+			setting, err := s.effectiveSetting(tx, c, s.principal(), ecsapi.SettingNameAwsvpcTrunking)
+			if err != nil {
+				return err
+			}
+			trunked = setting.Value == "enabled"
+		}
+		r.RegisteredResources, r.Attributes = trunk(r.RegisteredResources, r.Attributes, trunked)
+		r.RemainingResources = remaining(r.RegisteredResources, reserved)
 		if existing != nil {
 			if err := s.checkOwnTasksFit(r); err != nil {
 				return err
@@ -141,7 +152,38 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 	if err != nil {
 		return nil, err
 	}
+	// Registering is the agent's first sign of life.
+	res, _ := s.resourceOf(c, out.ContainerInstanceArn)
+	cluster, id, _ := strings.Cut(strings.TrimPrefix(res, "container-instance/"), "/")
+	if err := s.st.Heartbeat(ctx, heartbeatKey(c.region, cluster, id), heartbeat{Since: c.now}, s.grace); err != nil {
+		return nil, err
+	}
 	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &out}, nil
+}
+
+// trunk applies ENI trunking to a new registration: with trunking on, the
+// instance's awsvpc capacity (resource ENI) becomes its trunk capacity
+// (ENI_TRUNK, when the agent sent one) and it gets an awsvpc-trunk-id, as
+// instances do that register after awsvpcTrunking is enabled.
+func trunk(rs []ecsapi.Resource, attrs []ecsapi.Attribute, on bool) ([]ecsapi.Resource, []ecsapi.Attribute) {
+	var out []ecsapi.Resource
+	var trunkCap *ecsapi.Resource
+	for i := range rs {
+		if rs[i].Name == "ENI_TRUNK" {
+			trunkCap = &rs[i]
+			continue
+		}
+		out = append(out, rs[i])
+	}
+	eni := resource(out, "ENI")
+	if !on || trunkCap == nil || eni == nil {
+		return out, attrs
+	}
+	eni.IntegerValue = trunkCap.IntegerValue
+	if _, ok := attribute(attrs, "ecs.awsvpc-trunk-id"); !ok {
+		attrs = setAttribute(attrs, ecsapi.Attribute{Name: "ecs.awsvpc-trunk-id", Value: "eni-trunk-" + newID()[:17]})
+	}
+	return out, attrs
 }
 
 // reregistration finds the instance a registration renews: the one its ARN

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,8 +36,14 @@ type Config struct {
 	// TokenKey signs pagination tokens; servers sharing a store must share
 	// it. Empty means one is kept in the store.
 	TokenKey []byte
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// AgentGrace is how long an instance stays agentConnected after its
+	// agent's last poll. Default 30 s.
+	AgentGrace time.Duration
+	// AwsvpcSubnet is the address range awsvpc tasks get their addresses
+	// from. Default 10.88.0.0/16.
+	AwsvpcSubnet string
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Service implements the ECS API.
@@ -51,6 +58,8 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	clusters  sync.Map // region/cluster → *sync.Mutex, see serialize
+	grace     time.Duration
+	subnet    netip.Prefix
 }
 
 var _ ecsapi.API = (*Service)(nil)
@@ -72,9 +81,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if !regexp.MustCompile(`^\d{12}$`).MatchString(cfg.Account) {
 		return nil, fmt.Errorf("account id %q must be 12 digits", cfg.Account)
 	}
+	if cfg.AgentGrace == 0 {
+		cfg.AgentGrace = 30 * time.Second
+	}
+	if cfg.AwsvpcSubnet == "" {
+		cfg.AwsvpcSubnet = "10.88.0.0/16"
+	}
+	subnet, err := netip.ParsePrefix(cfg.AwsvpcSubnet)
+	if err != nil || !subnet.Addr().Is4() || subnet.Bits() > 28 {
+		return nil, fmt.Errorf("awsvpc subnet %q must be an IPv4 CIDR of /28 or larger", cfg.AwsvpcSubnet)
+	}
 	key := cfg.TokenKey
 	if len(key) == 0 {
-		var err error
 		if key, err = sharedKey(ctx, cfg.Store, "config/pagination-key"); err != nil {
 			return nil, err
 		}
@@ -87,6 +105,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		tokens:    awsproto.NewTokens(key),
 		log:       cfg.Logger,
 		now:       cfg.Now,
+		grace:     cfg.AgentGrace,
+		subnet:    subnet.Masked(),
 	}, nil
 }
 

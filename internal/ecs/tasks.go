@@ -70,6 +70,7 @@ func demand(td *ecsapi.TaskDefinition, ov *ecsapi.TaskOverride) scheduler.Demand
 			d.Memory += int64(*mem)
 		}
 		if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
+			d.ENI = 1
 			continue
 		}
 		for _, pm := range cd.PortMappings {
@@ -112,6 +113,10 @@ func node(r *instanceRecord) scheduler.Node {
 	if x := resource(r.RemainingResources, "MEMORY"); x != nil {
 		n.Memory = int64(x.IntegerValue)
 	}
+	n.ENI = -1
+	if x := resource(r.RemainingResources, "ENI"); x != nil {
+		n.ENI = int64(x.IntegerValue)
+	}
 	n.Ports = portList(resource(r.RemainingResources, "PORTS"))
 	n.PortsUDP = portList(resource(r.RemainingResources, "PORTS_UDP"))
 	return n
@@ -140,6 +145,8 @@ func hold(r *instanceRecord, d *scheduler.Demand, sign int32) {
 			res.IntegerValue -= sign * int32(d.CPU)
 		case "MEMORY":
 			res.IntegerValue -= sign * int32(d.Memory)
+		case "ENI":
+			res.IntegerValue -= sign * int32(d.ENI)
 		case "PORTS":
 			res.StringSetValue = editPorts(res.StringSetValue, d.Ports, sign)
 		case "PORTS_UDP":
@@ -180,9 +187,9 @@ type launch struct {
 	launchType ecsapi.LaunchType
 }
 
-// newTask builds a task record for l placed on instance r, and reserves its
-// resources there.
-func (s *Service) newTask(c call, l *launch, r *instanceRecord, d scheduler.Demand) *taskRecord {
+// newTask builds a task record for l placed on instance r, reserves its
+// resources there and, for awsvpc tasks, gives it an address, inside tx.
+func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d scheduler.Demand) (*taskRecord, error) {
 	id := newID()
 	cluster := l.cluster.ClusterName
 	taskArn := s.arn(c, "task/"+cluster+"/"+id)
@@ -259,10 +266,15 @@ func (s *Service) newTask(c call, l *launch, r *instanceRecord, d scheduler.Dema
 		}
 		t.Containers = append(t.Containers, ct)
 	}
+	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
+		if err := s.attachENI(tx, c, t); err != nil {
+			return nil, err
+		}
+	}
 	hold(r, &d, 1)
 	r.PendingTasksCount++
 	r.Version++
-	return t
+	return t, nil
 }
 
 func (s *Service) taskKey(c call, t *taskRecord) string {
@@ -388,7 +400,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		touched := map[*instanceRecord]bool{}
 		for _, idx := range chosen {
 			r := instances[idx]
-			t := s.newTask(c, l, r, d)
+			t, err := s.newTask(tx, c, l, r, d)
+			if err != nil {
+				return err
+			}
 			if err := tx.Put(s.taskKey(c, t), t); err != nil {
 				return err
 			}
@@ -518,7 +533,10 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				out.Failures = append(out.Failures, failureOf(r.ContainerInstanceArn, reason, ""))
 				continue
 			}
-			t := s.newTask(c, l, r, d)
+			t, err := s.newTask(tx, c, l, r, d)
+			if err != nil {
+				return err
+			}
 			if err := tx.Put(s.taskKey(c, t), t); err != nil {
 				return err
 			}
@@ -567,6 +585,7 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 			t.StoppingAt = callTime(c)
 		}
 	case "STOPPED":
+		s.detachENI(tx, c, t)
 		now := callTime(c)
 		if t.StoppingAt == nil {
 			t.StoppingAt = now
@@ -784,8 +803,13 @@ func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTa
 		if in.ExecutionStoppedAt != nil {
 			t.ExecutionStoppedAt = in.ExecutionStoppedAt
 		}
-		if in.Status == "STOPPED" && t.StoppedReason == "" {
-			t.StoppedReason = in.Reason
+		if in.Status == "STOPPED" && t.StopCode == "" {
+			// Nobody asked for the stop: the task failed or finished.
+			t.StopCode = ecsapi.TaskStopCodeEssentialContainerExited
+			if t.StartedAt == nil {
+				t.StopCode = ecsapi.TaskStopCodeTaskFailedToStart
+			}
+			t.StoppedReason = orDefault(in.Reason, "Essential container in task exited")
 		}
 		if in.Status != "" {
 			return s.transition(tx, c, t, in.Status)

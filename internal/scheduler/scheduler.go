@@ -11,6 +11,7 @@ type Demand struct {
 	Memory   int64 // MiB
 	Ports    []int // static TCP host ports
 	PortsUDP []int // static UDP host ports
+	ENI      int64 // network interfaces: 1 for an awsvpc task
 }
 
 // Node is a container instance as the scheduler sees it.
@@ -22,6 +23,7 @@ type Node struct {
 	Memory         int64 // remaining MiB
 	Ports          []int // TCP host ports in use or reserved
 	PortsUDP       []int // UDP host ports in use or reserved
+	ENI            int64 // remaining awsvpc task capacity; negative for no limit
 }
 
 // Failure says why a task could not go on a node.
@@ -45,6 +47,8 @@ func Fit(n *Node, d *Demand) string {
 		return "RESOURCE:PORTS"
 	case overlaps(d.PortsUDP, n.PortsUDP):
 		return "RESOURCE:PORTS_UDP"
+	case d.ENI > 0 && n.ENI >= 0 && d.ENI > n.ENI:
+		return "RESOURCE:ENI"
 	}
 	return ""
 }
@@ -55,6 +59,9 @@ func Reserve(n *Node, d *Demand) {
 	n.Memory -= d.Memory
 	n.Ports = append(n.Ports, d.Ports...)
 	n.PortsUDP = append(n.PortsUDP, d.PortsUDP...)
+	if n.ENI >= 0 {
+		n.ENI -= d.ENI
+	}
 }
 
 func overlaps(want, used []int) bool {

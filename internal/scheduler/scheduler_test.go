@@ -16,6 +16,8 @@ func TestFit(t *testing.T) {
 		{"tcp port", nil, Demand{Ports: []int{8080}}, "RESOURCE:PORTS"},
 		{"udp port", nil, Demand{PortsUDP: []int{53}}, "RESOURCE:PORTS_UDP"},
 		{"udp and tcp apart", nil, Demand{PortsUDP: []int{8080}}, ""},
+		{"eni", func(n *Node) { n.ENI = 0 }, Demand{ENI: 1}, "RESOURCE:ENI"},
+		{"eni unlimited", func(n *Node) { n.ENI = -1 }, Demand{ENI: 1}, ""},
 		{"draining", func(n *Node) { n.Active = false }, Demand{}, "INACTIVE"},
 		{"disconnected", func(n *Node) { n.AgentConnected = false }, Demand{}, "AGENT"},
 	} {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/awsproto"
 	"github.com/wharfhq/wharf/internal/ecs"
@@ -36,7 +37,12 @@ type Config struct {
 	Retention time.Duration
 	// SweepInterval is how often expired state is removed. Default 30 s.
 	SweepInterval time.Duration
-	Logger        *slog.Logger
+	// AgentGrace is how long an instance stays agentConnected after its
+	// agent's last poll. Default 30 s.
+	AgentGrace time.Duration
+	// AwsvpcSubnet is the range awsvpc tasks get addresses from.
+	AwsvpcSubnet string
+	Logger       *slog.Logger
 }
 
 // Server is a running control plane.
@@ -70,6 +76,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Account:       cfg.Account,
 		DefaultRegion: cfg.Region,
 		Retention:     cfg.Retention,
+		AgentGrace:    cfg.AgentGrace,
+		AwsvpcSubnet:  cfg.AwsvpcSubnet,
 		Logger:        cfg.Logger.With("component", "ecs"),
 	})
 	if err != nil {
@@ -81,6 +89,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			TargetPrefix: ecsapi.TargetPrefix,
 			SigningName:  ecsapi.SigningName,
 			Operations:   ecsapi.Operations(svc),
+		}, {
+			TargetPrefix: agentapi.TargetPrefix,
+			SigningName:  agentapi.SigningName,
+			Operations:   agentapi.Operations(svc),
 		}},
 		Verifier: &awsproto.Verifier{Credentials: cfg.Credentials, MaxSkew: cfg.MaxClockSkew},
 		Limits:   cfg.Limits,
@@ -134,6 +146,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(sweepDone)
 		s.ECS.Run(sweepCtx, s.cfg.SweepInterval)
 	}()
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		s.ECS.MonitorAgents(sweepCtx)
+	}()
 	s.log.Info("serving the ECS API", "endpoint", s.Endpoint())
 
 	var err error
@@ -146,6 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.http.Shutdown(shutdownCtx)
 	stopSweep()
 	<-sweepDone
+	<-monitorDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -432,3 +432,103 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// ListAt returns every key under prefix and the store revision it was read
+// at.
+func (s *Store) ListAt(ctx context.Context, prefix string) ([]KV, int64, error) {
+	resp, err := s.cli.Get(ctx, s.Key(prefix), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	kvs := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		kvs[i] = KV{Key: strings.TrimPrefix(string(kv.Key), s.prefix+"/"), Value: kv.Value}
+	}
+	return kvs, resp.Header.Revision, nil
+}
+
+// ErrCompacted is returned by Watch when the revision to start from has
+// been compacted away; the caller should read afresh.
+var ErrCompacted = errors.New("store: revision compacted")
+
+// Event is one change seen by Watch.
+type Event struct {
+	Key      string // store key, without the prefix
+	Value    []byte // nil for deletions
+	Previous []byte // the value before the change, if any
+	Revision int64
+}
+
+// Watch streams changes under prefix from revision from on (0: from now).
+// The event channel closes when ctx ends or the watch fails; a failure is
+// then sent on the error channel (ErrCompacted when from is too old).
+func (s *Store) Watch(ctx context.Context, prefix string, from int64) (<-chan Event, <-chan error) {
+	events := make(chan Event, 64)
+	errc := make(chan error, 1)
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
+	if from > 0 {
+		opts = append(opts, clientv3.WithRev(from))
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wc := s.cli.Watch(wctx, s.Key(prefix), opts...)
+	go func() {
+		defer close(events)
+		defer cancel()
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				if resp.CompactRevision != 0 {
+					err = ErrCompacted
+				}
+				errc <- err
+				return
+			}
+			for _, ev := range resp.Events {
+				e := Event{Key: strings.TrimPrefix(string(ev.Kv.Key), s.prefix+"/"), Revision: ev.Kv.ModRevision}
+				if ev.Type == clientv3.EventTypePut {
+					e.Value = ev.Kv.Value
+				}
+				if ev.PrevKv != nil {
+					e.Previous = ev.PrevKv.Value
+				}
+				select {
+				case events <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			errc <- errors.New("store: watch ended")
+		}
+	}()
+	return events, errc
+}
+
+// Heartbeat keeps key alive: it renews the lease the key holds, or puts the
+// key with value under a new lease of ttl when it has none. The key
+// disappears ttl after the last heartbeat; watchers see a put when it
+// (re)appears and a delete when it expires.
+func (s *Store) Heartbeat(ctx context.Context, key string, value any, ttl time.Duration) error {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	full := s.Key(key)
+	resp, err := s.cli.Get(ctx, full)
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: %w", key, err)
+	}
+	if len(resp.Kvs) > 0 && resp.Kvs[0].Lease != 0 {
+		if _, err := s.cli.KeepAliveOnce(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err == nil {
+			return nil
+		}
+	}
+	lease, err := s.cli.Grant(ctx, int64(max(ttl/time.Second, 1)))
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: grant lease: %w", key, err)
+	}
+	if _, err := s.cli.Put(ctx, full, string(b), clientv3.WithLease(lease.ID)); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package agentapi is the wire protocol between Wharf's node agents and the
+// control plane beyond the public ECS API: a blocking poll for the tasks
+// assigned to a container instance, and container health reports, which the
+// ECS API has no call for. It is served as AWS JSON 1.1 under the target
+// prefix WharfAgentV1 and signed with SigV4 for the "ecs" service, like the
+// agent's ECS calls.
+package agentapi
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/wharfhq/wharf/internal/api"
+	"github.com/wharfhq/wharf/internal/api/ecs"
+)
+
+// TargetPrefix is the X-Amz-Target prefix of the agent protocol.
+const TargetPrefix = "WharfAgentV1"
+
+// SigningName is the SigV4 service the agent signs for.
+const SigningName = "ecs"
+
+// PollRequest asks for the tasks assigned to a container instance. With
+// Index 0 the answer comes at once; otherwise it waits up to WaitSeconds for
+// the assignment to change after Index.
+type PollRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	Index             int64  `json:"index"`
+	WaitSeconds       int32  `json:"waitSeconds"`
+}
+
+// PollResponse lists every task assigned to the instance that has not
+// stopped, with its task definition.
+type PollResponse struct {
+	// Index is the store revision of the answer; pass it to the next Poll.
+	Index int64          `json:"index"`
+	Tasks []AssignedTask `json:"tasks"`
+	// Network is where awsvpc tasks get their addresses.
+	Network *Network `json:"network,omitempty"`
+}
+
+// AssignedTask is a task and what it runs.
+type AssignedTask struct {
+	Task           ecs.Task           `json:"task"`
+	TaskDefinition ecs.TaskDefinition `json:"taskDefinition"`
+}
+
+// Network is the bridge network awsvpc tasks attach to.
+type Network struct {
+	Name    string `json:"name"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway"`
+}
+
+// ReportHealthRequest reports the health of a task's containers.
+type ReportHealthRequest struct {
+	Cluster    string            `json:"cluster"`
+	Task       string            `json:"task"`
+	Containers []ContainerHealth `json:"containers"`
+}
+
+// ContainerHealth is one container's health check status.
+type ContainerHealth struct {
+	Name         string           `json:"name"`
+	HealthStatus ecs.HealthStatus `json:"healthStatus"`
+}
+
+// ReportHealthResponse acknowledges a health report.
+type ReportHealthResponse struct{}
+
+// API is the agent protocol.
+type API interface {
+	Poll(ctx context.Context, in *PollRequest) (*PollResponse, error)
+	ReportHealth(ctx context.Context, in *ReportHealthRequest) (*ReportHealthResponse, error)
+}
+
+// Operations returns the operation table of a.
+func Operations(a API) map[string]api.Operation {
+	return map[string]api.Operation{
+		"Poll": {ReadOnly: true, Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(PollRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.ContainerInstance == "" {
+				v.Required("containerInstance")
+			}
+			if in.WaitSeconds < 0 || in.WaitSeconds > 60 {
+				v.Add("Value '%d' at 'waitSeconds' failed to satisfy constraint: Member must be between 0 and 60", in.WaitSeconds)
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.Poll(ctx, in)
+		}},
+		"ReportHealth": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(ReportHealthRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.Task == "" {
+				v.Required("task")
+			}
+			for i, c := range in.Containers {
+				if !api.In(string(c.HealthStatus), ecs.HealthStatus("").Values()) {
+					v.Enum("containers."+strconv.Itoa(i+1)+".member.healthStatus", string(c.HealthStatus), ecs.HealthStatus("").Values())
+				}
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.ReportHealth(ctx, in)
+		}},
+	}
+}
