@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/wharfhq/wharf/internal/agent"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/server"
 )
@@ -29,8 +31,12 @@ func defaultDataDir() string {
 
 func runDev(ctx context.Context, args []string) error {
 	var f serverFlags
-	fs := flagSet("dev", "Run Wharf on this machine in one process: the control plane with an embedded\netcd under --data-dir. The first start creates an access key; later starts\nresume with the same state and keys. The endpoint and credentials are printed\nand written to DIR/env as shell exports.")
+	var af agentFlags
+	var nodes int
+	fs := flagSet("dev", "Run Wharf on this machine in one process: the control plane with an embedded\netcd under --data-dir, and node agents on the local Docker engine. The first\nstart creates an access key; later starts resume with the same state, keys\nand nodes. The endpoint and credentials are printed and written to DIR/env as\nshell exports.")
 	f.register(fs, "127.0.0.1:0", defaultDataDir())
+	fs.IntVar(&nodes, "nodes", 1, "how many node agents to run, each a container instance in its own availability zone (0 for none)")
+	af.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return helpRequested(err)
 	}
@@ -64,9 +70,49 @@ func runDev(ctx context.Context, args []string) error {
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", envFile, err)
 	}
-	fmt.Printf("Wharf %s is running.\n\n  endpoint  %s\n  region    %s\n  data      %s\n\n%s\nUse it from another shell:\n\n  source %s\n  aws --endpoint-url $AWS_ENDPOINT_URL ecs list-clusters\n\nPress Ctrl-C to stop; the state stays in %s.\n",
-		version, srv.Endpoint(), f.region, f.dataDir, env, envFile, f.dataDir)
-	return srv.Run(ctx)
+	fmt.Printf("Wharf %s is running.\n\n  endpoint  %s\n  region    %s\n  data      %s\n  nodes     %d\n\n%s\nUse it from another shell:\n\n  source %s\n  aws --endpoint-url $AWS_ENDPOINT_URL ecs list-container-instances\n\nPress Ctrl-C to stop; the state stays in %s.\n",
+		version, srv.Endpoint(), f.region, f.dataDir, nodes, env, envFile, f.dataDir)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	if err := startDevAgents(ctx, &f, &af, nodes, srv.Endpoint(), cfg.Logger); err != nil {
+		return err
+	}
+	return <-done
+}
+
+// startDevAgents runs n agents on the local Docker engine, named node-1...
+// node-n, in availability zones REGIONa, REGIONb, ...
+func startDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, endpoint string, logger *slog.Logger) error {
+	if n <= 0 {
+		return nil
+	}
+	rt, closeRT, err := af.runtime()
+	if err != nil {
+		return err
+	}
+	go func() { <-ctx.Done(); closeRT() }()
+	for i := range n {
+		cfg, err := af.config()
+		if err != nil {
+			return err
+		}
+		cfg.Name = fmt.Sprintf("node-%d", i+1)
+		cfg.StateDir = filepath.Join(f.dataDir, "agents", cfg.Name)
+		cfg.AvailabilityZone = f.region + string(rune('a'+i%26))
+		cfg.Endpoint, cfg.Cluster, cfg.Region = endpoint, "default", f.region
+		cfg.AccessKeyID, cfg.SecretAccessKey = f.accessKeyID, f.secretAccessKey
+		cfg.Runtime, cfg.Logger = rt, logger.With("component", "agent")
+		a, err := agent.New(cfg)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("agent stopped", "node", cfg.Name, "err", err)
+			}
+		}()
+	}
+	return nil
 }
 
 func devEnv(endpoint, id, secret, region string) string {

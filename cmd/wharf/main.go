@@ -20,6 +20,8 @@ type command struct {
 var commands = []command{
 	{"dev", "run everything on this machine: control plane, embedded etcd, a local agent", runDev},
 	{"server", "run the control plane", runServer},
+	{"agent", "run a node agent that runs tasks on this machine's Docker engine", runAgent},
+	{"pause", "hold a task's network namespace (the process of Wharf's pause image)", runPause},
 	{"version", "print the version and commit", runVersion},
 }
 

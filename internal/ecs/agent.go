@@ -121,7 +121,6 @@ func (s *Service) waitForAssignment(ctx context.Context, c call, cluster, instan
 // essential container with a health check is.
 func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthRequest) (*agentapi.ReportHealthResponse, error) {
 	c := s.call(ctx)
-	defer s.serialize(c, in.Cluster)()
 	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
 		for _, h := range in.Containers {
 			found := false

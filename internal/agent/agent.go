@@ -1,0 +1,542 @@
+// Package agent is Wharf's node agent: it registers a container instance,
+// learns the tasks placed on it through a blocking poll of the control
+// plane, runs them as containers through a runtime.Runtime with ECS's task
+// lifecycle, and reports every change back through the ECS API.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/wharfhq/wharf/internal/api/agentapi"
+	"github.com/wharfhq/wharf/internal/runtime"
+)
+
+// Config configures an agent.
+type Config struct {
+	// Endpoint is the control plane's URL; Region, AccessKeyID and
+	// SecretAccessKey sign the agent's calls.
+	Endpoint, Region, AccessKeyID, SecretAccessKey string
+	Cluster                                        string
+	Runtime                                        runtime.Runtime
+	// Name identifies the node among the agents sharing one container
+	// engine, such as node-1.
+	Name string
+	// StateDir keeps the agent's identity across restarts.
+	StateDir         string
+	AvailabilityZone string
+	InstanceType     string
+	Attributes       map[string]string
+	// CPU is the instance's CPU units; 0 means 1024 per core.
+	CPU int
+	// MemoryMiB is the instance's memory; 0 means the host's memory less
+	// ReservedMemoryMiB.
+	MemoryMiB         int
+	ReservedMemoryMiB int
+	// ENILimit is how many awsvpc tasks the instance holds; TrunkENILimit
+	// how many with ENI trunking enabled.
+	ENILimit, TrunkENILimit int
+	PullPolicy              runtime.PullPolicy
+	// StopTimeout is the default time between SIGTERM and SIGKILL.
+	StopTimeout time.Duration
+	// CleanupDelay is how long stopped tasks' containers are kept.
+	CleanupDelay time.Duration
+	// PollWait is how long a poll waits for changes. Default 20 s.
+	PollWait time.Duration
+	// MetadataPort is the task metadata endpoint's port; 0 picks one.
+	MetadataPort int
+	// Binary is the executable the helper images are built from; empty
+	// means this process's.
+	Binary  string
+	Version string
+	Logger  *slog.Logger
+}
+
+// Agent runs the tasks of one container instance.
+type Agent struct {
+	cfg Config
+	cp  *controlPlane
+	rt  runtime.Runtime
+	log *slog.Logger
+
+	instanceArn string
+	pauseImage  string
+	metadata    *metadataServer
+
+	// synced is set once the first poll has said which tasks are this
+	// instance's; cleanup waits for it.
+	synced atomic.Bool
+
+	mu      sync.Mutex
+	tasks   map[string]*taskManager // by task ARN
+	network *agentapi.Network
+	awsvpc  bool // the awsvpc network exists
+}
+
+// New checks cfg and returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Endpoint == "" || cfg.Cluster == "" || cfg.Runtime == nil {
+		return nil, errors.New("agent: endpoint, cluster and runtime are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "node"
+	}
+	if cfg.PullPolicy == "" {
+		cfg.PullPolicy = runtime.PullDefault
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
+	if cfg.CleanupDelay == 0 {
+		cfg.CleanupDelay = time.Hour
+	}
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 20 * time.Second
+	}
+	if cfg.ENILimit == 0 {
+		cfg.ENILimit = 3
+	}
+	if cfg.TrunkENILimit == 0 {
+		cfg.TrunkENILimit = 12
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.AvailabilityZone == "" {
+		cfg.AvailabilityZone = cfg.Region + "a"
+	}
+	if cfg.InstanceType == "" {
+		cfg.InstanceType = "wharf.node"
+	}
+	return &Agent{
+		cfg:   cfg,
+		cp:    newControlPlane(cfg.Endpoint, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey),
+		rt:    cfg.Runtime,
+		log:   cfg.Logger.With("node", cfg.Name, "cluster", cfg.Cluster),
+		tasks: map[string]*taskManager{},
+	}, nil
+}
+
+// InstanceArn is the container instance the agent registered, once it has.
+func (a *Agent) InstanceArn() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.instanceArn
+}
+
+// Run registers the instance and runs its tasks until ctx ends. Tasks keep
+// running when the agent stops; a new agent with the same state directory
+// picks them up again.
+func (a *Agent) Run(ctx context.Context) error {
+	info, err := a.waitForRuntime(ctx)
+	if err != nil {
+		return err
+	}
+	if a.pauseImage, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "pause"); err != nil {
+		return fmt.Errorf("build the pause image: %w", err)
+	}
+	a.metadata, err = startMetadata(a, a.cfg.MetadataPort)
+	if err != nil {
+		return err
+	}
+	defer a.metadata.Close()
+	if err := a.register(ctx, info); err != nil {
+		return err
+	}
+	a.log.Info("agent registered", "container_instance_arn", a.InstanceArn(), "docker_version", info.Version)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.watchEvents(ctx) }()
+	go func() { defer wg.Done(); a.janitor(ctx) }()
+	a.pollLoop(ctx, info)
+	wg.Wait()
+	a.mu.Lock()
+	managers := make([]*taskManager, 0, len(a.tasks))
+	for _, m := range a.tasks {
+		managers = append(managers, m)
+	}
+	a.mu.Unlock()
+	for _, m := range managers {
+		<-m.done
+	}
+	return nil
+}
+
+// waitForRuntime waits for the container engine, which may be restarting.
+func (a *Agent) waitForRuntime(ctx context.Context) (runtime.Info, error) {
+	delay := 500 * time.Millisecond
+	for {
+		info, err := a.rt.Info(ctx)
+		if err == nil {
+			return info, nil
+		}
+		a.log.Warn("container engine not reachable; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return runtime.Info{}, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+type agentState struct {
+	ContainerInstanceArn string `json:"containerInstanceArn"`
+	EC2InstanceID        string `json:"ec2InstanceId"`
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, "agent-state.json") }
+
+func (a *Agent) loadState() agentState {
+	var st agentState
+	if b, err := os.ReadFile(a.statePath()); err == nil {
+		json.Unmarshal(b, &st)
+	}
+	if st.EC2InstanceID == "" {
+		st.EC2InstanceID = "i-" + randomHex(17)
+	}
+	return st
+}
+
+func (a *Agent) saveState(st agentState) error {
+	if a.cfg.StateDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(st)
+	return os.WriteFile(a.statePath(), b, 0o600)
+}
+
+// register registers the instance, or re-registers the one in the state
+// directory, retrying until the control plane answers.
+func (a *Agent) register(ctx context.Context, info runtime.Info) error {
+	st := a.loadState()
+	delay := 500 * time.Millisecond
+	for {
+		arn, err := a.registerOnce(ctx, info, &st)
+		if err == nil {
+			st.ContainerInstanceArn = arn
+			a.mu.Lock()
+			a.instanceArn = arn
+			a.mu.Unlock()
+			return a.saveState(st)
+		}
+		if st.ContainerInstanceArn != "" && isClientError(err) {
+			// The control plane forgot the instance: start afresh.
+			a.log.Warn("re-registration refused; registering as a new instance", "err", err)
+			st.ContainerInstanceArn = ""
+			continue
+		}
+		if isAuthError(err) {
+			return fmt.Errorf("register with %s: %w (check the access key)", a.cfg.Endpoint, err)
+		}
+		if isClientError(err) {
+			return fmt.Errorf("register with %s: %w", a.cfg.Endpoint, err)
+		}
+		a.log.Warn("registration failed; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentState) (string, error) {
+	cpu := a.cfg.CPU
+	if cpu == 0 {
+		cpu = 1024 * max(info.CPUs, 1)
+	}
+	mem := a.cfg.MemoryMiB
+	if mem == 0 {
+		mem = int(info.MemoryBytes>>20) - a.cfg.ReservedMemoryMiB
+	}
+	if mem <= 0 {
+		return "", fmt.Errorf("no memory left to register after reserving %d MiB", a.cfg.ReservedMemoryMiB)
+	}
+	ports := append([]string{"22", "2375", "2376", "51678", "51679"}, listeningPorts("tcp")...)
+	doc, _ := json.Marshal(map[string]string{
+		"instanceId": st.EC2InstanceID, "availabilityZone": a.cfg.AvailabilityZone,
+		"instanceType": a.cfg.InstanceType, "region": a.cfg.Region,
+	})
+	arch := info.Architecture
+	if arch == "aarch64" {
+		arch = "arm64"
+	}
+	attrs := []types.Attribute{
+		{Name: aws.String("ecs.availability-zone"), Value: aws.String(a.cfg.AvailabilityZone)},
+		{Name: aws.String("ecs.instance-type"), Value: aws.String(a.cfg.InstanceType)},
+		{Name: aws.String("ecs.os-type"), Value: aws.String("linux")},
+		{Name: aws.String("ecs.os-family"), Value: aws.String("LINUX")},
+		{Name: aws.String("ecs.cpu-architecture"), Value: aws.String(arch)},
+		{Name: aws.String("com.amazonaws.ecs.capability.docker-remote-api.1.41")},
+		{Name: aws.String("ecs.capability.task-eni")},
+		{Name: aws.String("ecs.capability.container-health-check")},
+		{Name: aws.String("ecs.capability.container-ordering")},
+		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.awslogs")},
+		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.json-file")},
+		{Name: aws.String("wharf.node"), Value: aws.String(a.cfg.Name)},
+	}
+	names := make([]string, 0, len(a.cfg.Attributes))
+	for k := range a.cfg.Attributes {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		attrs = append(attrs, types.Attribute{Name: aws.String(k), Value: aws.String(a.cfg.Attributes[k])})
+	}
+	in := &ecs.RegisterContainerInstanceInput{
+		Cluster:                  aws.String(a.cfg.Cluster),
+		InstanceIdentityDocument: aws.String(string(doc)),
+		TotalResources: []types.Resource{
+			{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: int32(cpu)},
+			{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: int32(mem)},
+			{Name: aws.String("PORTS"), Type: aws.String("STRINGSET"), StringSetValue: ports},
+			{Name: aws.String("PORTS_UDP"), Type: aws.String("STRINGSET"), StringSetValue: listeningPorts("udp")},
+			{Name: aws.String("ENI"), Type: aws.String("INTEGER"), IntegerValue: int32(a.cfg.ENILimit)},
+			{Name: aws.String("ENI_TRUNK"), Type: aws.String("INTEGER"), IntegerValue: int32(a.cfg.TrunkENILimit)},
+		},
+		VersionInfo: &types.VersionInfo{
+			AgentVersion:  aws.String(a.cfg.Version),
+			AgentHash:     aws.String("wharf"),
+			DockerVersion: aws.String("DockerVersion: " + info.Version),
+		},
+		Attributes: attrs,
+	}
+	if st.ContainerInstanceArn != "" {
+		in.ContainerInstanceArn = aws.String(st.ContainerInstanceArn)
+	}
+	out, err := a.cp.ecs.RegisterContainerInstance(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
+}
+
+// pollLoop keeps the task set in step with the control plane until ctx
+// ends, re-registering when the control plane no longer knows the instance.
+func (a *Agent) pollLoop(ctx context.Context, info runtime.Info) {
+	var index int64
+	delay := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		resp, err := a.cp.poll(ctx, &agentapi.PollRequest{
+			Cluster: a.cfg.Cluster, ContainerInstance: a.InstanceArn(),
+			Index: index, WaitSeconds: int32(a.cfg.PollWait / time.Second),
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Code == "InvalidParameterException" && strings.Contains(ae.Message, "not registered") {
+				a.log.Warn("the control plane no longer knows this instance; registering again")
+				if err := a.register(ctx, info); err != nil {
+					return
+				}
+				index = 0
+				continue
+			}
+			a.log.Warn("poll failed; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 10*time.Second)
+			index = 0
+			continue
+		}
+		delay = 500 * time.Millisecond
+		index = resp.Index
+		a.reconcile(ctx, resp)
+	}
+}
+
+// reconcile starts a manager for every newly assigned task and passes each
+// manager its task's latest desired state.
+func (a *Agent) reconcile(ctx context.Context, resp *agentapi.PollResponse) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.network = resp.Network
+	assigned := map[string]bool{}
+	for _, at := range resp.Tasks {
+		assigned[at.Task.TaskArn] = true
+		m, ok := a.tasks[at.Task.TaskArn]
+		if !ok {
+			m = newTaskManager(a, at)
+			a.tasks[at.Task.TaskArn] = m
+			go m.run(ctx)
+		}
+		m.update(at.Task.DesiredStatus)
+	}
+	// A task the control plane stopped without this agent must stop here.
+	for arn, m := range a.tasks {
+		if !assigned[arn] {
+			m.update("STOPPED")
+		}
+	}
+	a.synced.Store(true)
+}
+
+// forget drops a finished task's manager.
+func (a *Agent) forget(arn string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.tasks, arn)
+}
+
+func (a *Agent) manager(arn string) *taskManager {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tasks[arn]
+}
+
+// networkInfo is the awsvpc network the control plane last described.
+func (a *Agent) networkInfo() *agentapi.Network {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.network
+}
+
+// awsvpcNetwork ensures the awsvpc network exists and returns it.
+func (a *Agent) awsvpcNetwork(ctx context.Context) (*agentapi.Network, error) {
+	a.mu.Lock()
+	n, ready := a.network, a.awsvpc
+	a.mu.Unlock()
+	if n == nil {
+		return nil, errors.New("the control plane sent no awsvpc network")
+	}
+	if ready {
+		return n, nil
+	}
+	err := a.rt.EnsureNetwork(ctx, runtime.NetworkSpec{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, Labels: map[string]string{labelManaged: "true"}})
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.awsvpc = true
+	a.mu.Unlock()
+	return n, nil
+}
+
+// watchEvents feeds container events to the task managers, resubscribing
+// when the engine restarts.
+func (a *Agent) watchEvents(ctx context.Context) {
+	for ctx.Err() == nil {
+		events, errc := a.rt.Events(ctx)
+		for ev := range events {
+			if ev.Labels[labelInstance] != a.InstanceArn() {
+				continue
+			}
+			if m := a.manager(ev.Labels[labelTaskArn]); m != nil {
+				m.event(ev)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		err := <-errc
+		a.log.Warn("container event stream broke; resubscribing", "err", err)
+		if _, err := a.waitForRuntime(ctx); err != nil {
+			return
+		}
+		// Events may have been missed while the stream was down.
+		a.mu.Lock()
+		for _, m := range a.tasks {
+			m.event(runtime.Event{Action: "resync"})
+		}
+		a.mu.Unlock()
+	}
+}
+
+// reportTask sends a task state change, retrying until it is accepted or
+// ctx ends.
+func (a *Agent) report(ctx context.Context, what string, call func(context.Context) error) {
+	delay := 200 * time.Millisecond
+	for {
+		err := call(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if isClientError(err) {
+			a.log.Warn("state report refused", "report", what, "err", err)
+			return
+		}
+		a.log.Warn("state report failed; retrying", "report", what, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+func randomHex(n int) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = digits[randIntn(16)]
+	}
+	return string(b)
+}
+
+// listeningPorts returns the host's listening ports of a protocol, as the
+// ECS agent reports the ports in use when it registers.
+func listeningPorts(proto string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if i == 0 || len(fields) < 4 {
+				continue
+			}
+			// TCP sockets listen in state 0A; bound UDP sockets show 07.
+			if proto == "tcp" && fields[3] != "0A" || proto == "udp" && fields[3] != "07" {
+				continue
+			}
+			_, port, ok := strings.Cut(fields[1], ":")
+			n, err := strconv.ParseUint(port, 16, 16)
+			if !ok || err != nil || n == 0 {
+				continue
+			}
+			p := strconv.Itoa(int(n))
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) < len(out[j]) || len(out[i]) == len(out[j]) && out[i] < out[j] })
+	if len(out) > 100 {
+		out = out[:100]
+	}
+	return out
+}

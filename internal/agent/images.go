@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/wharfhq/wharf/internal/runtime"
+)
+
+// helperImages serializes helper image builds among the agents of a process.
+var helperImages sync.Mutex
+
+// ensureHelperImage returns the tag of the image that runs `wharf
+// <command>` from binary (this process's executable when empty), building
+// it from the binary and the shared libraries it needs when the engine
+// lacks it. No registry is involved.
+func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command string) (string, error) {
+	helperImages.Lock()
+	defer helperImages.Unlock()
+	if binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		binary = exe
+	}
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	tag := "wharf/" + command + ":" + hex.EncodeToString(sum[:6])
+	if ok, err := rt.ImageExists(ctx, tag); err != nil || ok {
+		return tag, err
+	}
+	files, err := elfClosure(binary)
+	if err != nil {
+		return "", fmt.Errorf("find what %s needs to run: %w", binary, err)
+	}
+	files["/wharf"] = binary
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/wharf\", %q]\n", command)
+	if err := addFile(tw, "Dockerfile", []byte(dockerfile), 0o644); err != nil {
+		return "", err
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		b := data
+		if p != "/wharf" {
+			if b, err = os.ReadFile(files[p]); err != nil {
+				return "", err
+			}
+		}
+		if err := addFile(tw, "rootfs"+p, b, 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := rt.BuildImage(ctx, tag, &buf, map[string]string{labelManaged: "true"}); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+func addFile(tw *tar.Writer, name string, b []byte, mode int64) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	_, err := tw.Write(b)
+	return err
+}
+
+var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// elfClosure maps the paths a dynamically linked binary needs at run time
+// (its interpreter and shared libraries, transitively) to the host files
+// that provide them. A static binary needs nothing.
+func elfClosure(binary string) (map[string]string, error) {
+	out := map[string]string{}
+	queue := []string{binary}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		path := queue[0]
+		queue = queue[1:]
+		if seen[path] {
+			continue
+		}
+		seen[path] = true
+		f, err := elf.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range f.Progs {
+			if p.Type != elf.PT_INTERP {
+				continue
+			}
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			interp := string(bytes.TrimRight(b, "\x00"))
+			real, err := filepath.EvalSymlinks(interp)
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			out[interp] = real
+		}
+		libs, err := f.ImportedLibraries()
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, lib := range libs {
+			found := false
+			for _, dir := range libDirs {
+				p := filepath.Join(dir, lib)
+				real, err := filepath.EvalSymlinks(p)
+				if err != nil {
+					continue
+				}
+				out[p], found = real, true
+				queue = append(queue, real)
+				break
+			}
+			if !found {
+				return nil, fmt.Errorf("shared library %s not found", lib)
+			}
+		}
+	}
+	return out, nil
+}

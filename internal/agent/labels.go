@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net/http"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Labels on every container the agent creates. The com.amazonaws.ecs ones
+// are those the ECS agent sets; the wharf ones tie a container to its node
+// and role.
+const (
+	labelCluster       = "com.amazonaws.ecs.cluster"
+	labelTaskArn       = "com.amazonaws.ecs.task-arn"
+	labelContainerName = "com.amazonaws.ecs.container-name"
+	labelTaskFamily    = "com.amazonaws.ecs.task-definition-family"
+	labelTaskRevision  = "com.amazonaws.ecs.task-definition-version"
+	labelInstance      = "wharf.container-instance"
+	labelRole          = "wharf.role" // "task" or "pause"
+	labelManaged       = "wharf.managed"
+	labelMetadataToken = "wharf.metadata-token"
+	rolePause          = "pause"
+	roleTaskContainer  = "task"
+)
+
+func randIntn(n int) int { return rand.IntN(n) }
+
+// isClientError reports an error the control plane refused for good: a
+// retry would get the same answer.
+func isClientError(err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status >= 400 && ae.Status < 500 && ae.Code != "ThrottlingException"
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500 {
+		var api smithy.APIError
+		return !errors.As(err, &api) || api.ErrorCode() != "ThrottlingException"
+	}
+	return false
+}
+
+// isAuthError reports a refused signature or key.
+func isAuthError(err error) bool {
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
+}
