@@ -87,10 +87,10 @@ func TestSpec(t *testing.T) {
 		Volumes: []ecsapi.Volume{{Name: "data", Host: &ecsapi.HostVolumeProperties{SourcePath: "/srv"}}, {Name: "scratch"}},
 		ContainerDefinitions: []ecsapi.ContainerDefinition{{
 			Name: "web", Image: "img", Cpu: 0, Memory: &mem, MemoryReservation: &res, StopTimeout: &sto,
-			Environment:  []ecsapi.KeyValuePair{{Name: "A", Value: "1"}},
-			PortMappings: []ecsapi.PortMapping{{ContainerPort: &mem}},
-			MountPoints:  []ecsapi.MountPoint{{SourceVolume: "data", ContainerPath: "/data"}, {SourceVolume: "scratch", ContainerPath: "/tmp"}},
-			DockerLabels: map[string]string{"team": "x", labelTaskArn: "spoofed"},
+			Environment:      []ecsapi.KeyValuePair{{Name: "A", Value: "1"}},
+			PortMappings:     []ecsapi.PortMapping{{ContainerPort: &mem}},
+			MountPoints:      []ecsapi.MountPoint{{SourceVolume: "data", ContainerPath: "/data"}, {SourceVolume: "scratch", ContainerPath: "/tmp"}},
+			DockerLabels:     map[string]string{"team": "x", labelTaskArn: "spoofed"},
 			LogConfiguration: &ecsapi.LogConfiguration{LogDriver: ecsapi.LogDriverAwslogs, Options: map[string]string{"awslogs-group": "g"}},
 		}},
 	}
