@@ -22,6 +22,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// ErrNotLeader is returned by a fenced transaction after its leadership
+// was lost.
+var ErrNotLeader = errors.New("store: leadership lost")
+
 // ErrConflict is returned when a transaction kept losing races to other
 // writers and gave up.
 var ErrConflict = errors.New("store: too many concurrent updates, try again")
@@ -259,6 +263,13 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		if ok {
 			return nil
 		}
+		for _, l := range tx.fences {
+			select {
+			case <-l.Done:
+				return ErrNotLeader
+			default:
+			}
+		}
 		sleep := backoff/2 + rand.N(backoff)
 		select {
 		case <-time.After(sleep):
@@ -279,6 +290,7 @@ type Tx struct {
 	reads  map[string]int64 // full key → mod revision read (0: absent)
 	ranges map[string]bool  // full prefixes read
 	listed map[string]int64 // full key → mod revision seen by List
+	fences []*Leadership
 	writes map[string][]byte
 }
 
@@ -387,6 +399,9 @@ func (tx *Tx) commit() (bool, error) {
 				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
 			}
 		}
+	}
+	for _, l := range tx.fences {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev))
 	}
 	ops := make([]clientv3.Op, 0, len(tx.writes))
 	for k, w := range tx.writes {

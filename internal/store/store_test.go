@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTest(t *testing.T, dir string) *Store {
@@ -152,5 +153,49 @@ func TestListedKeyDeletedMeanwhileIsNotRecreated(t *testing.T) {
 	var v int
 	if ok, _ := s.Get(ctx, "items/a", &v); ok {
 		t.Fatalf("a key deleted after it was listed was written back (runs %d)", runs)
+	}
+}
+
+func TestElectionFencesWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	a, err := s.Campaign(ctx, "test", "a", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { tx.Fence(a); return tx.Put("k", 1) }); err != nil {
+		t.Fatalf("leader write: %v", err)
+	}
+	// A second candidate waits until the first resigns.
+	won := make(chan *Leadership, 1)
+	go func() {
+		b, err := s.Campaign(ctx, "test", "b", 5)
+		if err != nil {
+			t.Error(err)
+		}
+		won <- b
+	}()
+	select {
+	case <-won:
+		t.Fatal("two leaders at once")
+	case <-time.After(300 * time.Millisecond):
+	}
+	a.Resign()
+	var b *Leadership
+	select {
+	case b = <-won:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second candidate did not take over within 10s")
+	}
+	defer b.Resign()
+	err = s.Update(ctx, func(tx *Tx) error { tx.Fence(a); return tx.Put("k", 2) })
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a former leader's write: %v, want ErrNotLeader", err)
+	}
+	var v int
+	s.Get(ctx, "k", &v)
+	if v != 1 {
+		t.Fatalf("k = %d after a fenced write was refused", v)
 	}
 }
