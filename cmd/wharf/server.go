@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/ecs"
 	"github.com/wharfhq/wharf/internal/server"
 )
 
@@ -30,6 +31,8 @@ type serverFlags struct {
 	writeRate       float64
 	retention       time.Duration
 	agentGrace      time.Duration
+	agentLostAfter  time.Duration
+	healthyAfter    time.Duration
 	awsvpcSubnet    string
 	log             logFlags
 }
@@ -50,6 +53,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.Float64Var(&f.writeRate, "write-rate", 200, "mutating requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
 	fs.DurationVar(&f.retention, "retention", time.Hour, "how long stopped tasks and deleted clusters, services and instances stay describable")
 	fs.DurationVar(&f.agentGrace, "agent-grace", 30*time.Second, "how long a container instance stays agentConnected after its agent's last contact")
+	fs.DurationVar(&f.agentLostAfter, "agent-lost-after", 5*time.Minute, "how long an agent may stay disconnected before its service tasks are replaced elsewhere")
+	fs.DurationVar(&f.healthyAfter, "healthy-after", 40*time.Second, "how long after RUNNING a service task without health checks counts as healthy in deployments")
 	fs.StringVar(&f.awsvpcSubnet, "awsvpc-subnet", "10.88.0.0/16", "address range awsvpc tasks get their addresses from")
 	f.log.register(fs)
 }
@@ -97,6 +102,7 @@ func (f *serverFlags) config() (server.Config, error) {
 		Retention:    f.retention,
 		AgentGrace:   f.agentGrace,
 		AwsvpcSubnet: f.awsvpcSubnet,
+		Controller:   ecs.ControllerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
 		Logger:       logger,
 	}
 	if len(creds) > 0 {

@@ -62,9 +62,12 @@ type Config struct {
 	MetadataPort int
 	// Binary is the executable the helper images are built from; empty
 	// means this process's.
-	Binary  string
-	Version string
-	Logger  *slog.Logger
+	Binary string
+	// PauseImage, when set, is used as the pause image instead of one
+	// built from Binary.
+	PauseImage string
+	Version    string
+	Logger     *slog.Logger
 }
 
 // Agent runs the tasks of one container instance.
@@ -150,8 +153,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.pauseImage, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "pause"); err != nil {
-		return fmt.Errorf("build the pause image: %w", err)
+	a.pauseImage = a.cfg.PauseImage
+	if a.pauseImage == "" {
+		if a.pauseImage, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "pause"); err != nil {
+			return fmt.Errorf("build the pause image: %w", err)
+		}
 	}
 	a.metadata, err = startMetadata(a, a.cfg.MetadataPort)
 	if err != nil {

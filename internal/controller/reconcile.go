@@ -260,7 +260,9 @@ func Reconcile(s *Service) Plan {
 
 	// Stop stale tasks: those that are not healthy at once, healthy ones
 	// only as far as the minimum healthy count allows.
-	sort.SliceStable(stale, func(i, j int) bool { return deploymentIndex(s, stale[i].Deployment) > deploymentIndex(s, stale[j].Deployment) })
+	sort.SliceStable(stale, func(i, j int) bool {
+		return deploymentIndex(s, stale[i].Deployment) > deploymentIndex(s, stale[j].Deployment)
+	})
 	spare := healthyCount - minHealthy
 	for _, t := range stale {
 		if t.Lost {

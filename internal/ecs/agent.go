@@ -237,6 +237,10 @@ func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) err
 			return err
 		}
 		r.AgentConnected = alive
+		r.DisconnectedAt = nil
+		if !alive {
+			r.DisconnectedAt = &c.now
+		}
 		r.Version++
 		s.log.Info("agent connection changed", "cluster", cluster, "instance_id", id, "agent_connected", alive)
 		return tx.Put(c.key("instances", cluster, id), r)

@@ -1,31 +1,35 @@
 package ecs
 
 import (
-	"errors"
-
-	"github.com/wharfhq/wharf/internal/scheduler/cql"
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/scheduler"
 )
 
-// checkMemberOf validates one placement constraint.
-func checkMemberOf(kind, expression string) error {
-	switch kind {
-	case "memberOf":
-		if expression == "" {
-			return invalidParameter("A memberOf placement constraint needs an expression, e.g. \"attribute:ecs.instance-type =~ t2.*\".")
+// checkPlacement validates placement constraints and strategies as ECS
+// does.
+func checkPlacement(constraints []ecsapi.PlacementConstraint, strategies []ecsapi.PlacementStrategy) error {
+	req := placementRequest(&ecsapi.TaskDefinition{}, scheduler.Demand{}, 0, "", constraints, strategies)
+	if err := scheduler.ValidateConstraints(req.Constraints); err != nil {
+		return invalidParameter("%s", err.Error())
+	}
+	if err := scheduler.ValidateStrategies(req.Strategies); err != nil {
+		return invalidParameter("%s", err.Error())
+	}
+	return nil
+}
+
+// checkTaskDefConstraints validates a task definition's constraints: only
+// memberOf is allowed there.
+func checkTaskDefConstraints(pcs []ecsapi.TaskDefinitionPlacementConstraint) error {
+	var cs []scheduler.Constraint
+	for _, pc := range pcs {
+		if pc.Type != ecsapi.TaskDefinitionPlacementConstraintTypeMemberOf {
+			return invalidParameter("Task definitions take memberOf placement constraints only, not %q.", pc.Type)
 		}
-		if _, err := cql.Parse(expression); err != nil {
-			var se *cql.SyntaxError
-			if errors.As(err, &se) {
-				return invalidParameter("Invalid placement constraint expression %q: %s.", expression, se.Error())
-			}
-			return invalidParameter("Invalid placement constraint expression %q: %v.", expression, err)
-		}
-	case "distinctInstance":
-		if expression != "" {
-			return invalidParameter("A distinctInstance placement constraint takes no expression.")
-		}
-	default:
-		return invalidParameter("Unknown placement constraint type %q: use memberOf or distinctInstance.", kind)
+		cs = append(cs, scheduler.Constraint{Type: string(pc.Type), Expression: pc.Expression})
+	}
+	if err := scheduler.ValidateConstraints(cs); err != nil {
+		return invalidParameter("%s", err.Error())
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ type familyRecord struct {
 type instanceRecord struct {
 	ecsapi.ContainerInstance
 	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
+	// DisconnectedAt is when the agent's heartbeats stopped.
+	DisconnectedAt *time.Time `json:"wharfDisconnectedAt,omitempty"`
 }
 
 type taskRecord struct {
@@ -42,13 +44,25 @@ type taskRecord struct {
 	Acknowledged bool `json:"wharfAcknowledged,omitempty"`
 	// Service names the service that started the task, if any.
 	Service string `json:"wharfService,omitempty"`
+	// FailedHealth is set when the service scheduler stopped the task for
+	// failing its health checks.
+	FailedHealth bool `json:"wharfFailedHealth,omitempty"`
 }
 
 type serviceRecord struct {
 	ecsapi.Service
 	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
-	// NextDeployment numbers the service's deployments.
-	NextDeployment int64 `json:"wharfNextDeployment,omitempty"`
+	// LastCompleted is the deployment a failed one rolls back to.
+	LastCompleted *completedDeployment `json:"wharfLastCompleted,omitempty"`
+	// Steady and UnableToStart remember conditions already announced in
+	// the service's events.
+	Steady        bool `json:"wharfSteady,omitempty"`
+	UnableToStart bool `json:"wharfUnableToStart,omitempty"`
+}
+
+type completedDeployment struct {
+	ID             string `json:"id"`
+	TaskDefinition string `json:"taskDefinition"`
 }
 
 // idempotencyRecord remembers the answer to a request with a client token.

@@ -35,7 +35,7 @@ func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
 }
 
 func newDeploymentID() string {
-	return fmt.Sprintf("ecs-svc/%019d", rand.Int64N(9e18)+1e18)
+	return fmt.Sprintf("ecs-svc/%019d", rand.Int64N(8e18)+1e18)
 }
 
 func (s *Service) newDeployment(c call, svc *serviceRecord) ecsapi.Deployment {
@@ -436,9 +436,7 @@ func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool,
 }
 
 // serviceCounts fills a service's and its deployments' task counts from
-// its tasks. Older deployments left without tasks are INACTIVE and drop off
-// the list, as in ECS; a PRIMARY deployment alone at its desired count has
-// completed its rollout.
+// its tasks.
 func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service) error {
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
 	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
@@ -474,17 +472,6 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 				d.PendingCount++
 			}
 		}
-	}
-	live := svc.Deployments[:0:0]
-	for i, d := range svc.Deployments {
-		if i == 0 || d.RunningCount+d.PendingCount > 0 {
-			live = append(live, d)
-		}
-	}
-	svc.Deployments = live
-	if len(live) == 1 && svc.Status == "ACTIVE" && live[0].RunningCount == live[0].DesiredCount && live[0].PendingCount == 0 {
-		live[0].RolloutState = ecsapi.DeploymentRolloutStateCompleted
-		live[0].RolloutStateReason = "ECS deployment " + live[0].Id + " completed."
 	}
 	return nil
 }

@@ -111,13 +111,8 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 		}
 		volumes[v.Name] = true
 	}
-	if len(in.PlacementConstraints) > 10 {
-		return nil, clientError("A task definition can have at most 10 placement constraints.")
-	}
-	for _, pc := range in.PlacementConstraints {
-		if err := checkMemberOf(string(pc.Type), pc.Expression); err != nil {
-			return nil, err
-		}
+	if err := checkTaskDefConstraints(in.PlacementConstraints); err != nil {
+		return nil, err
 	}
 
 	containers := make([]ecsapi.ContainerDefinition, len(in.ContainerDefinitions))

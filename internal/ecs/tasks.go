@@ -388,17 +388,24 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if len(instances) == 0 {
 			return invalidParameter("No Container Instances were found in your cluster. Register one, or start `wharf dev`, which runs an agent.")
 		}
-		d := demand(&l.td.TaskDefinition, in.Overrides)
-		nodes := make([]scheduler.Node, len(instances))
-		for i := range instances {
-			nodes[i] = node(instances[i])
+		tasks, err := clusterTasks(tx, c, cl.ClusterName)
+		if err != nil {
+			return err
 		}
-		chosen, failures := scheduler.Place(nodes, &d, count)
-		for _, f := range failures {
+		d := demand(&l.td.TaskDefinition, in.Overrides)
+		group := in.Group
+		if group == "" {
+			group = "family:" + l.td.Family
+		}
+		res, err := scheduler.Place(nodes(instances, tasks), placementRequest(&l.td.TaskDefinition, d, count, group, in.PlacementConstraints, in.PlacementStrategy))
+		if err != nil {
+			return invalidParameter("%s", err.Error())
+		}
+		for _, f := range res.Failures {
 			out.Failures = append(out.Failures, failureOf(f.NodeID, f.Reason, ""))
 		}
 		touched := map[*instanceRecord]bool{}
-		for _, idx := range chosen {
+		for _, idx := range res.Chosen {
 			r := instances[idx]
 			t, err := s.newTask(tx, c, l, r, d)
 			if err != nil {
@@ -426,38 +433,6 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 func checkLaunchType(lt ecsapi.LaunchType) error {
 	if lt != "" && lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeExternal {
 		return clientCode("PlatformTaskDefinitionIncompatibilityException", fmt.Sprintf("Launch type %s is not available in Wharf yet; use EC2 (the default), which runs tasks on the cluster's container instances.", lt))
-	}
-	return nil
-}
-
-// checkPlacement validates placement constraints and strategies.
-func checkPlacement(constraints []ecsapi.PlacementConstraint, strategies []ecsapi.PlacementStrategy) error {
-	if len(constraints) > 10 {
-		return invalidParameter("At most 10 placement constraints can be given.")
-	}
-	if len(strategies) > 5 {
-		return invalidParameter("At most 5 placement strategies can be given.")
-	}
-	for _, pc := range constraints {
-		if err := checkMemberOf(string(pc.Type), pc.Expression); err != nil {
-			return err
-		}
-	}
-	for _, ps := range strategies {
-		switch ps.Type {
-		case ecsapi.PlacementStrategyTypeRandom:
-			if ps.Field != "" {
-				return invalidParameter("The random placement strategy takes no field.")
-			}
-		case ecsapi.PlacementStrategyTypeBinpack:
-			if f := strings.ToLower(ps.Field); f != "cpu" && f != "memory" {
-				return invalidParameter("The binpack placement strategy needs field cpu or memory, not %q.", ps.Field)
-			}
-		case ecsapi.PlacementStrategyTypeSpread:
-			if ps.Field == "" {
-				return invalidParameter("The spread placement strategy needs a field, such as instanceId or attribute:ecs.availability-zone.")
-			}
-		}
 	}
 	return nil
 }

@@ -42,7 +42,9 @@ type Config struct {
 	AgentGrace time.Duration
 	// AwsvpcSubnet is the range awsvpc tasks get addresses from.
 	AwsvpcSubnet string
-	Logger       *slog.Logger
+	// Controller tunes the service scheduler.
+	Controller ecs.ControllerConfig
+	Logger     *slog.Logger
 }
 
 // Server is a running control plane.
@@ -151,6 +153,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(monitorDone)
 		s.ECS.MonitorAgents(sweepCtx)
 	}()
+	controllerDone := make(chan struct{})
+	go func() {
+		defer close(controllerDone)
+		s.ECS.RunController(sweepCtx, s.cfg.Controller)
+	}()
 	s.log.Info("serving the ECS API", "endpoint", s.Endpoint())
 
 	var err error
@@ -164,6 +171,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stopSweep()
 	<-sweepDone
 	<-monitorDone
+	<-controllerDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -8,6 +8,7 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -82,9 +83,12 @@ func DockerClient() (*client.Client, error) {
 var busybox struct {
 	once sync.Once
 	tag  string
-	skip string // why the image cannot be built here
 	err  error
 }
+
+// ErrNoBusybox means the host lacks the static busybox the test image is
+// built from.
+var ErrNoBusybox = errors.New("no static busybox")
 
 // BusyboxImage returns the tag of a FROM scratch image holding the host's
 // static busybox with its applets installed in /bin, building it the first
@@ -96,10 +100,12 @@ func BusyboxImage(t testing.TB) string {
 	t.Helper()
 	MustHaveDocker(t)
 	busybox.once.Do(func() {
-		busybox.tag, busybox.skip, busybox.err = buildBusybox()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		busybox.tag, busybox.err = BuildBusyboxImage(ctx)
 	})
-	if busybox.skip != "" {
-		skipOrFail(t, "%s", busybox.skip)
+	if errors.Is(busybox.err, ErrNoBusybox) {
+		skipOrFail(t, "%v", busybox.err)
 	}
 	if busybox.err != nil {
 		t.Fatalf("build the busybox test image: %v", busybox.err)
@@ -107,34 +113,35 @@ func BusyboxImage(t testing.TB) string {
 	return busybox.tag
 }
 
-func buildBusybox() (tag, skip string, err error) {
+// BuildBusyboxImage is BusyboxImage for programs: it builds the image
+// unless the engine has it and returns its tag. The error wraps
+// ErrNoBusybox when busybox-static is not installed.
+func BuildBusyboxImage(ctx context.Context) (string, error) {
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
-		return "", fmt.Sprintf("%s is missing (apt-get install busybox-static)", busyboxPath), nil
+		return "", fmt.Errorf("%w: %s is missing (apt-get install busybox-static)", ErrNoBusybox, busyboxPath)
 	}
 	f, err := elf.NewFile(bytes.NewReader(bin))
 	if err != nil {
-		return "", fmt.Sprintf("%s is not an ELF binary: %v", busyboxPath, err), nil
+		return "", fmt.Errorf("%w: %s is not an ELF binary: %v", ErrNoBusybox, busyboxPath, err)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return "", fmt.Sprintf("%s is dynamically linked; install busybox-static", busyboxPath), nil
+			return "", fmt.Errorf("%w: %s is dynamically linked (apt-get install busybox-static)", ErrNoBusybox, busyboxPath)
 		}
 	}
 	h := sha256.New()
 	h.Write(bin)
 	h.Write([]byte(busyboxDockerfile))
-	tag = "wharf-test/busybox:" + hex.EncodeToString(h.Sum(nil))[:12]
+	tag := "wharf-test/busybox:" + hex.EncodeToString(h.Sum(nil))[:12]
 
 	cli, err := DockerClient()
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	if _, err := cli.ImageInspect(ctx, tag); err == nil {
-		return tag, "", nil
+		return tag, nil
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -144,20 +151,20 @@ func buildBusybox() (tag, skip string, err error) {
 		data []byte
 	}{{"Dockerfile", 0o644, []byte(busyboxDockerfile)}, {"busybox", 0o755, bin}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
-			return "", "", err
+			return "", err
 		}
 		if _, err := tw.Write(f.data); err != nil {
-			return "", "", err
+			return "", err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return "", "", err
+		return "", err
 	}
 	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{
 		Tags: []string{tag}, Version: build.BuilderV1, Remove: true, ForceRemove: true,
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("docker build %s: %w", tag, err)
+		return "", fmt.Errorf("docker build %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
 	// The engine streams JSON messages; a failed step ends with an error
@@ -172,14 +179,14 @@ func buildBusybox() (tag, skip string, err error) {
 		if err := dec.Decode(&msg); err == io.EOF {
 			break
 		} else if err != nil {
-			return "", "", fmt.Errorf("docker build %s: read the engine's answer: %w", tag, err)
+			return "", fmt.Errorf("docker build %s: read the engine's answer: %w", tag, err)
 		}
 		out.WriteString(msg.Stream)
 		if msg.Error != "" {
-			return "", "", fmt.Errorf("docker build %s: %s\n%s", tag, msg.Error, out.String())
+			return "", fmt.Errorf("docker build %s: %s\n%s", tag, msg.Error, out.String())
 		}
 	}
-	return tag, "", nil
+	return tag, nil
 }
 
 var wharfBinary struct {
@@ -194,14 +201,17 @@ var wharfBinary struct {
 // agent's helper images (tagged by the binary's hash) are reused.
 func WharfBinary(t testing.TB) string {
 	t.Helper()
-	wharfBinary.once.Do(func() { wharfBinary.path, wharfBinary.err = buildWharf() })
+	wharfBinary.once.Do(func() { wharfBinary.path, wharfBinary.err = BuildWharf() })
 	if wharfBinary.err != nil {
 		t.Fatalf("build wharf: %v", wharfBinary.err)
 	}
 	return wharfBinary.path
 }
 
-func buildWharf() (string, error) {
+// BuildWharf is WharfBinary for programs: it builds ./cmd/wharf of the
+// module the working directory is in and returns the executable's path.
+// Executables of earlier builds that are more than a day old are removed.
+func BuildWharf() (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("the go command is not on the PATH: %w", err)
@@ -240,7 +250,17 @@ func buildWharf() (string, error) {
 		return "", err
 	}
 	path := filepath.Join(dir, "wharf-"+hex.EncodeToString(h.Sum(nil))[:12])
+	if old, err := filepath.Glob(filepath.Join(dir, "wharf-*")); err == nil {
+		for _, p := range old {
+			if fi, err := os.Stat(p); err == nil && p != path && time.Since(fi.ModTime()) > 24*time.Hour {
+				os.Remove(p)
+			}
+		}
+	}
 	if _, err := os.Stat(path); err == nil {
+		// Touched, so that it is not taken for an old one.
+		now := time.Now()
+		os.Chtimes(path, now, now)
 		return path, nil
 	}
 	// Rename is atomic, so test binaries building at once agree.

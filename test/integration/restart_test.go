@@ -146,6 +146,11 @@ func seedState(t *testing.T, e *env) seeded {
 		Tags:           s.serviceTags,
 	}))(t)
 	s.serviceArn = aws.ToString(svc.Service.ServiceArn)
+	// Let the service scheduler settle the service before anything is
+	// compared.
+	waitService(t, e, seedCluster, seedService, "the seeded service's rollout to complete", func(s types.Service) bool {
+		return len(s.Deployments) == 1 && s.Deployments[0].RolloutState == types.DeploymentRolloutStateCompleted
+	})
 
 	must(e.ecs.PutAccountSetting(ctx, &ecs.PutAccountSettingInput{Name: types.SettingNameContainerInsights, Value: aws.String("enhanced")}))(t)
 

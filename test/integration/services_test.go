@@ -59,21 +59,22 @@ func TestServices(t *testing.T) {
 		up := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), TaskDefinition: aws.String("api"),
 			DeploymentConfiguration: &types.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(50), DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}}}))(t)
 		ds := up.Service.Deployments
-		// The old deployment had no tasks, so it is INACTIVE and gone.
-		if len(ds) != 1 || aws.ToString(ds[0].Status) != "PRIMARY" || aws.ToString(ds[0].TaskDefinition) != td2 || aws.ToString(ds[0].Id) == aws.ToString(svc.Deployments[0].Id) {
+		if aws.ToString(ds[0].Status) != "PRIMARY" || aws.ToString(ds[0].TaskDefinition) != td2 || aws.ToString(ds[0].Id) == aws.ToString(svc.Deployments[0].Id) {
 			t.Fatalf("deployments %+v", ds)
 		}
 		if aws.ToInt32(up.Service.DeploymentConfiguration.MaximumPercent) != 200 || aws.ToInt32(up.Service.DeploymentConfiguration.MinimumHealthyPercent) != 50 {
 			t.Fatalf("merged configuration %+v", up.Service.DeploymentConfiguration)
 		}
+		// The old deployment had no tasks: the service scheduler retires it.
+		waitService(t, e, "c", "api", "the old deployment to be dropped", func(s types.Service) bool { return len(s.Deployments) == 1 })
 		forced := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), ForceNewDeployment: true}))(t)
 		if aws.ToString(forced.Service.Deployments[0].Id) == aws.ToString(ds[0].Id) {
 			t.Fatal("forceNewDeployment kept the deployment")
 		}
-		scaled := must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), DesiredCount: aws.Int32(0)}))(t)
-		if d := scaled.Service.Deployments[0]; d.RolloutState != types.DeploymentRolloutStateCompleted {
-			t.Fatalf("a deployment at its desired count of 0 is %s", d.RolloutState)
-		}
+		must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), DesiredCount: aws.Int32(0)}))(t)
+		waitService(t, e, "c", "api", "a deployment at its desired count of 0 to complete", func(s types.Service) bool {
+			return len(s.Deployments) == 1 && s.Deployments[0].RolloutState == types.DeploymentRolloutStateCompleted
+		})
 		must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("api"), DesiredCount: aws.Int32(3)}))(t)
 	})
 
@@ -149,4 +150,20 @@ func TestServices(t *testing.T) {
 			})
 		}
 	})
+}
+
+// waitService polls a service until ok holds, failing after 30 s.
+func waitService(t *testing.T, e *env, cluster, name, what string, ok func(types.Service) bool) types.Service {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := must(e.ecs.DescribeServices(ctxT(t), &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: []string{name}}))(t)
+		if len(out.Services) == 1 && ok(out.Services[0]) {
+			return out.Services[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s; service is %+v", what, out.Services)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1,0 +1,586 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/controller"
+	"github.com/wharfhq/wharf/internal/scheduler"
+	"github.com/wharfhq/wharf/internal/store"
+)
+
+// ControllerConfig tunes the service scheduler.
+type ControllerConfig struct {
+	// HealthyAfter is how long after RUNNING a task without health checks
+	// counts as healthy. Default 40 s, as ECS.
+	HealthyAfter time.Duration
+	// LostAfter is how long an instance's agent may stay disconnected
+	// before its service tasks are replaced. Default 5 minutes.
+	LostAfter time.Duration
+	// BackoffBase and BackoffCap shape the delay after tasks fail to
+	// start. Defaults 10 s and 15 minutes.
+	BackoffBase, BackoffCap time.Duration
+	// Resync is how often every service is looked at without a change.
+	// Default 5 s.
+	Resync time.Duration
+}
+
+func (cc *ControllerConfig) defaults() {
+	if cc.HealthyAfter == 0 {
+		cc.HealthyAfter = 40 * time.Second
+	}
+	if cc.LostAfter == 0 {
+		cc.LostAfter = 5 * time.Minute
+	}
+	if cc.BackoffBase == 0 {
+		cc.BackoffBase = 10 * time.Second
+	}
+	if cc.BackoffCap == 0 {
+		cc.BackoffCap = 15 * time.Minute
+	}
+	if cc.Resync == 0 {
+		cc.Resync = 5 * time.Second
+	}
+}
+
+// maxStartsPerPass bounds the tasks one pass places, keeping its
+// transaction well under etcd's operation limit.
+const maxStartsPerPass = 20
+
+// maxEvents is how many events a service keeps, newest first.
+const maxEvents = 100
+
+// RunController runs the service scheduler while this server leads the
+// controller election, and campaigns again when leadership is lost. It
+// returns when ctx ends.
+func (s *Service) RunController(ctx context.Context, cc ControllerConfig) {
+	cc.defaults()
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s/%d", host, os.Getpid())
+	for ctx.Err() == nil {
+		l, err := s.st.Campaign(ctx, "controller", id, 10)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("controller election failed; retrying", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		s.log.Info("leading the service scheduler")
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-l.Done:
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		s.control(lctx, l, cc)
+		cancel()
+		l.Resign()
+		if ctx.Err() == nil {
+			s.log.Warn("lost the service scheduler leadership; campaigning again")
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+type clusterRef struct{ region, cluster string }
+
+// control reconciles services as their clusters change, until ctx ends.
+func (s *Service) control(ctx context.Context, l *store.Leadership, cc ControllerConfig) {
+	events, _ := s.st.Watch(ctx, "ecs/", 0)
+	dirty := map[clusterRef]bool{}
+	retry := map[clusterRef]time.Time{}
+	resync := time.NewTicker(cc.Resync)
+	defer resync.Stop()
+	markAll := func() {
+		refs, err := s.allClusters(ctx)
+		if err != nil {
+			s.log.Warn("controller: listing clusters failed", "err", err)
+		}
+		for _, r := range refs {
+			dirty[r] = true
+		}
+	}
+	markAll()
+	for ctx.Err() == nil {
+		// Gather what changed for a moment, then act on it all.
+		timer := time.NewTimer(50 * time.Millisecond)
+	gather:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case ev, ok := <-events:
+				if !ok {
+					events, _ = s.st.Watch(ctx, "ecs/", 0)
+					markAll()
+					continue
+				}
+				if ref, ok := clusterOfKey(ev.Key); ok {
+					dirty[ref] = true
+				}
+			case <-resync.C:
+				markAll()
+			case <-timer.C:
+				break gather
+			}
+		}
+		now := s.now()
+		for ref, at := range retry {
+			if !now.Before(at) {
+				dirty[ref] = true
+				delete(retry, ref)
+			}
+		}
+		for ref := range dirty {
+			delete(dirty, ref)
+			next, err := s.reconcileCluster(ctx, l, ref, cc)
+			if errors.Is(err, store.ErrNotLeader) {
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("controller: reconcile failed; retrying", "cluster", ref.cluster, "region", ref.region, "err", err)
+				next = now.Add(time.Second)
+			}
+			if !next.IsZero() {
+				if at, ok := retry[ref]; !ok || next.Before(at) {
+					retry[ref] = next
+				}
+			}
+		}
+	}
+}
+
+// clusterOfKey finds the cluster a changed key belongs to.
+func clusterOfKey(key string) (clusterRef, bool) {
+	parts := strings.SplitN(key, "/", 5)
+	if len(parts) < 4 || parts[0] != "ecs" {
+		return clusterRef{}, false
+	}
+	switch parts[2] {
+	case "services", "tasks", "instances":
+		return clusterRef{region: parts[1], cluster: parts[3]}, true
+	}
+	return clusterRef{}, false
+}
+
+func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
+	regions, err := s.regions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []clusterRef
+	for _, region := range regions {
+		c := call{region: region}
+		kvs, err := s.st.List(ctx, c.key("services")+"/")
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, kv := range kvs {
+			cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.key("services")+"/"), "/")
+			if !seen[cluster] {
+				seen[cluster] = true
+				out = append(out, clusterRef{region: region, cluster: cluster})
+			}
+		}
+	}
+	return out, nil
+}
+
+// reconcileCluster runs a pass over a cluster's services and says when to
+// look again.
+func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref clusterRef, cc ControllerConfig) (time.Time, error) {
+	c := call{region: ref.region, now: s.now().UTC()}
+	kvs, err := s.st.List(ctx, c.key("services", ref.cluster)+"/")
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	for _, kv := range kvs {
+		var svc serviceRecord
+		if err := decodeKV(kv, &svc); err != nil {
+			return time.Time{}, err
+		}
+		if svc.Status == "INACTIVE" {
+			continue
+		}
+		at, err := s.reconcileService(ctx, l, c, ref.cluster, svc.ServiceName, cc)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next, nil
+}
+
+// reconcileService takes one step toward a service's desired state, in one
+// fenced transaction.
+func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c call, cluster, name string, cc ControllerConfig) (time.Time, error) {
+	defer s.serialize(c, cluster)()
+	var retryAt time.Time
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		tx.Fence(l)
+		c.now = s.now().UTC()
+		k := c.key("services", cluster, name)
+		svc, err := getRecord[serviceRecord](tx, k)
+		if err != nil || svc == nil || svc.Status == "INACTIVE" {
+			return err
+		}
+		tasks, err := clusterTasks(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		instances, err := s.clusterInstances(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		snap, mine, err := s.snapshot(tx, c, svc, tasks, instances, cc)
+		if err != nil {
+			return err
+		}
+		plan := controller.Reconcile(snap)
+		retryAt = plan.RetryAt
+		a := &applier{s: s, tx: tx, c: c, svc: svc, cluster: cluster, mine: mine, tasks: tasks, instances: instances}
+		if err := a.apply(&plan); err != nil {
+			return err
+		}
+		if !a.changed {
+			return nil
+		}
+		if len(svc.Events) > maxEvents {
+			svc.Events = svc.Events[:maxEvents]
+		}
+		return tx.Put(k, svc)
+	})
+	return retryAt, err
+}
+
+// snapshot builds the controller's view of a service.
+func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*taskRecord, instances []*instanceRecord, cc ControllerConfig) (*controller.Service, map[string]*taskRecord, error) {
+	dc := svc.DeploymentConfiguration
+	snap := &controller.Service{
+		Name:              svc.ServiceName,
+		Desired:           int(svc.DesiredCount),
+		MinHealthyPercent: int(deref(dc.MinimumHealthyPercent)),
+		MaxPercent:        int(deref(dc.MaximumPercent)),
+		Deleting:          svc.Status == "DRAINING",
+		Now:               c.now,
+		HealthyAfter:      cc.HealthyAfter,
+		BackoffBase:       cc.BackoffBase,
+		Backoff:           cc.BackoffCap,
+		Steady:            svc.Steady,
+
+		UnableToStartReported: svc.UnableToStart,
+	}
+	if cb := dc.DeploymentCircuitBreaker; cb != nil {
+		snap.CircuitBreaker, snap.Rollback = cb.Enable, cb.Rollback
+	}
+	if svc.HealthCheckGracePeriodSeconds != nil {
+		snap.HealthCheckGrace = time.Duration(*svc.HealthCheckGracePeriodSeconds) * time.Second
+	}
+	if svc.LastCompleted != nil {
+		snap.LastCompleted = svc.LastCompleted.ID
+	}
+	for _, d := range svc.Deployments {
+		snap.Deployments = append(snap.Deployments, controller.Deployment{ID: d.Id, RolloutState: string(d.RolloutState)})
+	}
+	byArn := map[string]*instanceRecord{}
+	for _, r := range instances {
+		byArn[r.ContainerInstanceArn] = r
+	}
+	checked := map[string]bool{} // task definition ARN → has an essential health check
+	mine := map[string]*taskRecord{}
+	for _, t := range tasks {
+		if t.Service != svc.ServiceName {
+			continue
+		}
+		// Stopped tasks only matter for the circuit breaker and back-off
+		// of the deployments still listed.
+		if t.LastStatus == "STOPPED" && !hasDeployment(svc, t.StartedBy) {
+			continue
+		}
+		hc, ok := checked[t.TaskDefinitionArn]
+		if !ok {
+			td, err := s.findTaskDef(tx, c, t.TaskDefinitionArn)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, cd := range td.ContainerDefinitions {
+				hc = hc || (cd.HealthCheck != nil && (cd.Essential == nil || *cd.Essential))
+			}
+			checked[t.TaskDefinitionArn] = hc
+		}
+		ct := controller.Task{
+			ID: t.TaskArn, Deployment: t.StartedBy, LastStatus: t.LastStatus, DesiredStatus: t.DesiredStatus,
+			HealthChecked: hc, Health: string(t.HealthStatus), StopCode: string(t.StopCode), FailedHealth: t.FailedHealth,
+		}
+		if t.StartedAt != nil {
+			ct.RunningSince = t.StartedAt.Time
+		}
+		if t.StoppedAt != nil {
+			ct.StoppedAt = t.StoppedAt.Time
+		}
+		if r := byArn[t.ContainerInstanceArn]; r != nil {
+			ct.Draining = r.Status == "DRAINING"
+			ct.Lost = !r.AgentConnected && r.DisconnectedAt != nil && c.now.Sub(*r.DisconnectedAt) >= cc.LostAfter
+		} else {
+			ct.Lost = true
+		}
+		snap.Tasks = append(snap.Tasks, ct)
+		mine[t.TaskArn] = t
+	}
+	return snap, mine, nil
+}
+
+func hasDeployment(svc *serviceRecord, id string) bool {
+	for _, d := range svc.Deployments {
+		if d.Id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// applier carries out a plan inside the service's transaction.
+type applier struct {
+	s         *Service
+	tx        *store.Tx
+	c         call
+	svc       *serviceRecord
+	cluster   string
+	mine      map[string]*taskRecord
+	tasks     []*taskRecord
+	instances []*instanceRecord
+	changed   bool
+}
+
+func (a *applier) event(msg string) {
+	a.svc.Events = append([]ecsapi.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(a.c), Message: msg}}, a.svc.Events...)
+	a.changed = true
+}
+
+// recentEvent reports whether msg is among the service's latest events.
+func (a *applier) recentEvent(msg string) bool {
+	for i, e := range a.svc.Events {
+		if i >= 10 {
+			break
+		}
+		if e.Message == msg {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *applier) apply(p *controller.Plan) error {
+	svc := a.svc
+	primary := &svc.Deployments[0]
+	for _, e := range p.Events {
+		a.event(e)
+	}
+	if p.Rollout != "" && string(primary.RolloutState) != p.Rollout {
+		primary.RolloutState, primary.RolloutStateReason = ecsapi.DeploymentRolloutState(p.Rollout), p.RolloutReason
+		primary.UpdatedAt = callTime(a.c)
+		if p.Rollout == controller.Completed {
+			svc.LastCompleted = &completedDeployment{ID: primary.Id, TaskDefinition: primary.TaskDefinition}
+		}
+		a.changed = true
+	}
+	if p.RollbackTo != "" && svc.LastCompleted != nil {
+		for i := range svc.Deployments {
+			svc.Deployments[i].Status = "ACTIVE"
+		}
+		svc.TaskDefinition = svc.LastCompleted.TaskDefinition
+		d := a.s.newDeployment(a.c, svc)
+		d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", svc.LastCompleted.ID)
+		d.ServiceConnectConfiguration, d.VolumeConfigurations = primary.ServiceConnectConfiguration, primary.VolumeConfigurations
+		svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
+		a.changed = true
+		return nil
+	}
+	if svc.Steady != p.Steady || svc.UnableToStart != p.UnableToStart {
+		svc.Steady, svc.UnableToStart = p.Steady, p.UnableToStart
+		a.changed = true
+	}
+
+	var stopped []string
+	stop := func(t *taskRecord, reason string, health bool) error {
+		t.FailedHealth = t.FailedHealth || health
+		if err := a.s.stopTask(a.tx, a.c, t, ecsapi.TaskStopCodeServiceSchedulerInitiated, reason); err != nil {
+			return err
+		}
+		stopped = append(stopped, taskIDOf(t.TaskArn))
+		return nil
+	}
+	for _, st := range p.Stop {
+		if t := a.mine[st.ID]; t != nil && t.DesiredStatus != "STOPPED" {
+			if err := stop(t, st.Reason, st.Health); err != nil {
+				return err
+			}
+		}
+	}
+	if p.ScaleIn > 0 {
+		nodes := nodes(a.instances, a.tasks)
+		index := map[string]int{}
+		for i, r := range a.instances {
+			index[r.ContainerInstanceArn] = i
+		}
+		var running []scheduler.Running
+		for _, id := range p.ScaleInFrom {
+			if t := a.mine[id]; t != nil {
+				running = append(running, scheduler.Running{Node: index[t.ContainerInstanceArn], ID: id})
+			}
+		}
+		for _, i := range scheduler.ChooseStops(nodes, running, p.ScaleIn, a.strategies(), nil) {
+			if err := stop(a.mine[running[i].ID], fmt.Sprintf("Scaling activity initiated by (deployment %s)", primary.Id), false); err != nil {
+				return err
+			}
+		}
+	}
+	if len(stopped) > 0 {
+		a.event(fmt.Sprintf("(service %s) has stopped %d running tasks: %s.", svc.ServiceName, len(stopped), taskList(stopped)))
+	}
+	if p.Start > 0 {
+		if err := a.start(min(p.Start, maxStartsPerPass)); err != nil {
+			return err
+		}
+	}
+	if len(p.Drop) > 0 {
+		kept := svc.Deployments[:0]
+		for _, d := range svc.Deployments {
+			if !contains(p.Drop, d.Id) {
+				kept = append(kept, d)
+			}
+		}
+		svc.Deployments = kept
+		a.changed = true
+	}
+	if svc.Status == "DRAINING" {
+		live := false
+		for _, t := range a.mine {
+			live = live || t.LastStatus != "STOPPED"
+		}
+		if !live {
+			a.s.retire(a.c, svc)
+			a.changed = true
+		}
+	}
+	return nil
+}
+
+// strategies are the service's placement strategies, ECS's service
+// default when it has none.
+func (a *applier) strategies() []scheduler.Strategy {
+	if len(a.svc.PlacementStrategy) == 0 {
+		return scheduler.ServiceDefault()
+	}
+	var out []scheduler.Strategy
+	for _, st := range a.svc.PlacementStrategy {
+		out = append(out, scheduler.Strategy{Type: string(st.Type), Field: st.Field})
+	}
+	return out
+}
+
+// start places n tasks of the PRIMARY deployment.
+func (a *applier) start(n int) error {
+	svc := a.svc
+	primary := &svc.Deployments[0]
+	cl, err := a.s.activeCluster(a.tx, a.c, a.cluster)
+	if err != nil {
+		return err
+	}
+	td, err := a.s.findTaskDef(a.tx, a.c, primary.TaskDefinition)
+	if err != nil {
+		return err
+	}
+	l := &launch{
+		cluster: cl, td: td, group: "service:" + svc.ServiceName, startedBy: primary.Id, service: svc.ServiceName,
+		execute: svc.EnableExecuteCommand, launchType: ecsapi.LaunchTypeEc2, propagate: svc.PropagateTags,
+	}
+	if svc.PropagateTags == ecsapi.PropagateTagsService {
+		l.tags = svc.Tags
+	}
+	d := demand(&td.TaskDefinition, nil)
+	req := placementRequest(&td.TaskDefinition, d, n, l.group, svc.PlacementConstraints, nil)
+	req.Strategies = a.strategies()
+	nodes := nodes(a.instances, a.tasks)
+	res, err := scheduler.Place(nodes, req)
+	if err != nil {
+		return err
+	}
+	var started []string
+	for _, idx := range res.Chosen {
+		r := a.instances[idx]
+		t, err := a.s.newTask(a.tx, a.c, l, r, d)
+		if err != nil {
+			return err
+		}
+		if err := a.tx.Put(a.s.taskKey(a.c, t), t); err != nil {
+			return err
+		}
+		if err := a.tx.Put(a.s.instanceKey(a.c, r.ContainerInstanceArn), r); err != nil {
+			return err
+		}
+		started = append(started, taskIDOf(t.TaskArn))
+	}
+	if len(started) > 0 {
+		a.event(fmt.Sprintf("(service %s) has started %d tasks: %s.", svc.ServiceName, len(started), taskList(started)))
+	}
+	if len(res.Chosen) < n {
+		msg := unplaceable(svc.ServiceName, res.Failures, len(a.instances))
+		if !a.recentEvent(msg) {
+			a.event(msg)
+		}
+	}
+	return nil
+}
+
+// unplaceable words a placement failure as ECS's service events do.
+func unplaceable(service string, failures []scheduler.Failure, instances int) string {
+	if instances == 0 || len(failures) == 0 {
+		return fmt.Sprintf("(service %s) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your cluster. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", service)
+	}
+	f := failures[0]
+	what := map[string]string{
+		"RESOURCE:CPU":       "has insufficient CPU units available",
+		"RESOURCE:MEMORY":    "has insufficient memory available",
+		"RESOURCE:PORTS":     "is already using a port required by your task",
+		"RESOURCE:PORTS_UDP": "is already using a UDP port required by your task",
+		"RESOURCE:ENI":       "encountered error \"RESOURCE:ENI\": not enough available ENI attachment points",
+		"AGENT":              "encountered error \"AGENT\"",
+	}[f.Reason]
+	if what == "" {
+		what = "does not match " + f.Reason
+	}
+	return fmt.Sprintf("(service %s) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance %s) %s. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", service, taskIDOf(f.NodeID), what)
+}
+
+func taskIDOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
+func taskList(ids []string) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString("(task " + id + ")")
+	}
+	return b.String()
+}
