@@ -159,7 +159,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("build the pause image: %w", err)
 		}
 	}
-	a.metadata, err = startMetadata(a, a.cfg.MetadataPort)
+	port := a.cfg.MetadataPort
+	if port == 0 {
+		port = a.loadState().MetadataPort
+	}
+	a.metadata, err = startMetadata(a, port)
+	if err != nil && port != a.cfg.MetadataPort {
+		a.log.Warn("the task metadata endpoint's previous port is taken; running containers will not reach it", "port", port, "err", err)
+		a.metadata, err = startMetadata(a, a.cfg.MetadataPort)
+	}
 	if err != nil {
 		return err
 	}
@@ -208,6 +216,9 @@ func (a *Agent) waitForRuntime(ctx context.Context) (runtime.Info, error) {
 type agentState struct {
 	ContainerInstanceArn string `json:"containerInstanceArn"`
 	EC2InstanceID        string `json:"ec2InstanceId"`
+	// MetadataPort is where the task metadata endpoint listened; running
+	// containers have it in their environment, so a restart keeps it.
+	MetadataPort int `json:"metadataPort,omitempty"`
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, "agent-state.json") }
@@ -242,7 +253,7 @@ func (a *Agent) register(ctx context.Context, info runtime.Info) error {
 	for {
 		arn, err := a.registerOnce(ctx, info, &st)
 		if err == nil {
-			st.ContainerInstanceArn = arn
+			st.ContainerInstanceArn, st.MetadataPort = arn, a.metadata.port
 			a.mu.Lock()
 			a.instanceArn = arn
 			a.mu.Unlock()

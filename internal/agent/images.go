@@ -34,12 +34,17 @@ func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command 
 		}
 		binary = exe
 	}
-	data, err := os.ReadFile(binary)
+	f, err := os.Open(binary)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(data)
-	tag := "wharf/" + command + ":" + hex.EncodeToString(sum[:6])
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	tag := "wharf/" + command + ":" + hex.EncodeToString(h.Sum(nil)[:6])
 	if ok, err := rt.ImageExists(ctx, tag); err != nil || ok {
 		return tag, err
 	}
@@ -60,11 +65,9 @@ func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command 
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		b := data
-		if p != "/wharf" {
-			if b, err = os.ReadFile(files[p]); err != nil {
-				return "", err
-			}
+		b, err := os.ReadFile(files[p])
+		if err != nil {
+			return "", err
 		}
 		if err := addFile(tw, "rootfs"+p, b, 0o755); err != nil {
 			return "", err

@@ -54,7 +54,9 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		return nil, err
 	}
 	if in.Index > 0 && in.WaitSeconds > 0 {
-		wait := min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait)
+		// Answer well within the heartbeat's lease, so that an idle
+		// agent's next poll renews it in time.
+		wait := min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait, s.grace/2)
 		s.waitForAssignment(ctx, c, cluster, r.ContainerInstanceArn, in.Index, wait)
 	}
 	kvs, rev, err := s.st.ListAt(ctx, c.key("tasks", cluster)+"/")

@@ -298,13 +298,21 @@ func (g *gen) elemType(r *ref) string {
 	return t
 }
 
-func (g *gen) omitEmpty(r *ref) bool {
+// omitTag is how a member is left out of JSON: boxed numbers and booleans
+// when absent; lists and maps only when nil, so that an empty list the
+// server means to send is sent, as AWS sends it.
+func (g *gen) omitTag(r *ref) string {
 	s := g.m.Shapes[r.Shape]
 	switch s.Type {
 	case "integer", "long", "double", "float", "boolean":
-		return r.Box || s.Box
+		if r.Box || s.Box {
+			return ",omitempty"
+		}
+		return ""
+	case "list", "map":
+		return ",omitzero"
 	}
-	return true
+	return ",omitempty"
 }
 
 func (g *gen) types() []byte {
@@ -340,10 +348,7 @@ func (g *gen) types() []byte {
 			fmt.Fprintf(&b, "type %s struct {\n", name)
 			for _, mn := range sortedKeys(s.Members) {
 				r := s.Members[mn]
-				tag := mn
-				if g.omitEmpty(r) {
-					tag += ",omitempty"
-				}
+				tag := mn + g.omitTag(r)
 				fmt.Fprintf(&b, "%s %s `json:%q`\n", exported(mn), g.goType(r), tag)
 			}
 			b.WriteString("}\n\n")

@@ -129,7 +129,7 @@ func (AssignPublicIp) Values() []string { return assignPublicIpValues }
 var assignPublicIpValues = []string{"ENABLED", "DISABLED"}
 
 type Attachment struct {
-	Details []KeyValuePair `json:"details,omitempty"`
+	Details []KeyValuePair `json:"details,omitzero"`
 	Id      string         `json:"id,omitempty"`
 	Status  string         `json:"status,omitempty"`
 	Type    string         `json:"type,omitempty"`
@@ -190,8 +190,8 @@ var availabilityZoneRebalancingValues = []string{"ENABLED", "DISABLED"}
 
 type AwsVpcConfiguration struct {
 	AssignPublicIp AssignPublicIp `json:"assignPublicIp,omitempty"`
-	SecurityGroups []string       `json:"securityGroups,omitempty"`
-	Subnets        []string       `json:"subnets,omitempty"`
+	SecurityGroups []string       `json:"securityGroups,omitzero"`
+	Subnets        []string       `json:"subnets,omitzero"`
 }
 
 type BareMetal string
@@ -262,7 +262,7 @@ type CapacityProvider struct {
 	ManagedInstancesProvider *ManagedInstancesProvider    `json:"managedInstancesProvider,omitempty"`
 	Name                     string                       `json:"name,omitempty"`
 	Status                   CapacityProviderStatus       `json:"status,omitempty"`
-	Tags                     []Tag                        `json:"tags,omitempty"`
+	Tags                     []Tag                        `json:"tags,omitzero"`
 	Type                     CapacityProviderType         `json:"type,omitempty"`
 	UpdateStatus             CapacityProviderUpdateStatus `json:"updateStatus,omitempty"`
 	UpdateStatusReason       string                       `json:"updateStatusReason,omitempty"`
@@ -352,21 +352,21 @@ type CapacityReservationRequest struct {
 
 type Cluster struct {
 	ActiveServicesCount               int32                          `json:"activeServicesCount"`
-	Attachments                       []Attachment                   `json:"attachments,omitempty"`
+	Attachments                       []Attachment                   `json:"attachments,omitzero"`
 	AttachmentsStatus                 string                         `json:"attachmentsStatus,omitempty"`
-	CapacityProviders                 []string                       `json:"capacityProviders,omitempty"`
+	CapacityProviders                 []string                       `json:"capacityProviders,omitzero"`
 	ClusterArn                        string                         `json:"clusterArn,omitempty"`
 	ClusterName                       string                         `json:"clusterName,omitempty"`
 	Configuration                     *ClusterConfiguration          `json:"configuration,omitempty"`
-	DefaultCapacityProviderStrategy   []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy   []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 	PendingTasksCount                 int32                          `json:"pendingTasksCount"`
 	RegisteredContainerInstancesCount int32                          `json:"registeredContainerInstancesCount"`
 	RunningTasksCount                 int32                          `json:"runningTasksCount"`
 	ServiceConnectDefaults            *ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
-	Settings                          []ClusterSetting               `json:"settings,omitempty"`
-	Statistics                        []KeyValuePair                 `json:"statistics,omitempty"`
+	Settings                          []ClusterSetting               `json:"settings,omitzero"`
+	Statistics                        []KeyValuePair                 `json:"statistics,omitzero"`
 	Status                            string                         `json:"status,omitempty"`
-	Tags                              []Tag                          `json:"tags,omitempty"`
+	Tags                              []Tag                          `json:"tags,omitzero"`
 }
 
 type ClusterConfiguration struct {
@@ -443,17 +443,17 @@ type Container struct {
 	ContainerArn      string             `json:"containerArn,omitempty"`
 	Cpu               string             `json:"cpu,omitempty"`
 	ExitCode          *int32             `json:"exitCode,omitempty"`
-	GpuIds            []string           `json:"gpuIds,omitempty"`
+	GpuIds            []string           `json:"gpuIds,omitzero"`
 	HealthStatus      HealthStatus       `json:"healthStatus,omitempty"`
 	Image             string             `json:"image,omitempty"`
 	ImageDigest       string             `json:"imageDigest,omitempty"`
 	LastStatus        string             `json:"lastStatus,omitempty"`
-	ManagedAgents     []ManagedAgent     `json:"managedAgents,omitempty"`
+	ManagedAgents     []ManagedAgent     `json:"managedAgents,omitzero"`
 	Memory            string             `json:"memory,omitempty"`
 	MemoryReservation string             `json:"memoryReservation,omitempty"`
 	Name              string             `json:"name,omitempty"`
-	NetworkBindings   []NetworkBinding   `json:"networkBindings,omitempty"`
-	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitempty"`
+	NetworkBindings   []NetworkBinding   `json:"networkBindings,omitzero"`
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitzero"`
 	Reason            string             `json:"reason,omitempty"`
 	RuntimeId         string             `json:"runtimeId,omitempty"`
 	TaskArn           string             `json:"taskArn,omitempty"`
@@ -474,47 +474,47 @@ func (ContainerCondition) Values() []string { return containerConditionValues }
 var containerConditionValues = []string{"START", "COMPLETE", "SUCCESS", "HEALTHY"}
 
 type ContainerDefinition struct {
-	Command                []string                `json:"command,omitempty"`
+	Command                []string                `json:"command,omitzero"`
 	Cpu                    int32                   `json:"cpu"`
-	CredentialSpecs        []string                `json:"credentialSpecs,omitempty"`
-	DependsOn              []ContainerDependency   `json:"dependsOn,omitempty"`
+	CredentialSpecs        []string                `json:"credentialSpecs,omitzero"`
+	DependsOn              []ContainerDependency   `json:"dependsOn,omitzero"`
 	DisableNetworking      *bool                   `json:"disableNetworking,omitempty"`
-	DnsSearchDomains       []string                `json:"dnsSearchDomains,omitempty"`
-	DnsServers             []string                `json:"dnsServers,omitempty"`
-	DockerLabels           map[string]string       `json:"dockerLabels,omitempty"`
-	DockerSecurityOptions  []string                `json:"dockerSecurityOptions,omitempty"`
-	EntryPoint             []string                `json:"entryPoint,omitempty"`
-	Environment            []KeyValuePair          `json:"environment,omitempty"`
-	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitempty"`
+	DnsSearchDomains       []string                `json:"dnsSearchDomains,omitzero"`
+	DnsServers             []string                `json:"dnsServers,omitzero"`
+	DockerLabels           map[string]string       `json:"dockerLabels,omitzero"`
+	DockerSecurityOptions  []string                `json:"dockerSecurityOptions,omitzero"`
+	EntryPoint             []string                `json:"entryPoint,omitzero"`
+	Environment            []KeyValuePair          `json:"environment,omitzero"`
+	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitzero"`
 	Essential              *bool                   `json:"essential,omitempty"`
-	ExtraHosts             []HostEntry             `json:"extraHosts,omitempty"`
+	ExtraHosts             []HostEntry             `json:"extraHosts,omitzero"`
 	FirelensConfiguration  *FirelensConfiguration  `json:"firelensConfiguration,omitempty"`
 	HealthCheck            *HealthCheck            `json:"healthCheck,omitempty"`
 	Hostname               string                  `json:"hostname,omitempty"`
 	Image                  string                  `json:"image,omitempty"`
 	Interactive            *bool                   `json:"interactive,omitempty"`
-	Links                  []string                `json:"links,omitempty"`
+	Links                  []string                `json:"links,omitzero"`
 	LinuxParameters        *LinuxParameters        `json:"linuxParameters,omitempty"`
 	LogConfiguration       *LogConfiguration       `json:"logConfiguration,omitempty"`
 	Memory                 *int32                  `json:"memory,omitempty"`
 	MemoryReservation      *int32                  `json:"memoryReservation,omitempty"`
-	MountPoints            []MountPoint            `json:"mountPoints,omitempty"`
+	MountPoints            []MountPoint            `json:"mountPoints,omitzero"`
 	Name                   string                  `json:"name,omitempty"`
-	PortMappings           []PortMapping           `json:"portMappings,omitempty"`
+	PortMappings           []PortMapping           `json:"portMappings,omitzero"`
 	Privileged             *bool                   `json:"privileged,omitempty"`
 	PseudoTerminal         *bool                   `json:"pseudoTerminal,omitempty"`
 	ReadonlyRootFilesystem *bool                   `json:"readonlyRootFilesystem,omitempty"`
 	RepositoryCredentials  *RepositoryCredentials  `json:"repositoryCredentials,omitempty"`
-	ResourceRequirements   []ResourceRequirement   `json:"resourceRequirements,omitempty"`
+	ResourceRequirements   []ResourceRequirement   `json:"resourceRequirements,omitzero"`
 	RestartPolicy          *ContainerRestartPolicy `json:"restartPolicy,omitempty"`
-	Secrets                []Secret                `json:"secrets,omitempty"`
+	Secrets                []Secret                `json:"secrets,omitzero"`
 	StartTimeout           *int32                  `json:"startTimeout,omitempty"`
 	StopTimeout            *int32                  `json:"stopTimeout,omitempty"`
-	SystemControls         []SystemControl         `json:"systemControls,omitempty"`
-	Ulimits                []Ulimit                `json:"ulimits,omitempty"`
+	SystemControls         []SystemControl         `json:"systemControls,omitzero"`
+	Ulimits                []Ulimit                `json:"ulimits,omitzero"`
 	User                   string                  `json:"user,omitempty"`
 	VersionConsistency     VersionConsistency      `json:"versionConsistency,omitempty"`
-	VolumesFrom            []VolumeFrom            `json:"volumesFrom,omitempty"`
+	VolumesFrom            []VolumeFrom            `json:"volumesFrom,omitzero"`
 	WorkingDirectory       string                  `json:"workingDirectory,omitempty"`
 }
 
@@ -532,20 +532,20 @@ type ContainerImage struct {
 type ContainerInstance struct {
 	AgentConnected       bool                           `json:"agentConnected"`
 	AgentUpdateStatus    AgentUpdateStatus              `json:"agentUpdateStatus,omitempty"`
-	Attachments          []Attachment                   `json:"attachments,omitempty"`
-	Attributes           []Attribute                    `json:"attributes,omitempty"`
+	Attachments          []Attachment                   `json:"attachments,omitzero"`
+	Attributes           []Attribute                    `json:"attributes,omitzero"`
 	CapacityProviderName string                         `json:"capacityProviderName,omitempty"`
 	ContainerInstanceArn string                         `json:"containerInstanceArn,omitempty"`
 	Ec2InstanceId        string                         `json:"ec2InstanceId,omitempty"`
 	HealthStatus         *ContainerInstanceHealthStatus `json:"healthStatus,omitempty"`
 	PendingTasksCount    int32                          `json:"pendingTasksCount"`
 	RegisteredAt         *api.Time                      `json:"registeredAt,omitempty"`
-	RegisteredResources  []Resource                     `json:"registeredResources,omitempty"`
-	RemainingResources   []Resource                     `json:"remainingResources,omitempty"`
+	RegisteredResources  []Resource                     `json:"registeredResources,omitzero"`
+	RemainingResources   []Resource                     `json:"remainingResources,omitzero"`
 	RunningTasksCount    int32                          `json:"runningTasksCount"`
 	Status               string                         `json:"status,omitempty"`
 	StatusReason         string                         `json:"statusReason,omitempty"`
-	Tags                 []Tag                          `json:"tags,omitempty"`
+	Tags                 []Tag                          `json:"tags,omitzero"`
 	Version              int64                          `json:"version"`
 	VersionInfo          *VersionInfo                   `json:"versionInfo,omitempty"`
 }
@@ -563,7 +563,7 @@ func (ContainerInstanceField) Values() []string { return containerInstanceFieldV
 var containerInstanceFieldValues = []string{"TAGS", "CONTAINER_INSTANCE_HEALTH"}
 
 type ContainerInstanceHealthStatus struct {
-	Details       []InstanceHealthCheckResult `json:"details,omitempty"`
+	Details       []InstanceHealthCheckResult `json:"details,omitzero"`
 	OverallStatus InstanceHealthCheckState    `json:"overallStatus,omitempty"`
 }
 
@@ -583,19 +583,19 @@ func (ContainerInstanceStatus) Values() []string { return containerInstanceStatu
 var containerInstanceStatusValues = []string{"ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED"}
 
 type ContainerOverride struct {
-	Command              []string              `json:"command,omitempty"`
+	Command              []string              `json:"command,omitzero"`
 	Cpu                  *int32                `json:"cpu,omitempty"`
-	Environment          []KeyValuePair        `json:"environment,omitempty"`
-	EnvironmentFiles     []EnvironmentFile     `json:"environmentFiles,omitempty"`
+	Environment          []KeyValuePair        `json:"environment,omitzero"`
+	EnvironmentFiles     []EnvironmentFile     `json:"environmentFiles,omitzero"`
 	Memory               *int32                `json:"memory,omitempty"`
 	MemoryReservation    *int32                `json:"memoryReservation,omitempty"`
 	Name                 string                `json:"name,omitempty"`
-	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitempty"`
+	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitzero"`
 }
 
 type ContainerRestartPolicy struct {
 	Enabled              *bool    `json:"enabled,omitempty"`
-	IgnoredExitCodes     []*int32 `json:"ignoredExitCodes,omitempty"`
+	IgnoredExitCodes     []*int32 `json:"ignoredExitCodes,omitzero"`
 	RestartAttemptPeriod *int32   `json:"restartAttemptPeriod,omitempty"`
 }
 
@@ -603,7 +603,7 @@ type ContainerStateChange struct {
 	ContainerName   string           `json:"containerName,omitempty"`
 	ExitCode        *int32           `json:"exitCode,omitempty"`
 	ImageDigest     string           `json:"imageDigest,omitempty"`
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 	Reason          string           `json:"reason,omitempty"`
 	RuntimeId       string           `json:"runtimeId,omitempty"`
 	Status          string           `json:"status,omitempty"`
@@ -637,7 +637,7 @@ type CreateCapacityProviderRequest struct {
 	Cluster                  string                                       `json:"cluster,omitempty"`
 	ManagedInstancesProvider *CreateManagedInstancesProviderConfiguration `json:"managedInstancesProvider,omitempty"`
 	Name                     string                                       `json:"name,omitempty"`
-	Tags                     []Tag                                        `json:"tags,omitempty"`
+	Tags                     []Tag                                        `json:"tags,omitzero"`
 }
 
 type CreateCapacityProviderResponse struct {
@@ -645,13 +645,13 @@ type CreateCapacityProviderResponse struct {
 }
 
 type CreateClusterRequest struct {
-	CapacityProviders               []string                              `json:"capacityProviders,omitempty"`
+	CapacityProviders               []string                              `json:"capacityProviders,omitzero"`
 	ClusterName                     string                                `json:"clusterName,omitempty"`
 	Configuration                   *ClusterConfiguration                 `json:"configuration,omitempty"`
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem        `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem        `json:"defaultCapacityProviderStrategy,omitzero"`
 	ServiceConnectDefaults          *ClusterServiceConnectDefaultsRequest `json:"serviceConnectDefaults,omitempty"`
-	Settings                        []ClusterSetting                      `json:"settings,omitempty"`
-	Tags                            []Tag                                 `json:"tags,omitempty"`
+	Settings                        []ClusterSetting                      `json:"settings,omitzero"`
+	Tags                            []Tag                                 `json:"tags,omitzero"`
 }
 
 type CreateClusterResponse struct {
@@ -659,7 +659,7 @@ type CreateClusterResponse struct {
 }
 
 type CreateDaemonRequest struct {
-	CapacityProviderArns    []string                       `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns    []string                       `json:"capacityProviderArns,omitzero"`
 	ClientToken             string                         `json:"clientToken,omitempty"`
 	ClusterArn              string                         `json:"clusterArn,omitempty"`
 	DaemonName              string                         `json:"daemonName,omitempty"`
@@ -668,7 +668,7 @@ type CreateDaemonRequest struct {
 	EnableECSManagedTags    bool                           `json:"enableECSManagedTags"`
 	EnableExecuteCommand    bool                           `json:"enableExecuteCommand"`
 	PropagateTags           DaemonPropagateTags            `json:"propagateTags,omitempty"`
-	Tags                    []Tag                          `json:"tags,omitempty"`
+	Tags                    []Tag                          `json:"tags,omitzero"`
 }
 
 type CreateDaemonResponse struct {
@@ -689,7 +689,7 @@ type CreateExpressGatewayServiceRequest struct {
 	PrimaryContainer      *ExpressGatewayContainer                   `json:"primaryContainer,omitempty"`
 	ScalingTarget         *ExpressGatewayScalingTarget               `json:"scalingTarget,omitempty"`
 	ServiceName           string                                     `json:"serviceName,omitempty"`
-	Tags                  []Tag                                      `json:"tags,omitempty"`
+	Tags                  []Tag                                      `json:"tags,omitzero"`
 	TaskRoleArn           string                                     `json:"taskRoleArn,omitempty"`
 }
 
@@ -707,7 +707,7 @@ type CreateManagedInstancesProviderConfiguration struct {
 
 type CreateServiceRequest struct {
 	AvailabilityZoneRebalancing   AvailabilityZoneRebalancing    `json:"availabilityZoneRebalancing,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	ClientToken                   string                         `json:"clientToken,omitempty"`
 	Cluster                       string                         `json:"cluster,omitempty"`
 	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
@@ -717,21 +717,21 @@ type CreateServiceRequest struct {
 	EnableExecuteCommand          bool                           `json:"enableExecuteCommand"`
 	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
 	LaunchType                    LaunchType                     `json:"launchType,omitempty"`
-	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
-	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	PlatformVersion               string                         `json:"platformVersion,omitempty"`
 	PropagateTags                 PropagateTags                  `json:"propagateTags,omitempty"`
 	Role                          string                         `json:"role,omitempty"`
 	SchedulingStrategy            SchedulingStrategy             `json:"schedulingStrategy,omitempty"`
 	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
 	ServiceName                   string                         `json:"serviceName,omitempty"`
-	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
-	Tags                          []Tag                          `json:"tags,omitempty"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitzero"`
+	Tags                          []Tag                          `json:"tags,omitzero"`
 	TaskDefinition                string                         `json:"taskDefinition,omitempty"`
-	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 type CreateServiceResponse struct {
@@ -739,18 +739,18 @@ type CreateServiceResponse struct {
 }
 
 type CreateTaskSetRequest struct {
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	ClientToken              string                         `json:"clientToken,omitempty"`
 	Cluster                  string                         `json:"cluster,omitempty"`
 	ExternalId               string                         `json:"externalId,omitempty"`
 	LaunchType               LaunchType                     `json:"launchType,omitempty"`
-	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	PlatformVersion          string                         `json:"platformVersion,omitempty"`
 	Scale                    *Scale                         `json:"scale,omitempty"`
 	Service                  string                         `json:"service,omitempty"`
-	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitempty"`
-	Tags                     []Tag                          `json:"tags,omitempty"`
+	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitzero"`
+	Tags                     []Tag                          `json:"tags,omitzero"`
 	TaskDefinition           string                         `json:"taskDefinition,omitempty"`
 }
 
@@ -764,7 +764,7 @@ type CreatedAt struct {
 }
 
 type DaemonAlarmConfiguration struct {
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	Enable     bool     `json:"enable"`
 }
 
@@ -780,12 +780,12 @@ type DaemonCircuitBreaker struct {
 }
 
 type DaemonContainerDefinition struct {
-	Command                []string                `json:"command,omitempty"`
+	Command                []string                `json:"command,omitzero"`
 	Cpu                    int32                   `json:"cpu"`
-	DependsOn              []ContainerDependency   `json:"dependsOn,omitempty"`
-	EntryPoint             []string                `json:"entryPoint,omitempty"`
-	Environment            []KeyValuePair          `json:"environment,omitempty"`
-	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitempty"`
+	DependsOn              []ContainerDependency   `json:"dependsOn,omitzero"`
+	EntryPoint             []string                `json:"entryPoint,omitzero"`
+	Environment            []KeyValuePair          `json:"environment,omitzero"`
+	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitzero"`
 	Essential              *bool                   `json:"essential,omitempty"`
 	FirelensConfiguration  *FirelensConfiguration  `json:"firelensConfiguration,omitempty"`
 	HealthCheck            *HealthCheck            `json:"healthCheck,omitempty"`
@@ -795,18 +795,18 @@ type DaemonContainerDefinition struct {
 	LogConfiguration       *LogConfiguration       `json:"logConfiguration,omitempty"`
 	Memory                 *int32                  `json:"memory,omitempty"`
 	MemoryReservation      *int32                  `json:"memoryReservation,omitempty"`
-	MountPoints            []MountPoint            `json:"mountPoints,omitempty"`
+	MountPoints            []MountPoint            `json:"mountPoints,omitzero"`
 	Name                   string                  `json:"name,omitempty"`
 	Privileged             *bool                   `json:"privileged,omitempty"`
 	PseudoTerminal         *bool                   `json:"pseudoTerminal,omitempty"`
 	ReadonlyRootFilesystem *bool                   `json:"readonlyRootFilesystem,omitempty"`
 	RepositoryCredentials  *RepositoryCredentials  `json:"repositoryCredentials,omitempty"`
 	RestartPolicy          *ContainerRestartPolicy `json:"restartPolicy,omitempty"`
-	Secrets                []Secret                `json:"secrets,omitempty"`
+	Secrets                []Secret                `json:"secrets,omitzero"`
 	StartTimeout           *int32                  `json:"startTimeout,omitempty"`
 	StopTimeout            *int32                  `json:"stopTimeout,omitempty"`
-	SystemControls         []SystemControl         `json:"systemControls,omitempty"`
-	Ulimits                []Ulimit                `json:"ulimits,omitempty"`
+	SystemControls         []SystemControl         `json:"systemControls,omitzero"`
+	Ulimits                []Ulimit                `json:"ulimits,omitzero"`
 	User                   string                  `json:"user,omitempty"`
 	WorkingDirectory       string                  `json:"workingDirectory,omitempty"`
 }
@@ -826,7 +826,7 @@ type DaemonDeployment struct {
 	DeploymentConfiguration *DaemonDeploymentConfiguration   `json:"deploymentConfiguration,omitempty"`
 	FinishedAt              *api.Time                        `json:"finishedAt,omitempty"`
 	Rollback                *DaemonRollback                  `json:"rollback,omitempty"`
-	SourceDaemonRevisions   []DaemonDeploymentRevisionDetail `json:"sourceDaemonRevisions,omitempty"`
+	SourceDaemonRevisions   []DaemonDeploymentRevisionDetail `json:"sourceDaemonRevisions,omitzero"`
 	StartedAt               *api.Time                        `json:"startedAt,omitempty"`
 	Status                  DaemonDeploymentStatus           `json:"status,omitempty"`
 	StatusReason            string                           `json:"statusReason,omitempty"`
@@ -835,9 +835,9 @@ type DaemonDeployment struct {
 }
 
 type DaemonDeploymentAlarms struct {
-	AlarmNames          []string                               `json:"alarmNames,omitempty"`
+	AlarmNames          []string                               `json:"alarmNames,omitzero"`
 	Status              DaemonDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
-	TriggeredAlarmNames []string                               `json:"triggeredAlarmNames,omitempty"`
+	TriggeredAlarmNames []string                               `json:"triggeredAlarmNames,omitzero"`
 }
 
 type DaemonDeploymentCapacityProvider struct {
@@ -854,7 +854,7 @@ type DaemonDeploymentConfiguration struct {
 
 type DaemonDeploymentRevisionDetail struct {
 	Arn                        string                             `json:"arn,omitempty"`
-	CapacityProviders          []DaemonDeploymentCapacityProvider `json:"capacityProviders,omitempty"`
+	CapacityProviders          []DaemonDeploymentCapacityProvider `json:"capacityProviders,omitzero"`
 	TotalDrainingInstanceCount *int32                             `json:"totalDrainingInstanceCount,omitempty"`
 	TotalRunningInstanceCount  *int32                             `json:"totalRunningInstanceCount,omitempty"`
 }
@@ -909,7 +909,7 @@ type DaemonDeploymentSummary struct {
 type DaemonDetail struct {
 	ClusterArn       string                 `json:"clusterArn,omitempty"`
 	CreatedAt        *api.Time              `json:"createdAt,omitempty"`
-	CurrentRevisions []DaemonRevisionDetail `json:"currentRevisions,omitempty"`
+	CurrentRevisions []DaemonRevisionDetail `json:"currentRevisions,omitzero"`
 	DaemonArn        string                 `json:"daemonArn,omitempty"`
 	DeploymentArn    string                 `json:"deploymentArn,omitempty"`
 	Status           DaemonStatus           `json:"status,omitempty"`
@@ -918,9 +918,9 @@ type DaemonDetail struct {
 
 type DaemonLinuxParameters struct {
 	Capabilities       *KernelCapabilities `json:"capabilities,omitempty"`
-	Devices            []Device            `json:"devices,omitempty"`
+	Devices            []Device            `json:"devices,omitzero"`
 	InitProcessEnabled *bool               `json:"initProcessEnabled,omitempty"`
-	Tmpfs              []Tmpfs             `json:"tmpfs,omitempty"`
+	Tmpfs              []Tmpfs             `json:"tmpfs,omitzero"`
 }
 
 type DaemonPropagateTags string
@@ -937,7 +937,7 @@ var daemonPropagateTagsValues = []string{"DAEMON", "NONE"}
 
 type DaemonRevision struct {
 	ClusterArn              string                 `json:"clusterArn,omitempty"`
-	ContainerImages         []DaemonContainerImage `json:"containerImages,omitempty"`
+	ContainerImages         []DaemonContainerImage `json:"containerImages,omitzero"`
 	CreatedAt               *api.Time              `json:"createdAt,omitempty"`
 	DaemonArn               string                 `json:"daemonArn,omitempty"`
 	DaemonRevisionArn       string                 `json:"daemonRevisionArn,omitempty"`
@@ -949,13 +949,13 @@ type DaemonRevision struct {
 
 type DaemonRevisionDetail struct {
 	Arn               string                   `json:"arn,omitempty"`
-	CapacityProviders []DaemonCapacityProvider `json:"capacityProviders,omitempty"`
+	CapacityProviders []DaemonCapacityProvider `json:"capacityProviders,omitzero"`
 	TotalRunningCount int32                    `json:"totalRunningCount"`
 }
 
 type DaemonRollback struct {
 	Reason                          string    `json:"reason,omitempty"`
-	RollbackCapacityProviders       []string  `json:"rollbackCapacityProviders,omitempty"`
+	RollbackCapacityProviders       []string  `json:"rollbackCapacityProviders,omitzero"`
 	RollbackTargetDaemonRevisionArn string    `json:"rollbackTargetDaemonRevisionArn,omitempty"`
 	StartedAt                       *api.Time `json:"startedAt,omitempty"`
 }
@@ -980,7 +980,7 @@ type DaemonSummary struct {
 }
 
 type DaemonTaskDefinition struct {
-	ContainerDefinitions    []DaemonContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions    []DaemonContainerDefinition `json:"containerDefinitions,omitzero"`
 	Cpu                     string                      `json:"cpu,omitempty"`
 	DaemonTaskDefinitionArn string                      `json:"daemonTaskDefinitionArn,omitempty"`
 	DeleteRequestedAt       *api.Time                   `json:"deleteRequestedAt,omitempty"`
@@ -992,7 +992,7 @@ type DaemonTaskDefinition struct {
 	Revision                int32                       `json:"revision"`
 	Status                  DaemonTaskDefinitionStatus  `json:"status,omitempty"`
 	TaskRoleArn             string                      `json:"taskRoleArn,omitempty"`
-	Volumes                 []DaemonVolume              `json:"volumes,omitempty"`
+	Volumes                 []DaemonVolume              `json:"volumes,omitzero"`
 }
 
 type DaemonTaskDefinitionRevisionFilter string
@@ -1059,12 +1059,12 @@ type DeleteAccountSettingResponse struct {
 }
 
 type DeleteAttributesRequest struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	Cluster    string      `json:"cluster,omitempty"`
 }
 
 type DeleteAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type DeleteCapacityProviderRequest struct {
@@ -1123,12 +1123,12 @@ type DeleteServiceResponse struct {
 }
 
 type DeleteTaskDefinitionsRequest struct {
-	TaskDefinitions []string `json:"taskDefinitions,omitempty"`
+	TaskDefinitions []string `json:"taskDefinitions,omitzero"`
 }
 
 type DeleteTaskDefinitionsResponse struct {
-	Failures        []Failure        `json:"failures,omitempty"`
-	TaskDefinitions []TaskDefinition `json:"taskDefinitions,omitempty"`
+	Failures        []Failure        `json:"failures,omitzero"`
+	TaskDefinitions []TaskDefinition `json:"taskDefinitions,omitzero"`
 }
 
 type DeleteTaskSetRequest struct {
@@ -1143,7 +1143,7 @@ type DeleteTaskSetResponse struct {
 }
 
 type Deployment struct {
-	CapacityProviderStrategy    []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy    []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitzero"`
 	CreatedAt                   *api.Time                       `json:"createdAt,omitempty"`
 	DesiredCount                int32                           `json:"desiredCount"`
 	FailedTasks                 int32                           `json:"failedTasks"`
@@ -1158,16 +1158,16 @@ type Deployment struct {
 	RolloutStateReason          string                          `json:"rolloutStateReason,omitempty"`
 	RunningCount                int32                           `json:"runningCount"`
 	ServiceConnectConfiguration *ServiceConnectConfiguration    `json:"serviceConnectConfiguration,omitempty"`
-	ServiceConnectResources     []ServiceConnectServiceResource `json:"serviceConnectResources,omitempty"`
+	ServiceConnectResources     []ServiceConnectServiceResource `json:"serviceConnectResources,omitzero"`
 	Status                      string                          `json:"status,omitempty"`
 	TaskDefinition              string                          `json:"taskDefinition,omitempty"`
 	UpdatedAt                   *api.Time                       `json:"updatedAt,omitempty"`
-	VolumeConfigurations        []ServiceVolumeConfiguration    `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations    []VpcLatticeConfiguration       `json:"vpcLatticeConfigurations,omitempty"`
+	VolumeConfigurations        []ServiceVolumeConfiguration    `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations    []VpcLatticeConfiguration       `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 type DeploymentAlarms struct {
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	Enable     bool     `json:"enable"`
 	Rollback   bool     `json:"rollback"`
 }
@@ -1182,7 +1182,7 @@ type DeploymentConfiguration struct {
 	BakeTimeInMinutes        *int32                    `json:"bakeTimeInMinutes,omitempty"`
 	CanaryConfiguration      *CanaryConfiguration      `json:"canaryConfiguration,omitempty"`
 	DeploymentCircuitBreaker *DeploymentCircuitBreaker `json:"deploymentCircuitBreaker,omitempty"`
-	LifecycleHooks           []DeploymentLifecycleHook `json:"lifecycleHooks,omitempty"`
+	LifecycleHooks           []DeploymentLifecycleHook `json:"lifecycleHooks,omitzero"`
 	LinearConfiguration      *LinearConfiguration      `json:"linearConfiguration,omitempty"`
 	MaximumPercent           *int32                    `json:"maximumPercent,omitempty"`
 	MinimumHealthyPercent    *int32                    `json:"minimumHealthyPercent,omitempty"`
@@ -1213,7 +1213,7 @@ type DeploymentEphemeralStorage struct {
 type DeploymentLifecycleHook struct {
 	HookDetails          any                                          `json:"hookDetails,omitempty"`
 	HookTargetArn        string                                       `json:"hookTargetArn,omitempty"`
-	LifecycleStages      []DeploymentLifecycleHookStage               `json:"lifecycleStages,omitempty"`
+	LifecycleStages      []DeploymentLifecycleHookStage               `json:"lifecycleStages,omitzero"`
 	RoleArn              string                                       `json:"roleArn,omitempty"`
 	TargetType           DeploymentLifecycleHookTargetType            `json:"targetType,omitempty"`
 	TimeoutConfiguration *DeploymentLifecycleHookTimeoutConfiguration `json:"timeoutConfiguration,omitempty"`
@@ -1338,47 +1338,47 @@ type DeregisterTaskDefinitionResponse struct {
 }
 
 type DescribeCapacityProvidersRequest struct {
-	CapacityProviders []string                `json:"capacityProviders,omitempty"`
+	CapacityProviders []string                `json:"capacityProviders,omitzero"`
 	Cluster           string                  `json:"cluster,omitempty"`
-	Include           []CapacityProviderField `json:"include,omitempty"`
+	Include           []CapacityProviderField `json:"include,omitzero"`
 	MaxResults        *int32                  `json:"maxResults,omitempty"`
 	NextToken         string                  `json:"nextToken,omitempty"`
 }
 
 type DescribeCapacityProvidersResponse struct {
-	CapacityProviders []CapacityProvider `json:"capacityProviders,omitempty"`
-	Failures          []Failure          `json:"failures,omitempty"`
+	CapacityProviders []CapacityProvider `json:"capacityProviders,omitzero"`
+	Failures          []Failure          `json:"failures,omitzero"`
 	NextToken         string             `json:"nextToken,omitempty"`
 }
 
 type DescribeClustersRequest struct {
-	Clusters []string       `json:"clusters,omitempty"`
-	Include  []ClusterField `json:"include,omitempty"`
+	Clusters []string       `json:"clusters,omitzero"`
+	Include  []ClusterField `json:"include,omitzero"`
 }
 
 type DescribeClustersResponse struct {
-	Clusters []Cluster `json:"clusters,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Clusters []Cluster `json:"clusters,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type DescribeContainerInstancesRequest struct {
 	Cluster            string                   `json:"cluster,omitempty"`
-	ContainerInstances []string                 `json:"containerInstances,omitempty"`
-	Include            []ContainerInstanceField `json:"include,omitempty"`
+	ContainerInstances []string                 `json:"containerInstances,omitzero"`
+	Include            []ContainerInstanceField `json:"include,omitzero"`
 }
 
 type DescribeContainerInstancesResponse struct {
-	ContainerInstances []ContainerInstance `json:"containerInstances,omitempty"`
-	Failures           []Failure           `json:"failures,omitempty"`
+	ContainerInstances []ContainerInstance `json:"containerInstances,omitzero"`
+	Failures           []Failure           `json:"failures,omitzero"`
 }
 
 type DescribeDaemonDeploymentsRequest struct {
-	DaemonDeploymentArns []string `json:"daemonDeploymentArns,omitempty"`
+	DaemonDeploymentArns []string `json:"daemonDeploymentArns,omitzero"`
 }
 
 type DescribeDaemonDeploymentsResponse struct {
-	DaemonDeployments []DaemonDeployment `json:"daemonDeployments,omitempty"`
-	Failures          []Failure          `json:"failures,omitempty"`
+	DaemonDeployments []DaemonDeployment `json:"daemonDeployments,omitzero"`
+	Failures          []Failure          `json:"failures,omitzero"`
 }
 
 type DescribeDaemonRequest struct {
@@ -1390,12 +1390,12 @@ type DescribeDaemonResponse struct {
 }
 
 type DescribeDaemonRevisionsRequest struct {
-	DaemonRevisionArns []string `json:"daemonRevisionArns,omitempty"`
+	DaemonRevisionArns []string `json:"daemonRevisionArns,omitzero"`
 }
 
 type DescribeDaemonRevisionsResponse struct {
-	DaemonRevisions []DaemonRevision `json:"daemonRevisions,omitempty"`
-	Failures        []Failure        `json:"failures,omitempty"`
+	DaemonRevisions []DaemonRevision `json:"daemonRevisions,omitzero"`
+	Failures        []Failure        `json:"failures,omitzero"`
 }
 
 type DescribeDaemonTaskDefinitionRequest struct {
@@ -1407,7 +1407,7 @@ type DescribeDaemonTaskDefinitionResponse struct {
 }
 
 type DescribeExpressGatewayServiceRequest struct {
-	Include    []ExpressGatewayServiceInclude `json:"include,omitempty"`
+	Include    []ExpressGatewayServiceInclude `json:"include,omitzero"`
 	ServiceArn string                         `json:"serviceArn,omitempty"`
 }
 
@@ -1416,65 +1416,65 @@ type DescribeExpressGatewayServiceResponse struct {
 }
 
 type DescribeServiceDeploymentsRequest struct {
-	ServiceDeploymentArns []string `json:"serviceDeploymentArns,omitempty"`
+	ServiceDeploymentArns []string `json:"serviceDeploymentArns,omitzero"`
 }
 
 type DescribeServiceDeploymentsResponse struct {
-	Failures           []Failure           `json:"failures,omitempty"`
-	ServiceDeployments []ServiceDeployment `json:"serviceDeployments,omitempty"`
+	Failures           []Failure           `json:"failures,omitzero"`
+	ServiceDeployments []ServiceDeployment `json:"serviceDeployments,omitzero"`
 }
 
 type DescribeServiceRevisionsRequest struct {
-	ServiceRevisionArns []string `json:"serviceRevisionArns,omitempty"`
+	ServiceRevisionArns []string `json:"serviceRevisionArns,omitzero"`
 }
 
 type DescribeServiceRevisionsResponse struct {
-	Failures         []Failure         `json:"failures,omitempty"`
-	ServiceRevisions []ServiceRevision `json:"serviceRevisions,omitempty"`
+	Failures         []Failure         `json:"failures,omitzero"`
+	ServiceRevisions []ServiceRevision `json:"serviceRevisions,omitzero"`
 }
 
 type DescribeServicesRequest struct {
 	Cluster  string         `json:"cluster,omitempty"`
-	Include  []ServiceField `json:"include,omitempty"`
-	Services []string       `json:"services,omitempty"`
+	Include  []ServiceField `json:"include,omitzero"`
+	Services []string       `json:"services,omitzero"`
 }
 
 type DescribeServicesResponse struct {
-	Failures []Failure `json:"failures,omitempty"`
-	Services []Service `json:"services,omitempty"`
+	Failures []Failure `json:"failures,omitzero"`
+	Services []Service `json:"services,omitzero"`
 }
 
 type DescribeTaskDefinitionRequest struct {
-	Include        []TaskDefinitionField `json:"include,omitempty"`
+	Include        []TaskDefinitionField `json:"include,omitzero"`
 	TaskDefinition string                `json:"taskDefinition,omitempty"`
 }
 
 type DescribeTaskDefinitionResponse struct {
-	Tags           []Tag           `json:"tags,omitempty"`
+	Tags           []Tag           `json:"tags,omitzero"`
 	TaskDefinition *TaskDefinition `json:"taskDefinition,omitempty"`
 }
 
 type DescribeTaskSetsRequest struct {
 	Cluster  string         `json:"cluster,omitempty"`
-	Include  []TaskSetField `json:"include,omitempty"`
+	Include  []TaskSetField `json:"include,omitzero"`
 	Service  string         `json:"service,omitempty"`
-	TaskSets []string       `json:"taskSets,omitempty"`
+	TaskSets []string       `json:"taskSets,omitzero"`
 }
 
 type DescribeTaskSetsResponse struct {
-	Failures []Failure `json:"failures,omitempty"`
-	TaskSets []TaskSet `json:"taskSets,omitempty"`
+	Failures []Failure `json:"failures,omitzero"`
+	TaskSets []TaskSet `json:"taskSets,omitzero"`
 }
 
 type DescribeTasksRequest struct {
 	Cluster string      `json:"cluster,omitempty"`
-	Include []TaskField `json:"include,omitempty"`
-	Tasks   []string    `json:"tasks,omitempty"`
+	Include []TaskField `json:"include,omitzero"`
+	Tasks   []string    `json:"tasks,omitzero"`
 }
 
 type DescribeTasksResponse struct {
-	Failures []Failure `json:"failures,omitempty"`
-	Tasks    []Task    `json:"tasks,omitempty"`
+	Failures []Failure `json:"failures,omitzero"`
+	Tasks    []Task    `json:"tasks,omitzero"`
 }
 
 type DesiredStatus string
@@ -1493,7 +1493,7 @@ var desiredStatusValues = []string{"RUNNING", "PENDING", "STOPPED"}
 type Device struct {
 	ContainerPath string                   `json:"containerPath,omitempty"`
 	HostPath      string                   `json:"hostPath,omitempty"`
-	Permissions   []DeviceCgroupPermission `json:"permissions,omitempty"`
+	Permissions   []DeviceCgroupPermission `json:"permissions,omitzero"`
 }
 
 type DeviceCgroupPermission string
@@ -1523,8 +1523,8 @@ type DiscoverPollEndpointResponse struct {
 type DockerVolumeConfiguration struct {
 	Autoprovision *bool             `json:"autoprovision,omitempty"`
 	Driver        string            `json:"driver,omitempty"`
-	DriverOpts    map[string]string `json:"driverOpts,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
+	DriverOpts    map[string]string `json:"driverOpts,omitzero"`
+	Labels        map[string]string `json:"labels,omitzero"`
 	Scope         Scope             `json:"scope,omitempty"`
 }
 
@@ -1542,11 +1542,11 @@ var eBSResourceTypeValues = []string{"volume"}
 type EBSTagSpecification struct {
 	PropagateTags PropagateTags   `json:"propagateTags,omitempty"`
 	ResourceType  EBSResourceType `json:"resourceType,omitempty"`
-	Tags          []Tag           `json:"tags,omitempty"`
+	Tags          []Tag           `json:"tags,omitzero"`
 }
 
 type ECSExpressGatewayService struct {
-	ActiveConfigurations  []ExpressGatewayServiceConfiguration `json:"activeConfigurations,omitempty"`
+	ActiveConfigurations  []ExpressGatewayServiceConfiguration `json:"activeConfigurations,omitzero"`
 	Cluster               string                               `json:"cluster,omitempty"`
 	CreatedAt             *api.Time                            `json:"createdAt,omitempty"`
 	CurrentDeployment     string                               `json:"currentDeployment,omitempty"`
@@ -1554,16 +1554,16 @@ type ECSExpressGatewayService struct {
 	ServiceArn            string                               `json:"serviceArn,omitempty"`
 	ServiceName           string                               `json:"serviceName,omitempty"`
 	Status                *ExpressGatewayServiceStatus         `json:"status,omitempty"`
-	Tags                  []Tag                                `json:"tags,omitempty"`
+	Tags                  []Tag                                `json:"tags,omitzero"`
 	UpdatedAt             *api.Time                            `json:"updatedAt,omitempty"`
 }
 
 type ECSManagedResources struct {
 	AutoScaling           *ManagedAutoScaling    `json:"autoScaling,omitempty"`
-	IngressPaths          []ManagedIngressPath   `json:"ingressPaths,omitempty"`
-	LogGroups             []ManagedLogGroup      `json:"logGroups,omitempty"`
-	MetricAlarms          []ManagedMetricAlarm   `json:"metricAlarms,omitempty"`
-	ServiceSecurityGroups []ManagedSecurityGroup `json:"serviceSecurityGroups,omitempty"`
+	IngressPaths          []ManagedIngressPath   `json:"ingressPaths,omitzero"`
+	LogGroups             []ManagedLogGroup      `json:"logGroups,omitzero"`
+	MetricAlarms          []ManagedMetricAlarm   `json:"metricAlarms,omitzero"`
+	ServiceSecurityGroups []ManagedSecurityGroup `json:"serviceSecurityGroups,omitzero"`
 }
 
 type EFSAuthorizationConfig struct {
@@ -1669,12 +1669,12 @@ type ExecuteCommandResponse struct {
 
 type ExpressGatewayContainer struct {
 	AwsLogsConfiguration  *ExpressGatewayServiceAwsLogsConfiguration `json:"awsLogsConfiguration,omitempty"`
-	Command               []string                                   `json:"command,omitempty"`
+	Command               []string                                   `json:"command,omitzero"`
 	ContainerPort         *int32                                     `json:"containerPort,omitempty"`
-	Environment           []KeyValuePair                             `json:"environment,omitempty"`
+	Environment           []KeyValuePair                             `json:"environment,omitzero"`
 	Image                 string                                     `json:"image,omitempty"`
 	RepositoryCredentials *ExpressGatewayRepositoryCredentials       `json:"repositoryCredentials,omitempty"`
-	Secrets               []Secret                                   `json:"secrets,omitempty"`
+	Secrets               []Secret                                   `json:"secrets,omitzero"`
 }
 
 type ExpressGatewayRepositoryCredentials struct {
@@ -1698,7 +1698,7 @@ type ExpressGatewayServiceConfiguration struct {
 	CreatedAt            *api.Time                                  `json:"createdAt,omitempty"`
 	ExecutionRoleArn     string                                     `json:"executionRoleArn,omitempty"`
 	HealthCheckPath      string                                     `json:"healthCheckPath,omitempty"`
-	IngressPaths         []IngressPathSummary                       `json:"ingressPaths,omitempty"`
+	IngressPaths         []IngressPathSummary                       `json:"ingressPaths,omitzero"`
 	Memory               string                                     `json:"memory,omitempty"`
 	NetworkConfiguration *ExpressGatewayServiceNetworkConfiguration `json:"networkConfiguration,omitempty"`
 	PrimaryContainer     *ExpressGatewayContainer                   `json:"primaryContainer,omitempty"`
@@ -1719,8 +1719,8 @@ func (ExpressGatewayServiceInclude) Values() []string { return expressGatewaySer
 var expressGatewayServiceIncludeValues = []string{"TAGS"}
 
 type ExpressGatewayServiceNetworkConfiguration struct {
-	SecurityGroups []string `json:"securityGroups,omitempty"`
-	Subnets        []string `json:"subnets,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
+	Subnets        []string `json:"subnets,omitzero"`
 }
 
 type ExpressGatewayServiceScalingMetric string
@@ -1776,7 +1776,7 @@ type Failure struct {
 }
 
 type FirelensConfiguration struct {
-	Options map[string]string         `json:"options,omitempty"`
+	Options map[string]string         `json:"options,omitzero"`
 	Type    FirelensConfigurationType `json:"type,omitempty"`
 }
 
@@ -1794,16 +1794,16 @@ var firelensConfigurationTypeValues = []string{"fluentd", "fluentbit"}
 
 type GetTaskProtectionRequest struct {
 	Cluster string   `json:"cluster,omitempty"`
-	Tasks   []string `json:"tasks,omitempty"`
+	Tasks   []string `json:"tasks,omitzero"`
 }
 
 type GetTaskProtectionResponse struct {
-	Failures       []Failure       `json:"failures,omitempty"`
-	ProtectedTasks []ProtectedTask `json:"protectedTasks,omitempty"`
+	Failures       []Failure       `json:"failures,omitzero"`
+	ProtectedTasks []ProtectedTask `json:"protectedTasks,omitzero"`
 }
 
 type HealthCheck struct {
-	Command     []string `json:"command,omitempty"`
+	Command     []string `json:"command,omitzero"`
 	Interval    *int32   `json:"interval,omitempty"`
 	Retries     *int32   `json:"retries,omitempty"`
 	StartPeriod *int32   `json:"startPeriod,omitempty"`
@@ -1924,19 +1924,19 @@ type InstanceLaunchTemplateUpdate struct {
 
 type InstanceRequirementsRequest struct {
 	AcceleratorCount                               *AcceleratorCountRequest          `json:"acceleratorCount,omitempty"`
-	AcceleratorManufacturers                       []AcceleratorManufacturer         `json:"acceleratorManufacturers,omitempty"`
-	AcceleratorNames                               []AcceleratorName                 `json:"acceleratorNames,omitempty"`
+	AcceleratorManufacturers                       []AcceleratorManufacturer         `json:"acceleratorManufacturers,omitzero"`
+	AcceleratorNames                               []AcceleratorName                 `json:"acceleratorNames,omitzero"`
 	AcceleratorTotalMemoryMiB                      *AcceleratorTotalMemoryMiBRequest `json:"acceleratorTotalMemoryMiB,omitempty"`
-	AcceleratorTypes                               []AcceleratorType                 `json:"acceleratorTypes,omitempty"`
-	AllowedInstanceTypes                           []string                          `json:"allowedInstanceTypes,omitempty"`
+	AcceleratorTypes                               []AcceleratorType                 `json:"acceleratorTypes,omitzero"`
+	AllowedInstanceTypes                           []string                          `json:"allowedInstanceTypes,omitzero"`
 	BareMetal                                      BareMetal                         `json:"bareMetal,omitempty"`
 	BaselineEbsBandwidthMbps                       *BaselineEbsBandwidthMbpsRequest  `json:"baselineEbsBandwidthMbps,omitempty"`
 	BurstablePerformance                           BurstablePerformance              `json:"burstablePerformance,omitempty"`
-	CpuManufacturers                               []CpuManufacturer                 `json:"cpuManufacturers,omitempty"`
-	ExcludedInstanceTypes                          []string                          `json:"excludedInstanceTypes,omitempty"`
-	InstanceGenerations                            []InstanceGeneration              `json:"instanceGenerations,omitempty"`
+	CpuManufacturers                               []CpuManufacturer                 `json:"cpuManufacturers,omitzero"`
+	ExcludedInstanceTypes                          []string                          `json:"excludedInstanceTypes,omitzero"`
+	InstanceGenerations                            []InstanceGeneration              `json:"instanceGenerations,omitzero"`
 	LocalStorage                                   LocalStorage                      `json:"localStorage,omitempty"`
-	LocalStorageTypes                              []LocalStorageType                `json:"localStorageTypes,omitempty"`
+	LocalStorageTypes                              []LocalStorageType                `json:"localStorageTypes,omitzero"`
 	MaxSpotPriceAsPercentageOfOptimalOnDemandPrice *int32                            `json:"maxSpotPriceAsPercentageOfOptimalOnDemandPrice,omitempty"`
 	MemoryGiBPerVCpu                               *MemoryGiBPerVCpuRequest          `json:"memoryGiBPerVCpu,omitempty"`
 	MemoryMiB                                      *MemoryMiBRequest                 `json:"memoryMiB,omitempty"`
@@ -1963,8 +1963,8 @@ func (IpcMode) Values() []string { return ipcModeValues }
 var ipcModeValues = []string{"host", "task", "none"}
 
 type KernelCapabilities struct {
-	Add  []string `json:"add,omitempty"`
-	Drop []string `json:"drop,omitempty"`
+	Add  []string `json:"add,omitzero"`
+	Drop []string `json:"drop,omitzero"`
 }
 
 type KeyValuePair struct {
@@ -1993,12 +1993,12 @@ type LinearConfiguration struct {
 
 type LinuxParameters struct {
 	Capabilities       *KernelCapabilities `json:"capabilities,omitempty"`
-	Devices            []Device            `json:"devices,omitempty"`
+	Devices            []Device            `json:"devices,omitzero"`
 	InitProcessEnabled *bool               `json:"initProcessEnabled,omitempty"`
 	MaxSwap            *int32              `json:"maxSwap,omitempty"`
 	SharedMemorySize   *int32              `json:"sharedMemorySize,omitempty"`
 	Swappiness         *int32              `json:"swappiness,omitempty"`
-	Tmpfs              []Tmpfs             `json:"tmpfs,omitempty"`
+	Tmpfs              []Tmpfs             `json:"tmpfs,omitzero"`
 }
 
 type ListAccountSettingsRequest struct {
@@ -2012,7 +2012,7 @@ type ListAccountSettingsRequest struct {
 
 type ListAccountSettingsResponse struct {
 	NextToken string    `json:"nextToken,omitempty"`
-	Settings  []Setting `json:"settings,omitempty"`
+	Settings  []Setting `json:"settings,omitzero"`
 }
 
 type ListAttributesRequest struct {
@@ -2025,7 +2025,7 @@ type ListAttributesRequest struct {
 }
 
 type ListAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	NextToken  string      `json:"nextToken,omitempty"`
 }
 
@@ -2035,7 +2035,7 @@ type ListClustersRequest struct {
 }
 
 type ListClustersResponse struct {
-	ClusterArns []string `json:"clusterArns,omitempty"`
+	ClusterArns []string `json:"clusterArns,omitzero"`
 	NextToken   string   `json:"nextToken,omitempty"`
 }
 
@@ -2048,7 +2048,7 @@ type ListContainerInstancesRequest struct {
 }
 
 type ListContainerInstancesResponse struct {
-	ContainerInstanceArns []string `json:"containerInstanceArns,omitempty"`
+	ContainerInstanceArns []string `json:"containerInstanceArns,omitzero"`
 	NextToken             string   `json:"nextToken,omitempty"`
 }
 
@@ -2057,11 +2057,11 @@ type ListDaemonDeploymentsRequest struct {
 	DaemonArn  string                   `json:"daemonArn,omitempty"`
 	MaxResults *int32                   `json:"maxResults,omitempty"`
 	NextToken  string                   `json:"nextToken,omitempty"`
-	Status     []DaemonDeploymentStatus `json:"status,omitempty"`
+	Status     []DaemonDeploymentStatus `json:"status,omitzero"`
 }
 
 type ListDaemonDeploymentsResponse struct {
-	DaemonDeployments []DaemonDeploymentSummary `json:"daemonDeployments,omitempty"`
+	DaemonDeployments []DaemonDeploymentSummary `json:"daemonDeployments,omitzero"`
 	NextToken         string                    `json:"nextToken,omitempty"`
 }
 
@@ -2076,19 +2076,19 @@ type ListDaemonTaskDefinitionsRequest struct {
 }
 
 type ListDaemonTaskDefinitionsResponse struct {
-	DaemonTaskDefinitions []DaemonTaskDefinitionSummary `json:"daemonTaskDefinitions,omitempty"`
+	DaemonTaskDefinitions []DaemonTaskDefinitionSummary `json:"daemonTaskDefinitions,omitzero"`
 	NextToken             string                        `json:"nextToken,omitempty"`
 }
 
 type ListDaemonsRequest struct {
-	CapacityProviderArns []string `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns []string `json:"capacityProviderArns,omitzero"`
 	ClusterArn           string   `json:"clusterArn,omitempty"`
 	MaxResults           *int32   `json:"maxResults,omitempty"`
 	NextToken            string   `json:"nextToken,omitempty"`
 }
 
 type ListDaemonsResponse struct {
-	DaemonSummariesList []DaemonSummary `json:"daemonSummariesList,omitempty"`
+	DaemonSummariesList []DaemonSummary `json:"daemonSummariesList,omitzero"`
 	NextToken           string          `json:"nextToken,omitempty"`
 }
 
@@ -2098,12 +2098,12 @@ type ListServiceDeploymentsRequest struct {
 	MaxResults *int32                    `json:"maxResults,omitempty"`
 	NextToken  string                    `json:"nextToken,omitempty"`
 	Service    string                    `json:"service,omitempty"`
-	Status     []ServiceDeploymentStatus `json:"status,omitempty"`
+	Status     []ServiceDeploymentStatus `json:"status,omitzero"`
 }
 
 type ListServiceDeploymentsResponse struct {
 	NextToken          string                   `json:"nextToken,omitempty"`
-	ServiceDeployments []ServiceDeploymentBrief `json:"serviceDeployments,omitempty"`
+	ServiceDeployments []ServiceDeploymentBrief `json:"serviceDeployments,omitzero"`
 }
 
 type ListServicesByNamespaceRequest struct {
@@ -2114,7 +2114,7 @@ type ListServicesByNamespaceRequest struct {
 
 type ListServicesByNamespaceResponse struct {
 	NextToken   string   `json:"nextToken,omitempty"`
-	ServiceArns []string `json:"serviceArns,omitempty"`
+	ServiceArns []string `json:"serviceArns,omitzero"`
 }
 
 type ListServicesRequest struct {
@@ -2128,7 +2128,7 @@ type ListServicesRequest struct {
 
 type ListServicesResponse struct {
 	NextToken   string   `json:"nextToken,omitempty"`
-	ServiceArns []string `json:"serviceArns,omitempty"`
+	ServiceArns []string `json:"serviceArns,omitzero"`
 }
 
 type ListTagsForResourceRequest struct {
@@ -2136,7 +2136,7 @@ type ListTagsForResourceRequest struct {
 }
 
 type ListTagsForResourceResponse struct {
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 type ListTaskDefinitionFamiliesRequest struct {
@@ -2147,7 +2147,7 @@ type ListTaskDefinitionFamiliesRequest struct {
 }
 
 type ListTaskDefinitionFamiliesResponse struct {
-	Families  []string `json:"families,omitempty"`
+	Families  []string `json:"families,omitzero"`
 	NextToken string   `json:"nextToken,omitempty"`
 }
 
@@ -2161,7 +2161,7 @@ type ListTaskDefinitionsRequest struct {
 
 type ListTaskDefinitionsResponse struct {
 	NextToken          string   `json:"nextToken,omitempty"`
-	TaskDefinitionArns []string `json:"taskDefinitionArns,omitempty"`
+	TaskDefinitionArns []string `json:"taskDefinitionArns,omitzero"`
 }
 
 type ListTasksRequest struct {
@@ -2179,7 +2179,7 @@ type ListTasksRequest struct {
 
 type ListTasksResponse struct {
 	NextToken string   `json:"nextToken,omitempty"`
-	TaskArns  []string `json:"taskArns,omitempty"`
+	TaskArns  []string `json:"taskArns,omitzero"`
 }
 
 type LoadBalancer struct {
@@ -2217,8 +2217,8 @@ var localStorageTypeValues = []string{"hdd", "ssd"}
 
 type LogConfiguration struct {
 	LogDriver     LogDriver         `json:"logDriver,omitempty"`
-	Options       map[string]string `json:"options,omitempty"`
-	SecretOptions []Secret          `json:"secretOptions,omitempty"`
+	Options       map[string]string `json:"options,omitzero"`
+	SecretOptions []Secret          `json:"secretOptions,omitzero"`
 }
 
 type LogDriver string
@@ -2275,7 +2275,7 @@ type ManagedApplicationAutoScalingPolicy struct {
 }
 
 type ManagedAutoScaling struct {
-	ApplicationAutoScalingPolicies []ManagedApplicationAutoScalingPolicy `json:"applicationAutoScalingPolicies,omitempty"`
+	ApplicationAutoScalingPolicies []ManagedApplicationAutoScalingPolicy `json:"applicationAutoScalingPolicies,omitzero"`
 	ScalableTarget                 *ManagedScalableTarget                `json:"scalableTarget,omitempty"`
 }
 
@@ -2305,9 +2305,9 @@ type ManagedIngressPath struct {
 	Endpoint                   string                 `json:"endpoint,omitempty"`
 	Listener                   *ManagedListener       `json:"listener,omitempty"`
 	LoadBalancer               *ManagedLoadBalancer   `json:"loadBalancer,omitempty"`
-	LoadBalancerSecurityGroups []ManagedSecurityGroup `json:"loadBalancerSecurityGroups,omitempty"`
+	LoadBalancerSecurityGroups []ManagedSecurityGroup `json:"loadBalancerSecurityGroups,omitzero"`
 	Rule                       *ManagedListenerRule   `json:"rule,omitempty"`
-	TargetGroups               []ManagedTargetGroup   `json:"targetGroups,omitempty"`
+	TargetGroups               []ManagedTargetGroup   `json:"targetGroups,omitzero"`
 }
 
 type ManagedInstancesLocalStorageConfiguration struct {
@@ -2329,8 +2329,8 @@ func (ManagedInstancesMonitoringOptions) Values() []string {
 var managedInstancesMonitoringOptionsValues = []string{"BASIC", "DETAILED"}
 
 type ManagedInstancesNetworkConfiguration struct {
-	SecurityGroups []string `json:"securityGroups,omitempty"`
-	Subnets        []string `json:"subnets,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
+	Subnets        []string `json:"subnets,omitzero"`
 }
 
 type ManagedInstancesProvider struct {
@@ -2362,10 +2362,10 @@ type ManagedListenerRule struct {
 type ManagedLoadBalancer struct {
 	Arn              string                `json:"arn,omitempty"`
 	Scheme           string                `json:"scheme,omitempty"`
-	SecurityGroupIds []string              `json:"securityGroupIds,omitempty"`
+	SecurityGroupIds []string              `json:"securityGroupIds,omitzero"`
 	Status           ManagedResourceStatus `json:"status,omitempty"`
 	StatusReason     string                `json:"statusReason,omitempty"`
-	SubnetIds        []string              `json:"subnetIds,omitempty"`
+	SubnetIds        []string              `json:"subnetIds,omitzero"`
 	UpdatedAt        *api.Time             `json:"updatedAt,omitempty"`
 }
 
@@ -2646,7 +2646,7 @@ type ProtectedTask struct {
 
 type ProxyConfiguration struct {
 	ContainerName string                 `json:"containerName,omitempty"`
-	Properties    []KeyValuePair         `json:"properties,omitempty"`
+	Properties    []KeyValuePair         `json:"properties,omitzero"`
 	Type          ProxyConfigurationType `json:"type,omitempty"`
 }
 
@@ -2681,18 +2681,18 @@ type PutAccountSettingResponse struct {
 }
 
 type PutAttributesRequest struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	Cluster    string      `json:"cluster,omitempty"`
 }
 
 type PutAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type PutClusterCapacityProvidersRequest struct {
-	CapacityProviders               []string                       `json:"capacityProviders,omitempty"`
+	CapacityProviders               []string                       `json:"capacityProviders,omitzero"`
 	Cluster                         string                         `json:"cluster,omitempty"`
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 }
 
 type PutClusterCapacityProvidersResponse struct {
@@ -2700,14 +2700,14 @@ type PutClusterCapacityProvidersResponse struct {
 }
 
 type RegisterContainerInstanceRequest struct {
-	Attributes                        []Attribute      `json:"attributes,omitempty"`
+	Attributes                        []Attribute      `json:"attributes,omitzero"`
 	Cluster                           string           `json:"cluster,omitempty"`
 	ContainerInstanceArn              string           `json:"containerInstanceArn,omitempty"`
 	InstanceIdentityDocument          string           `json:"instanceIdentityDocument,omitempty"`
 	InstanceIdentityDocumentSignature string           `json:"instanceIdentityDocumentSignature,omitempty"`
-	PlatformDevices                   []PlatformDevice `json:"platformDevices,omitempty"`
-	Tags                              []Tag            `json:"tags,omitempty"`
-	TotalResources                    []Resource       `json:"totalResources,omitempty"`
+	PlatformDevices                   []PlatformDevice `json:"platformDevices,omitzero"`
+	Tags                              []Tag            `json:"tags,omitzero"`
+	TotalResources                    []Resource       `json:"totalResources,omitzero"`
 	VersionInfo                       *VersionInfo     `json:"versionInfo,omitempty"`
 }
 
@@ -2716,14 +2716,14 @@ type RegisterContainerInstanceResponse struct {
 }
 
 type RegisterDaemonTaskDefinitionRequest struct {
-	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitzero"`
 	Cpu                  string                      `json:"cpu,omitempty"`
 	ExecutionRoleArn     string                      `json:"executionRoleArn,omitempty"`
 	Family               string                      `json:"family,omitempty"`
 	Memory               string                      `json:"memory,omitempty"`
-	Tags                 []Tag                       `json:"tags,omitempty"`
+	Tags                 []Tag                       `json:"tags,omitzero"`
 	TaskRoleArn          string                      `json:"taskRoleArn,omitempty"`
-	Volumes              []DaemonVolume              `json:"volumes,omitempty"`
+	Volumes              []DaemonVolume              `json:"volumes,omitzero"`
 }
 
 type RegisterDaemonTaskDefinitionResponse struct {
@@ -2731,28 +2731,28 @@ type RegisterDaemonTaskDefinitionResponse struct {
 }
 
 type RegisterTaskDefinitionRequest struct {
-	ContainerDefinitions    []ContainerDefinition               `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions    []ContainerDefinition               `json:"containerDefinitions,omitzero"`
 	Cpu                     string                              `json:"cpu,omitempty"`
 	EnableFaultInjection    *bool                               `json:"enableFaultInjection,omitempty"`
 	EphemeralStorage        *EphemeralStorage                   `json:"ephemeralStorage,omitempty"`
 	ExecutionRoleArn        string                              `json:"executionRoleArn,omitempty"`
 	Family                  string                              `json:"family,omitempty"`
-	InferenceAccelerators   []InferenceAccelerator              `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators   []InferenceAccelerator              `json:"inferenceAccelerators,omitzero"`
 	IpcMode                 IpcMode                             `json:"ipcMode,omitempty"`
 	Memory                  string                              `json:"memory,omitempty"`
 	NetworkMode             NetworkMode                         `json:"networkMode,omitempty"`
 	PidMode                 PidMode                             `json:"pidMode,omitempty"`
-	PlacementConstraints    []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints    []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
 	ProxyConfiguration      *ProxyConfiguration                 `json:"proxyConfiguration,omitempty"`
-	RequiresCompatibilities []Compatibility                     `json:"requiresCompatibilities,omitempty"`
+	RequiresCompatibilities []Compatibility                     `json:"requiresCompatibilities,omitzero"`
 	RuntimePlatform         *RuntimePlatform                    `json:"runtimePlatform,omitempty"`
-	Tags                    []Tag                               `json:"tags,omitempty"`
+	Tags                    []Tag                               `json:"tags,omitzero"`
 	TaskRoleArn             string                              `json:"taskRoleArn,omitempty"`
-	Volumes                 []Volume                            `json:"volumes,omitempty"`
+	Volumes                 []Volume                            `json:"volumes,omitzero"`
 }
 
 type RegisterTaskDefinitionResponse struct {
-	Tags           []Tag           `json:"tags,omitempty"`
+	Tags           []Tag           `json:"tags,omitzero"`
 	TaskDefinition *TaskDefinition `json:"taskDefinition,omitempty"`
 }
 
@@ -2761,7 +2761,7 @@ type RepositoryCredentials struct {
 }
 
 type ResolvedConfiguration struct {
-	LoadBalancers []ServiceRevisionLoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []ServiceRevisionLoadBalancer `json:"loadBalancers,omitzero"`
 }
 
 type Resource struct {
@@ -2769,7 +2769,7 @@ type Resource struct {
 	IntegerValue   int32    `json:"integerValue"`
 	LongValue      int64    `json:"longValue"`
 	Name           string   `json:"name,omitempty"`
-	StringSetValue []string `json:"stringSetValue,omitempty"`
+	StringSetValue []string `json:"stringSetValue,omitzero"`
 	Type           string   `json:"type,omitempty"`
 }
 
@@ -2809,7 +2809,7 @@ type Rollback struct {
 }
 
 type RunTaskRequest struct {
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	ClientToken              string                         `json:"clientToken,omitempty"`
 	Cluster                  string                         `json:"cluster,omitempty"`
 	Count                    *int32                         `json:"count,omitempty"`
@@ -2819,20 +2819,20 @@ type RunTaskRequest struct {
 	LaunchType               LaunchType                     `json:"launchType,omitempty"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	Overrides                *TaskOverride                  `json:"overrides,omitempty"`
-	PlacementConstraints     []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy        []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints     []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy        []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	PlatformVersion          string                         `json:"platformVersion,omitempty"`
 	PropagateTags            PropagateTags                  `json:"propagateTags,omitempty"`
 	ReferenceId              string                         `json:"referenceId,omitempty"`
 	StartedBy                string                         `json:"startedBy,omitempty"`
-	Tags                     []Tag                          `json:"tags,omitempty"`
+	Tags                     []Tag                          `json:"tags,omitzero"`
 	TaskDefinition           string                         `json:"taskDefinition,omitempty"`
-	VolumeConfigurations     []TaskVolumeConfiguration      `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations     []TaskVolumeConfiguration      `json:"volumeConfigurations,omitzero"`
 }
 
 type RunTaskResponse struct {
-	Failures []Failure `json:"failures,omitempty"`
-	Tasks    []Task    `json:"tasks,omitempty"`
+	Failures []Failure `json:"failures,omitzero"`
+	Tasks    []Task    `json:"tasks,omitzero"`
 }
 
 type RuntimePlatform struct {
@@ -2894,26 +2894,26 @@ type Secret struct {
 
 type Service struct {
 	AvailabilityZoneRebalancing   AvailabilityZoneRebalancing     `json:"availabilityZoneRebalancing,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitzero"`
 	ClusterArn                    string                          `json:"clusterArn,omitempty"`
 	CreatedAt                     *api.Time                       `json:"createdAt,omitempty"`
 	CreatedBy                     string                          `json:"createdBy,omitempty"`
 	CurrentServiceDeployment      string                          `json:"currentServiceDeployment,omitempty"`
-	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitempty"`
+	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitzero"`
 	DeploymentConfiguration       *DeploymentConfiguration        `json:"deploymentConfiguration,omitempty"`
 	DeploymentController          *DeploymentController           `json:"deploymentController,omitempty"`
-	Deployments                   []Deployment                    `json:"deployments,omitempty"`
+	Deployments                   []Deployment                    `json:"deployments,omitzero"`
 	DesiredCount                  int32                           `json:"desiredCount"`
 	EnableECSManagedTags          bool                            `json:"enableECSManagedTags"`
 	EnableExecuteCommand          bool                            `json:"enableExecuteCommand"`
-	Events                        []ServiceEvent                  `json:"events,omitempty"`
+	Events                        []ServiceEvent                  `json:"events,omitzero"`
 	HealthCheckGracePeriodSeconds *int32                          `json:"healthCheckGracePeriodSeconds,omitempty"`
 	LaunchType                    LaunchType                      `json:"launchType,omitempty"`
-	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitempty"`
+	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitzero"`
 	NetworkConfiguration          *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
 	PendingCount                  int32                           `json:"pendingCount"`
-	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitzero"`
 	PlatformFamily                string                          `json:"platformFamily,omitempty"`
 	PlatformVersion               string                          `json:"platformVersion,omitempty"`
 	PropagateTags                 PropagateTags                   `json:"propagateTags,omitempty"`
@@ -2923,11 +2923,11 @@ type Service struct {
 	SchedulingStrategy            SchedulingStrategy              `json:"schedulingStrategy,omitempty"`
 	ServiceArn                    string                          `json:"serviceArn,omitempty"`
 	ServiceName                   string                          `json:"serviceName,omitempty"`
-	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitempty"`
+	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitzero"`
 	Status                        string                          `json:"status,omitempty"`
-	Tags                          []Tag                           `json:"tags,omitempty"`
+	Tags                          []Tag                           `json:"tags,omitzero"`
 	TaskDefinition                string                          `json:"taskDefinition,omitempty"`
-	TaskSets                      []TaskSet                       `json:"taskSets,omitempty"`
+	TaskSets                      []TaskSet                       `json:"taskSets,omitzero"`
 }
 
 type ServiceConnectAccessLogConfiguration struct {
@@ -2960,7 +2960,7 @@ type ServiceConnectConfiguration struct {
 	Enabled                bool                                  `json:"enabled"`
 	LogConfiguration       *LogConfiguration                     `json:"logConfiguration,omitempty"`
 	Namespace              string                                `json:"namespace,omitempty"`
-	Services               []ServiceConnectService               `json:"services,omitempty"`
+	Services               []ServiceConnectService               `json:"services,omitzero"`
 }
 
 type ServiceConnectIncludeQueryParameters string
@@ -2978,7 +2978,7 @@ func (ServiceConnectIncludeQueryParameters) Values() []string {
 var serviceConnectIncludeQueryParametersValues = []string{"DISABLED", "ENABLED"}
 
 type ServiceConnectService struct {
-	ClientAliases       []ServiceConnectClientAlias     `json:"clientAliases,omitempty"`
+	ClientAliases       []ServiceConnectClientAlias     `json:"clientAliases,omitzero"`
 	DiscoveryName       string                          `json:"discoveryName,omitempty"`
 	IngressPortOverride *int32                          `json:"ingressPortOverride,omitempty"`
 	PortName            string                          `json:"portName,omitempty"`
@@ -3028,12 +3028,12 @@ type ServiceDeployment struct {
 	DeploymentCircuitBreaker *ServiceDeploymentCircuitBreaker `json:"deploymentCircuitBreaker,omitempty"`
 	DeploymentConfiguration  *DeploymentConfiguration         `json:"deploymentConfiguration,omitempty"`
 	FinishedAt               *api.Time                        `json:"finishedAt,omitempty"`
-	LifecycleHookDetails     []DeploymentLifecycleHookDetail  `json:"lifecycleHookDetails,omitempty"`
+	LifecycleHookDetails     []DeploymentLifecycleHookDetail  `json:"lifecycleHookDetails,omitzero"`
 	LifecycleStage           ServiceDeploymentLifecycleStage  `json:"lifecycleStage,omitempty"`
 	Rollback                 *Rollback                        `json:"rollback,omitempty"`
 	ServiceArn               string                           `json:"serviceArn,omitempty"`
 	ServiceDeploymentArn     string                           `json:"serviceDeploymentArn,omitempty"`
-	SourceServiceRevisions   []ServiceRevisionSummary         `json:"sourceServiceRevisions,omitempty"`
+	SourceServiceRevisions   []ServiceRevisionSummary         `json:"sourceServiceRevisions,omitzero"`
 	StartedAt                *api.Time                        `json:"startedAt,omitempty"`
 	Status                   ServiceDeploymentStatus          `json:"status,omitempty"`
 	StatusReason             string                           `json:"statusReason,omitempty"`
@@ -3043,9 +3043,9 @@ type ServiceDeployment struct {
 }
 
 type ServiceDeploymentAlarms struct {
-	AlarmNames          []string                                `json:"alarmNames,omitempty"`
+	AlarmNames          []string                                `json:"alarmNames,omitzero"`
 	Status              ServiceDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
-	TriggeredAlarmNames []string                                `json:"triggeredAlarmNames,omitempty"`
+	TriggeredAlarmNames []string                                `json:"triggeredAlarmNames,omitzero"`
 }
 
 type ServiceDeploymentBrief struct {
@@ -3148,7 +3148,7 @@ type ServiceManagedEBSVolumeConfiguration struct {
 	RoleArn                  string                `json:"roleArn,omitempty"`
 	SizeInGiB                *int32                `json:"sizeInGiB,omitempty"`
 	SnapshotId               string                `json:"snapshotId,omitempty"`
-	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitempty"`
+	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitzero"`
 	Throughput               *int32                `json:"throughput,omitempty"`
 	VolumeInitializationRate *int32                `json:"volumeInitializationRate,omitempty"`
 	VolumeType               string                `json:"volumeType,omitempty"`
@@ -3162,26 +3162,26 @@ type ServiceRegistry struct {
 }
 
 type ServiceRevision struct {
-	CapacityProviderStrategy    []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy    []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	ClusterArn                  string                         `json:"clusterArn,omitempty"`
-	ContainerImages             []ContainerImage               `json:"containerImages,omitempty"`
+	ContainerImages             []ContainerImage               `json:"containerImages,omitzero"`
 	CreatedAt                   *api.Time                      `json:"createdAt,omitempty"`
 	EcsManagedResources         *ECSManagedResources           `json:"ecsManagedResources,omitempty"`
 	FargateEphemeralStorage     *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
 	GuardDutyEnabled            bool                           `json:"guardDutyEnabled"`
 	LaunchType                  LaunchType                     `json:"launchType,omitempty"`
-	LoadBalancers               []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers               []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration        *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	PlatformFamily              string                         `json:"platformFamily,omitempty"`
 	PlatformVersion             string                         `json:"platformVersion,omitempty"`
 	ResolvedConfiguration       *ResolvedConfiguration         `json:"resolvedConfiguration,omitempty"`
 	ServiceArn                  string                         `json:"serviceArn,omitempty"`
 	ServiceConnectConfiguration *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
-	ServiceRegistries           []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	ServiceRegistries           []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	ServiceRevisionArn          string                         `json:"serviceRevisionArn,omitempty"`
 	TaskDefinition              string                         `json:"taskDefinition,omitempty"`
-	VolumeConfigurations        []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations    []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
+	VolumeConfigurations        []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations    []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 type ServiceRevisionLoadBalancer struct {
@@ -3275,7 +3275,7 @@ var stabilityStatusValues = []string{"STEADY_STATE", "STABILIZING"}
 
 type StartTaskRequest struct {
 	Cluster              string                    `json:"cluster,omitempty"`
-	ContainerInstances   []string                  `json:"containerInstances,omitempty"`
+	ContainerInstances   []string                  `json:"containerInstances,omitzero"`
 	EnableECSManagedTags bool                      `json:"enableECSManagedTags"`
 	EnableExecuteCommand bool                      `json:"enableExecuteCommand"`
 	Group                string                    `json:"group,omitempty"`
@@ -3284,14 +3284,14 @@ type StartTaskRequest struct {
 	PropagateTags        PropagateTags             `json:"propagateTags,omitempty"`
 	ReferenceId          string                    `json:"referenceId,omitempty"`
 	StartedBy            string                    `json:"startedBy,omitempty"`
-	Tags                 []Tag                     `json:"tags,omitempty"`
+	Tags                 []Tag                     `json:"tags,omitzero"`
 	TaskDefinition       string                    `json:"taskDefinition,omitempty"`
-	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 }
 
 type StartTaskResponse struct {
-	Failures []Failure `json:"failures,omitempty"`
-	Tasks    []Task    `json:"tasks,omitempty"`
+	Failures []Failure `json:"failures,omitzero"`
+	Tasks    []Task    `json:"tasks,omitzero"`
 }
 
 type StopServiceDeploymentRequest struct {
@@ -3326,7 +3326,7 @@ type StopTaskResponse struct {
 }
 
 type SubmitAttachmentStateChangesRequest struct {
-	Attachments []AttachmentStateChange `json:"attachments,omitempty"`
+	Attachments []AttachmentStateChange `json:"attachments,omitzero"`
 	Cluster     string                  `json:"cluster,omitempty"`
 }
 
@@ -3338,7 +3338,7 @@ type SubmitContainerStateChangeRequest struct {
 	Cluster         string           `json:"cluster,omitempty"`
 	ContainerName   string           `json:"containerName,omitempty"`
 	ExitCode        *int32           `json:"exitCode,omitempty"`
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 	Reason          string           `json:"reason,omitempty"`
 	RuntimeId       string           `json:"runtimeId,omitempty"`
 	Status          string           `json:"status,omitempty"`
@@ -3350,11 +3350,11 @@ type SubmitContainerStateChangeResponse struct {
 }
 
 type SubmitTaskStateChangeRequest struct {
-	Attachments        []AttachmentStateChange   `json:"attachments,omitempty"`
+	Attachments        []AttachmentStateChange   `json:"attachments,omitzero"`
 	Cluster            string                    `json:"cluster,omitempty"`
-	Containers         []ContainerStateChange    `json:"containers,omitempty"`
+	Containers         []ContainerStateChange    `json:"containers,omitzero"`
 	ExecutionStoppedAt *api.Time                 `json:"executionStoppedAt,omitempty"`
-	ManagedAgents      []ManagedAgentStateChange `json:"managedAgents,omitempty"`
+	ManagedAgents      []ManagedAgentStateChange `json:"managedAgents,omitzero"`
 	PullStartedAt      *api.Time                 `json:"pullStartedAt,omitempty"`
 	PullStoppedAt      *api.Time                 `json:"pullStoppedAt,omitempty"`
 	Reason             string                    `json:"reason,omitempty"`
@@ -3378,7 +3378,7 @@ type Tag struct {
 
 type TagResourceRequest struct {
 	ResourceArn string `json:"resourceArn,omitempty"`
-	Tags        []Tag  `json:"tags,omitempty"`
+	Tags        []Tag  `json:"tags,omitzero"`
 }
 
 type TagResourceResponse struct {
@@ -3396,15 +3396,15 @@ func (TargetType) Values() []string { return targetTypeValues }
 var targetTypeValues = []string{"container-instance"}
 
 type Task struct {
-	Attachments             []Attachment           `json:"attachments,omitempty"`
-	Attributes              []Attribute            `json:"attributes,omitempty"`
+	Attachments             []Attachment           `json:"attachments,omitzero"`
+	Attributes              []Attribute            `json:"attributes,omitzero"`
 	AvailabilityZone        string                 `json:"availabilityZone,omitempty"`
 	CapacityProviderName    string                 `json:"capacityProviderName,omitempty"`
 	ClusterArn              string                 `json:"clusterArn,omitempty"`
 	Connectivity            Connectivity           `json:"connectivity,omitempty"`
 	ConnectivityAt          *api.Time              `json:"connectivityAt,omitempty"`
 	ContainerInstanceArn    string                 `json:"containerInstanceArn,omitempty"`
-	Containers              []Container            `json:"containers,omitempty"`
+	Containers              []Container            `json:"containers,omitzero"`
 	Cpu                     string                 `json:"cpu,omitempty"`
 	CreatedAt               *api.Time              `json:"createdAt,omitempty"`
 	DesiredStatus           string                 `json:"desiredStatus,omitempty"`
@@ -3414,7 +3414,7 @@ type Task struct {
 	FargateEphemeralStorage *TaskEphemeralStorage  `json:"fargateEphemeralStorage,omitempty"`
 	Group                   string                 `json:"group,omitempty"`
 	HealthStatus            HealthStatus           `json:"healthStatus,omitempty"`
-	InferenceAccelerators   []InferenceAccelerator `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators   []InferenceAccelerator `json:"inferenceAccelerators,omitzero"`
 	LastStatus              string                 `json:"lastStatus,omitempty"`
 	LaunchType              LaunchType             `json:"launchType,omitempty"`
 	Memory                  string                 `json:"memory,omitempty"`
@@ -3429,15 +3429,15 @@ type Task struct {
 	StoppedAt               *api.Time              `json:"stoppedAt,omitempty"`
 	StoppedReason           string                 `json:"stoppedReason,omitempty"`
 	StoppingAt              *api.Time              `json:"stoppingAt,omitempty"`
-	Tags                    []Tag                  `json:"tags,omitempty"`
+	Tags                    []Tag                  `json:"tags,omitzero"`
 	TaskArn                 string                 `json:"taskArn,omitempty"`
 	TaskDefinitionArn       string                 `json:"taskDefinitionArn,omitempty"`
 	Version                 int64                  `json:"version"`
 }
 
 type TaskDefinition struct {
-	Compatibilities         []Compatibility                     `json:"compatibilities,omitempty"`
-	ContainerDefinitions    []ContainerDefinition               `json:"containerDefinitions,omitempty"`
+	Compatibilities         []Compatibility                     `json:"compatibilities,omitzero"`
+	ContainerDefinitions    []ContainerDefinition               `json:"containerDefinitions,omitzero"`
 	Cpu                     string                              `json:"cpu,omitempty"`
 	DeleteRequestedAt       *api.Time                           `json:"deleteRequestedAt,omitempty"`
 	DeregisteredAt          *api.Time                           `json:"deregisteredAt,omitempty"`
@@ -3445,23 +3445,23 @@ type TaskDefinition struct {
 	EphemeralStorage        *EphemeralStorage                   `json:"ephemeralStorage,omitempty"`
 	ExecutionRoleArn        string                              `json:"executionRoleArn,omitempty"`
 	Family                  string                              `json:"family,omitempty"`
-	InferenceAccelerators   []InferenceAccelerator              `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators   []InferenceAccelerator              `json:"inferenceAccelerators,omitzero"`
 	IpcMode                 IpcMode                             `json:"ipcMode,omitempty"`
 	Memory                  string                              `json:"memory,omitempty"`
 	NetworkMode             NetworkMode                         `json:"networkMode,omitempty"`
 	PidMode                 PidMode                             `json:"pidMode,omitempty"`
-	PlacementConstraints    []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints    []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
 	ProxyConfiguration      *ProxyConfiguration                 `json:"proxyConfiguration,omitempty"`
 	RegisteredAt            *api.Time                           `json:"registeredAt,omitempty"`
 	RegisteredBy            string                              `json:"registeredBy,omitempty"`
-	RequiresAttributes      []Attribute                         `json:"requiresAttributes,omitempty"`
-	RequiresCompatibilities []Compatibility                     `json:"requiresCompatibilities,omitempty"`
+	RequiresAttributes      []Attribute                         `json:"requiresAttributes,omitzero"`
+	RequiresCompatibilities []Compatibility                     `json:"requiresCompatibilities,omitzero"`
 	Revision                int32                               `json:"revision"`
 	RuntimePlatform         *RuntimePlatform                    `json:"runtimePlatform,omitempty"`
 	Status                  TaskDefinitionStatus                `json:"status,omitempty"`
 	TaskDefinitionArn       string                              `json:"taskDefinitionArn,omitempty"`
 	TaskRoleArn             string                              `json:"taskRoleArn,omitempty"`
-	Volumes                 []Volume                            `json:"volumes,omitempty"`
+	Volumes                 []Volume                            `json:"volumes,omitzero"`
 }
 
 type TaskDefinitionFamilyStatus string
@@ -3557,7 +3557,7 @@ type TaskManagedEBSVolumeConfiguration struct {
 	RoleArn                  string                                 `json:"roleArn,omitempty"`
 	SizeInGiB                *int32                                 `json:"sizeInGiB,omitempty"`
 	SnapshotId               string                                 `json:"snapshotId,omitempty"`
-	TagSpecifications        []EBSTagSpecification                  `json:"tagSpecifications,omitempty"`
+	TagSpecifications        []EBSTagSpecification                  `json:"tagSpecifications,omitzero"`
 	TerminationPolicy        *TaskManagedEBSVolumeTerminationPolicy `json:"terminationPolicy,omitempty"`
 	Throughput               *int32                                 `json:"throughput,omitempty"`
 	VolumeInitializationRate *int32                                 `json:"volumeInitializationRate,omitempty"`
@@ -3569,17 +3569,17 @@ type TaskManagedEBSVolumeTerminationPolicy struct {
 }
 
 type TaskOverride struct {
-	ContainerOverrides            []ContainerOverride            `json:"containerOverrides,omitempty"`
+	ContainerOverrides            []ContainerOverride            `json:"containerOverrides,omitzero"`
 	Cpu                           string                         `json:"cpu,omitempty"`
 	EphemeralStorage              *EphemeralStorage              `json:"ephemeralStorage,omitempty"`
 	ExecutionRoleArn              string                         `json:"executionRoleArn,omitempty"`
-	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitempty"`
+	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitzero"`
 	Memory                        string                         `json:"memory,omitempty"`
 	TaskRoleArn                   string                         `json:"taskRoleArn,omitempty"`
 }
 
 type TaskSet struct {
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	ClusterArn               string                         `json:"clusterArn,omitempty"`
 	ComputedDesiredCount     int32                          `json:"computedDesiredCount"`
 	CreatedAt                *api.Time                      `json:"createdAt,omitempty"`
@@ -3587,7 +3587,7 @@ type TaskSet struct {
 	FargateEphemeralStorage  *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
 	Id                       string                         `json:"id,omitempty"`
 	LaunchType               LaunchType                     `json:"launchType,omitempty"`
-	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	PendingCount             int32                          `json:"pendingCount"`
 	PlatformFamily           string                         `json:"platformFamily,omitempty"`
@@ -3595,12 +3595,12 @@ type TaskSet struct {
 	RunningCount             int32                          `json:"runningCount"`
 	Scale                    *Scale                         `json:"scale,omitempty"`
 	ServiceArn               string                         `json:"serviceArn,omitempty"`
-	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	StabilityStatus          StabilityStatus                `json:"stabilityStatus,omitempty"`
 	StabilityStatusAt        *api.Time                      `json:"stabilityStatusAt,omitempty"`
 	StartedBy                string                         `json:"startedBy,omitempty"`
 	Status                   string                         `json:"status,omitempty"`
-	Tags                     []Tag                          `json:"tags,omitempty"`
+	Tags                     []Tag                          `json:"tags,omitzero"`
 	TaskDefinition           string                         `json:"taskDefinition,omitempty"`
 	TaskSetArn               string                         `json:"taskSetArn,omitempty"`
 	UpdatedAt                *api.Time                      `json:"updatedAt,omitempty"`
@@ -3645,7 +3645,7 @@ type TimeoutConfiguration struct {
 
 type Tmpfs struct {
 	ContainerPath string   `json:"containerPath,omitempty"`
-	MountOptions  []string `json:"mountOptions,omitempty"`
+	MountOptions  []string `json:"mountOptions,omitzero"`
 	Size          int32    `json:"size"`
 }
 
@@ -3699,7 +3699,7 @@ var ulimitNameValues = []string{"core", "cpu", "data", "fsize", "locks", "memloc
 
 type UntagResourceRequest struct {
 	ResourceArn string   `json:"resourceArn,omitempty"`
-	TagKeys     []string `json:"tagKeys,omitempty"`
+	TagKeys     []string `json:"tagKeys,omitzero"`
 }
 
 type UntagResourceResponse struct {
@@ -3720,7 +3720,7 @@ type UpdateClusterRequest struct {
 	Cluster                string                                `json:"cluster,omitempty"`
 	Configuration          *ClusterConfiguration                 `json:"configuration,omitempty"`
 	ServiceConnectDefaults *ClusterServiceConnectDefaultsRequest `json:"serviceConnectDefaults,omitempty"`
-	Settings               []ClusterSetting                      `json:"settings,omitempty"`
+	Settings               []ClusterSetting                      `json:"settings,omitzero"`
 }
 
 type UpdateClusterResponse struct {
@@ -3729,7 +3729,7 @@ type UpdateClusterResponse struct {
 
 type UpdateClusterSettingsRequest struct {
 	Cluster  string           `json:"cluster,omitempty"`
-	Settings []ClusterSetting `json:"settings,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
 }
 
 type UpdateClusterSettingsResponse struct {
@@ -3747,17 +3747,17 @@ type UpdateContainerAgentResponse struct {
 
 type UpdateContainerInstancesStateRequest struct {
 	Cluster            string                  `json:"cluster,omitempty"`
-	ContainerInstances []string                `json:"containerInstances,omitempty"`
+	ContainerInstances []string                `json:"containerInstances,omitzero"`
 	Status             ContainerInstanceStatus `json:"status,omitempty"`
 }
 
 type UpdateContainerInstancesStateResponse struct {
-	ContainerInstances []ContainerInstance `json:"containerInstances,omitempty"`
-	Failures           []Failure           `json:"failures,omitempty"`
+	ContainerInstances []ContainerInstance `json:"containerInstances,omitzero"`
+	Failures           []Failure           `json:"failures,omitzero"`
 }
 
 type UpdateDaemonRequest struct {
-	CapacityProviderArns    []string                       `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns    []string                       `json:"capacityProviderArns,omitzero"`
 	DaemonArn               string                         `json:"daemonArn,omitempty"`
 	DaemonTaskDefinitionArn string                         `json:"daemonTaskDefinitionArn,omitempty"`
 	DeploymentConfiguration *DaemonDeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
@@ -3810,7 +3810,7 @@ type UpdateServicePrimaryTaskSetResponse struct {
 
 type UpdateServiceRequest struct {
 	AvailabilityZoneRebalancing   AvailabilityZoneRebalancing    `json:"availabilityZoneRebalancing,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	Cluster                       string                         `json:"cluster,omitempty"`
 	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
 	DeploymentController          *DeploymentController          `json:"deploymentController,omitempty"`
@@ -3819,18 +3819,18 @@ type UpdateServiceRequest struct {
 	EnableExecuteCommand          *bool                          `json:"enableExecuteCommand,omitempty"`
 	ForceNewDeployment            bool                           `json:"forceNewDeployment"`
 	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
-	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
-	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	PlatformVersion               string                         `json:"platformVersion,omitempty"`
 	PropagateTags                 PropagateTags                  `json:"propagateTags,omitempty"`
 	Service                       string                         `json:"service,omitempty"`
 	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
-	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	TaskDefinition                string                         `json:"taskDefinition,omitempty"`
-	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 type UpdateServiceResponse struct {
@@ -3841,12 +3841,12 @@ type UpdateTaskProtectionRequest struct {
 	Cluster           string   `json:"cluster,omitempty"`
 	ExpiresInMinutes  *int32   `json:"expiresInMinutes,omitempty"`
 	ProtectionEnabled bool     `json:"protectionEnabled"`
-	Tasks             []string `json:"tasks,omitempty"`
+	Tasks             []string `json:"tasks,omitzero"`
 }
 
 type UpdateTaskProtectionResponse struct {
-	Failures       []Failure       `json:"failures,omitempty"`
-	ProtectedTasks []ProtectedTask `json:"protectedTasks,omitempty"`
+	Failures       []Failure       `json:"failures,omitzero"`
+	ProtectedTasks []ProtectedTask `json:"protectedTasks,omitzero"`
 }
 
 type UpdateTaskSetRequest struct {

@@ -12,7 +12,7 @@ type CreateHttpNamespaceRequest struct {
 	CreatorRequestId string `json:"CreatorRequestId,omitempty"`
 	Description      string `json:"Description,omitempty"`
 	Name             string `json:"Name,omitempty"`
-	Tags             []Tag  `json:"Tags,omitempty"`
+	Tags             []Tag  `json:"Tags,omitzero"`
 }
 
 type CreateHttpNamespaceResponse struct {
@@ -24,7 +24,7 @@ type CreatePrivateDnsNamespaceRequest struct {
 	Description      string                         `json:"Description,omitempty"`
 	Name             string                         `json:"Name,omitempty"`
 	Properties       *PrivateDnsNamespaceProperties `json:"Properties,omitempty"`
-	Tags             []Tag                          `json:"Tags,omitempty"`
+	Tags             []Tag                          `json:"Tags,omitzero"`
 	Vpc              string                         `json:"Vpc,omitempty"`
 }
 
@@ -37,7 +37,7 @@ type CreatePublicDnsNamespaceRequest struct {
 	Description      string                        `json:"Description,omitempty"`
 	Name             string                        `json:"Name,omitempty"`
 	Properties       *PublicDnsNamespaceProperties `json:"Properties,omitempty"`
-	Tags             []Tag                         `json:"Tags,omitempty"`
+	Tags             []Tag                         `json:"Tags,omitzero"`
 }
 
 type CreatePublicDnsNamespaceResponse struct {
@@ -52,7 +52,7 @@ type CreateServiceRequest struct {
 	HealthCheckCustomConfig *HealthCheckCustomConfig `json:"HealthCheckCustomConfig,omitempty"`
 	Name                    string                   `json:"Name,omitempty"`
 	NamespaceId             string                   `json:"NamespaceId,omitempty"`
-	Tags                    []Tag                    `json:"Tags,omitempty"`
+	Tags                    []Tag                    `json:"Tags,omitzero"`
 	Type                    ServiceTypeOption        `json:"Type,omitempty"`
 }
 
@@ -81,7 +81,7 @@ type DeleteNamespaceResponse struct {
 }
 
 type DeleteServiceAttributesRequest struct {
-	Attributes []string `json:"Attributes,omitempty"`
+	Attributes []string `json:"Attributes,omitzero"`
 	ServiceId  string   `json:"ServiceId,omitempty"`
 }
 
@@ -108,14 +108,14 @@ type DiscoverInstancesRequest struct {
 	HealthStatus       HealthStatusFilter `json:"HealthStatus,omitempty"`
 	MaxResults         int32              `json:"MaxResults"`
 	NamespaceName      string             `json:"NamespaceName,omitempty"`
-	OptionalParameters map[string]string  `json:"OptionalParameters,omitempty"`
+	OptionalParameters map[string]string  `json:"OptionalParameters,omitzero"`
 	OwnerAccount       string             `json:"OwnerAccount,omitempty"`
-	QueryParameters    map[string]string  `json:"QueryParameters,omitempty"`
+	QueryParameters    map[string]string  `json:"QueryParameters,omitzero"`
 	ServiceName        string             `json:"ServiceName,omitempty"`
 }
 
 type DiscoverInstancesResponse struct {
-	Instances         []HttpInstanceSummary `json:"Instances,omitempty"`
+	Instances         []HttpInstanceSummary `json:"Instances,omitzero"`
 	InstancesRevision int64                 `json:"InstancesRevision"`
 }
 
@@ -130,13 +130,13 @@ type DiscoverInstancesRevisionResponse struct {
 }
 
 type DnsConfig struct {
-	DnsRecords    []DnsRecord   `json:"DnsRecords,omitempty"`
+	DnsRecords    []DnsRecord   `json:"DnsRecords,omitzero"`
 	NamespaceId   string        `json:"NamespaceId,omitempty"`
 	RoutingPolicy RoutingPolicy `json:"RoutingPolicy,omitempty"`
 }
 
 type DnsConfigChange struct {
-	DnsRecords []DnsRecord `json:"DnsRecords,omitempty"`
+	DnsRecords []DnsRecord `json:"DnsRecords,omitzero"`
 }
 
 type DnsProperties struct {
@@ -174,7 +174,7 @@ type GetInstanceResponse struct {
 }
 
 type GetInstancesHealthStatusRequest struct {
-	Instances  []string `json:"Instances,omitempty"`
+	Instances  []string `json:"Instances,omitzero"`
 	MaxResults int32    `json:"MaxResults"`
 	NextToken  string   `json:"NextToken,omitempty"`
 	ServiceId  string   `json:"ServiceId,omitempty"`
@@ -182,7 +182,7 @@ type GetInstancesHealthStatusRequest struct {
 
 type GetInstancesHealthStatusResponse struct {
 	NextToken string                  `json:"NextToken,omitempty"`
-	Status    map[string]HealthStatus `json:"Status,omitempty"`
+	Status    map[string]HealthStatus `json:"Status,omitzero"`
 }
 
 type GetNamespaceRequest struct {
@@ -269,7 +269,7 @@ func (HealthStatusFilter) Values() []string { return healthStatusFilterValues }
 var healthStatusFilterValues = []string{"HEALTHY", "UNHEALTHY", "ALL", "HEALTHY_OR_ELSE_ALL"}
 
 type HttpInstanceSummary struct {
-	Attributes    map[string]string `json:"Attributes,omitempty"`
+	Attributes    map[string]string `json:"Attributes,omitzero"`
 	HealthStatus  HealthStatus      `json:"HealthStatus,omitempty"`
 	InstanceId    string            `json:"InstanceId,omitempty"`
 	NamespaceName string            `json:"NamespaceName,omitempty"`
@@ -285,14 +285,14 @@ type HttpProperties struct {
 }
 
 type Instance struct {
-	Attributes       map[string]string `json:"Attributes,omitempty"`
+	Attributes       map[string]string `json:"Attributes,omitzero"`
 	CreatedByAccount string            `json:"CreatedByAccount,omitempty"`
 	CreatorRequestId string            `json:"CreatorRequestId,omitempty"`
 	Id               string            `json:"Id,omitempty"`
 }
 
 type InstanceSummary struct {
-	Attributes       map[string]string `json:"Attributes,omitempty"`
+	Attributes       map[string]string `json:"Attributes,omitzero"`
 	CreatedByAccount string            `json:"CreatedByAccount,omitempty"`
 	Id               string            `json:"Id,omitempty"`
 }
@@ -304,42 +304,42 @@ type ListInstancesRequest struct {
 }
 
 type ListInstancesResponse struct {
-	Instances     []InstanceSummary `json:"Instances,omitempty"`
+	Instances     []InstanceSummary `json:"Instances,omitzero"`
 	NextToken     string            `json:"NextToken,omitempty"`
 	ResourceOwner string            `json:"ResourceOwner,omitempty"`
 }
 
 type ListNamespacesRequest struct {
-	Filters    []NamespaceFilter `json:"Filters,omitempty"`
+	Filters    []NamespaceFilter `json:"Filters,omitzero"`
 	MaxResults int32             `json:"MaxResults"`
 	NextToken  string            `json:"NextToken,omitempty"`
 }
 
 type ListNamespacesResponse struct {
-	Namespaces []NamespaceSummary `json:"Namespaces,omitempty"`
+	Namespaces []NamespaceSummary `json:"Namespaces,omitzero"`
 	NextToken  string             `json:"NextToken,omitempty"`
 }
 
 type ListOperationsRequest struct {
-	Filters    []OperationFilter `json:"Filters,omitempty"`
+	Filters    []OperationFilter `json:"Filters,omitzero"`
 	MaxResults int32             `json:"MaxResults"`
 	NextToken  string            `json:"NextToken,omitempty"`
 }
 
 type ListOperationsResponse struct {
 	NextToken  string             `json:"NextToken,omitempty"`
-	Operations []OperationSummary `json:"Operations,omitempty"`
+	Operations []OperationSummary `json:"Operations,omitzero"`
 }
 
 type ListServicesRequest struct {
-	Filters    []ServiceFilter `json:"Filters,omitempty"`
+	Filters    []ServiceFilter `json:"Filters,omitzero"`
 	MaxResults int32           `json:"MaxResults"`
 	NextToken  string          `json:"NextToken,omitempty"`
 }
 
 type ListServicesResponse struct {
 	NextToken string           `json:"NextToken,omitempty"`
-	Services  []ServiceSummary `json:"Services,omitempty"`
+	Services  []ServiceSummary `json:"Services,omitzero"`
 }
 
 type ListTagsForResourceRequest struct {
@@ -347,7 +347,7 @@ type ListTagsForResourceRequest struct {
 }
 
 type ListTagsForResourceResponse struct {
-	Tags []Tag `json:"Tags,omitempty"`
+	Tags []Tag `json:"Tags,omitzero"`
 }
 
 type Namespace struct {
@@ -366,7 +366,7 @@ type Namespace struct {
 type NamespaceFilter struct {
 	Condition FilterCondition     `json:"Condition,omitempty"`
 	Name      NamespaceFilterName `json:"Name,omitempty"`
-	Values    []string            `json:"Values,omitempty"`
+	Values    []string            `json:"Values,omitzero"`
 }
 
 type NamespaceFilterName string
@@ -420,7 +420,7 @@ type Operation struct {
 	Id           string            `json:"Id,omitempty"`
 	OwnerAccount string            `json:"OwnerAccount,omitempty"`
 	Status       OperationStatus   `json:"Status,omitempty"`
-	Targets      map[string]string `json:"Targets,omitempty"`
+	Targets      map[string]string `json:"Targets,omitzero"`
 	Type         OperationType     `json:"Type,omitempty"`
 	UpdateDate   *api.Time         `json:"UpdateDate,omitempty"`
 }
@@ -428,7 +428,7 @@ type Operation struct {
 type OperationFilter struct {
 	Condition FilterCondition     `json:"Condition,omitempty"`
 	Name      OperationFilterName `json:"Name,omitempty"`
-	Values    []string            `json:"Values,omitempty"`
+	Values    []string            `json:"Values,omitzero"`
 }
 
 type OperationFilterName string
@@ -551,7 +551,7 @@ func (RecordType) Values() []string { return recordTypeValues }
 var recordTypeValues = []string{"SRV", "A", "AAAA", "CNAME"}
 
 type RegisterInstanceRequest struct {
-	Attributes       map[string]string `json:"Attributes,omitempty"`
+	Attributes       map[string]string `json:"Attributes,omitzero"`
 	CreatorRequestId string            `json:"CreatorRequestId,omitempty"`
 	InstanceId       string            `json:"InstanceId,omitempty"`
 	ServiceId        string            `json:"ServiceId,omitempty"`
@@ -599,7 +599,7 @@ type Service struct {
 }
 
 type ServiceAttributes struct {
-	Attributes    map[string]string `json:"Attributes,omitempty"`
+	Attributes    map[string]string `json:"Attributes,omitzero"`
 	ResourceOwner string            `json:"ResourceOwner,omitempty"`
 	ServiceArn    string            `json:"ServiceArn,omitempty"`
 }
@@ -613,7 +613,7 @@ type ServiceChange struct {
 type ServiceFilter struct {
 	Condition FilterCondition   `json:"Condition,omitempty"`
 	Name      ServiceFilterName `json:"Name,omitempty"`
-	Values    []string          `json:"Values,omitempty"`
+	Values    []string          `json:"Values,omitzero"`
 }
 
 type ServiceFilterName string
@@ -674,7 +674,7 @@ type Tag struct {
 
 type TagResourceRequest struct {
 	ResourceARN string `json:"ResourceARN,omitempty"`
-	Tags        []Tag  `json:"Tags,omitempty"`
+	Tags        []Tag  `json:"Tags,omitzero"`
 }
 
 type TagResourceResponse struct {
@@ -682,7 +682,7 @@ type TagResourceResponse struct {
 
 type UntagResourceRequest struct {
 	ResourceARN string   `json:"ResourceARN,omitempty"`
-	TagKeys     []string `json:"TagKeys,omitempty"`
+	TagKeys     []string `json:"TagKeys,omitzero"`
 }
 
 type UntagResourceResponse struct {
@@ -725,7 +725,7 @@ type UpdatePublicDnsNamespaceResponse struct {
 }
 
 type UpdateServiceAttributesRequest struct {
-	Attributes map[string]string `json:"Attributes,omitempty"`
+	Attributes map[string]string `json:"Attributes,omitzero"`
 	ServiceId  string            `json:"ServiceId,omitempty"`
 }
 
