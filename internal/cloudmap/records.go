@@ -18,6 +18,11 @@ import (
 //	sd/<region>/instances/<srv-id>/<instance-id>     InstanceRecord
 //	sd/<region>/revisions/<srv-id>                   int64, bumped with every change of the service's instances
 //	sd/<region>/operations/<op-id>                   OperationRecord
+//	sd/<region>/inflight/<target>                    InflightRecord: the operation in progress on a
+//	                                                 namespace (<ns-id>), service (<srv-id>), instance
+//	                                                 (<srv-id>/<instance-id>) or namespace name (names/<hash>)
+//	sd/<region>/requests/<hash>                      RequestRecord: the operation a CreatorRequestId or
+//	                                                 UpdaterRequestId started
 const Prefix = "sd/"
 
 func regionPrefix(region string) string { return Prefix + region + "/" }
@@ -37,14 +42,24 @@ func InstancesPrefix(region, serviceID string) string {
 func InstanceKey(region, serviceID, id string) string { return InstancesPrefix(region, serviceID) + id }
 
 // RevisionKey is the store key of a service's instance revision counter.
-func RevisionKey(region, serviceID string) string { return regionPrefix(region) + "revisions/" + serviceID }
+func RevisionKey(region, serviceID string) string {
+	return regionPrefix(region) + "revisions/" + serviceID
+}
 
 // OperationKey is the store key of an operation.
 func OperationKey(region, id string) string { return regionPrefix(region) + "operations/" + id }
 
+// InflightKey is the store key naming the operation in progress on target.
+func InflightKey(region, target string) string { return regionPrefix(region) + "inflight/" + target }
+
+// RequestKey is the store key of an idempotent request, by the hash of its
+// scope (operation, parent id and request id).
+func RequestKey(region, hash string) string { return regionPrefix(region) + "requests/" + hash }
+
 // ParseKey splits a store key under Prefix into its region, kind
-// ("namespaces", "services", "instances", "revisions", "operations") and
-// the rest (an id, or serviceID/instanceID for instances).
+// ("namespaces", "services", "instances", "revisions", "operations",
+// "inflight", "requests") and the rest (an id, or serviceID/instanceID for
+// instances).
 func ParseKey(key string) (region, kind, rest string, ok bool) {
 	parts := strings.SplitN(strings.TrimPrefix(key, Prefix), "/", 3)
 	if !strings.HasPrefix(key, Prefix) || len(parts) != 3 {
@@ -57,6 +72,8 @@ func ParseKey(key string) (region, kind, rest string, ok bool) {
 type NamespaceRecord struct {
 	sd.Namespace
 	Tags []sd.Tag `json:"wharfTags,omitempty"`
+	// Vpc is the VPC a DNS_PRIVATE namespace was created for.
+	Vpc string `json:"wharfVpc,omitempty"`
 }
 
 // ServiceRecord is a stored service.
@@ -75,7 +92,10 @@ type InstanceRecord struct {
 	// DiscoverInstances filter on. It comes from AWS_INIT_HEALTH_STATUS and
 	// UpdateInstanceCustomHealthStatus (custom health), from the control
 	// plane's health checks (HealthCheckConfig), or from the task's health
-	// for instances ECS registers.
+	// for instances ECS registers. Instances of services without health
+	// checks are kept HEALTHY, since Cloud Map answers all of them (the
+	// health checker restores it); the API reports them UNKNOWN, as Cloud
+	// Map does.
 	Health    sd.HealthStatus `json:"wharfHealth"`
 	UpdatedAt time.Time       `json:"wharfUpdatedAt"`
 	// ECSTask is the ARN of the task this instance stands for, when ECS
@@ -87,4 +107,39 @@ type InstanceRecord struct {
 type OperationRecord struct {
 	sd.Operation
 	Region string `json:"wharfRegion"`
+	// NamespaceID is the namespace the operation concerns, also for service
+	// and instance operations (ListOperations' NAMESPACE_ID filter).
+	NamespaceID string `json:"wharfNamespaceId,omitempty"`
+	// Change is what the operation does when it runs.
+	Change *OperationChange `json:"wharfChange,omitempty"`
+	// Inflight lists the InflightKey targets the operation holds until it
+	// ends.
+	Inflight []string `json:"wharfInflight,omitempty"`
+}
+
+// OperationChange is the change an operation applies when it runs. Which
+// member is set depends on the operation's type; DELETE_NAMESPACE and
+// DEREGISTER_INSTANCE need only the operation's targets.
+type OperationChange struct {
+	// Namespace is the namespace CREATE_NAMESPACE creates.
+	Namespace *NamespaceRecord `json:"namespace,omitempty"`
+	// Description and SOATTL are what UPDATE_NAMESPACE changes.
+	Description *string `json:"description,omitempty"`
+	SOATTL      *int64  `json:"soaTtl,omitempty"`
+	// Service is what UPDATE_SERVICE changes.
+	Service *sd.ServiceChange `json:"service,omitempty"`
+	// Instance is the instance REGISTER_INSTANCE creates or replaces.
+	Instance *InstanceRecord `json:"instance,omitempty"`
+}
+
+// InflightRecord names the operation holding a target.
+type InflightRecord struct {
+	OperationID string `json:"operationId"`
+}
+
+// RequestRecord remembers the operation an idempotent request started.
+type RequestRecord struct {
+	OperationID string    `json:"operationId"`
+	InputHash   string    `json:"inputHash"`
+	At          time.Time `json:"at"`
 }

@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	sdapi "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/ecs"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -44,17 +47,21 @@ type Config struct {
 	AwsvpcSubnet string
 	// Controller tunes the service scheduler.
 	Controller ecs.ControllerConfig
-	Logger     *slog.Logger
+	// HealthCheckInterval is how often Cloud Map health checks run.
+	// Default 10 s.
+	HealthCheckInterval time.Duration
+	Logger              *slog.Logger
 }
 
 // Server is a running control plane.
 type Server struct {
-	cfg   Config
-	store *store.Store
-	ECS   *ecs.Service
-	http  *http.Server
-	ln    net.Listener
-	log   *slog.Logger
+	cfg      Config
+	store    *store.Store
+	ECS      *ecs.Service
+	CloudMap *cloudmap.Service
+	http     *http.Server
+	ln       net.Listener
+	log      *slog.Logger
 }
 
 // New opens the store and binds the listener; Run serves.
@@ -86,11 +93,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	var subnets []netip.Prefix
+	if cfg.AwsvpcSubnet != "" {
+		p, err := netip.ParsePrefix(cfg.AwsvpcSubnet)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("awsvpc subnet %q: %w", cfg.AwsvpcSubnet, err)
+		}
+		subnets = append(subnets, p)
+	}
+	cm, err := cloudmap.New(ctx, cloudmap.Config{
+		Store:               st,
+		Account:             cfg.Account,
+		DefaultRegion:       cfg.Region,
+		CheckableSubnets:    subnets,
+		HealthCheckInterval: cfg.HealthCheckInterval,
+		Logger:              cfg.Logger.With("component", "cloudmap"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	handler := awsproto.NewHandler(awsproto.Config{
 		Services: []awsproto.Service{{
 			TargetPrefix: ecsapi.TargetPrefix,
 			SigningName:  ecsapi.SigningName,
 			Operations:   ecsapi.Operations(svc),
+		}, {
+			TargetPrefix: sdapi.TargetPrefix,
+			SigningName:  sdapi.SigningName,
+			Operations:   cloudmap.Operations(cm),
+			MessageField: "Message",
+			ThrottleCode: "RequestLimitExceeded",
 		}, {
 			TargetPrefix: agentapi.TargetPrefix,
 			SigningName:  agentapi.SigningName,
@@ -111,11 +145,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s (choose another address with --listen): %w", cfg.Listen, err)
 	}
 	return &Server{
-		cfg:   cfg,
-		store: st,
-		ECS:   svc,
-		ln:    ln,
-		log:   cfg.Logger,
+		cfg:      cfg,
+		store:    st,
+		ECS:      svc,
+		CloudMap: cm,
+		ln:       ln,
+		log:      cfg.Logger,
 		http: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -153,6 +188,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(monitorDone)
 		s.ECS.MonitorAgents(sweepCtx)
 	}()
+	cloudMapDone := make(chan struct{})
+	go func() {
+		defer close(cloudMapDone)
+		s.CloudMap.Run(sweepCtx)
+	}()
 	controllerDone := make(chan struct{})
 	go func() {
 		defer close(controllerDone)
@@ -172,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-sweepDone
 	<-monitorDone
 	<-controllerDone
+	<-cloudMapDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
