@@ -315,6 +315,9 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.awslogs")},
 		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.json-file")},
 		{Name: aws.String("wharf.node"), Value: aws.String(a.cfg.Name)},
+		// Where bridge and host mode tasks are reached, for service
+		// registries.
+		{Name: aws.String("wharf.host-ip"), Value: aws.String(bridgeGateway())},
 	}
 	names := make([]string, 0, len(a.cfg.Attributes))
 	for k := range a.cfg.Attributes {

@@ -140,6 +140,9 @@ func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthReq
 			return err
 		}
 		t.HealthStatus = taskHealth(t, td)
+		if t.LastStatus == "RUNNING" && t.DesiredStatus == "RUNNING" {
+			return s.registerTask(tx, c, t)
+		}
 		return nil
 	})
 	if err != nil {

@@ -153,6 +153,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if td.Status != ecsapi.TaskDefinitionStatusActive {
 			return clientError("TaskDefinition is inactive: %s was deregistered; register a new revision for the service.", td.TaskDefinitionArn)
 		}
+		if err := s.checkRegistries(tx, c, in.ServiceRegistries, &td.TaskDefinition); err != nil {
+			return err
+		}
 		launchType := in.LaunchType
 		if launchType == "" && len(in.CapacityProviderStrategy) == 0 {
 			launchType = ecsapi.LaunchTypeEc2
@@ -305,6 +308,15 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		}
 		if in.ServiceRegistries != nil && changed(svc.ServiceRegistries, in.ServiceRegistries) {
 			svc.ServiceRegistries, deploy = in.ServiceRegistries, true
+		}
+		if in.ServiceRegistries != nil || in.TaskDefinition != "" {
+			td, err := s.findTaskDef(tx, c, svc.TaskDefinition)
+			if err != nil {
+				return err
+			}
+			if err := s.checkRegistries(tx, c, svc.ServiceRegistries, &td.TaskDefinition); err != nil {
+				return err
+			}
 		}
 		sc := svc.Deployments[0].ServiceConnectConfiguration
 		if in.ServiceConnectConfiguration != nil && changed(sc, in.ServiceConnectConfiguration) {

@@ -546,6 +546,16 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 	isPending, isRunning := counted(status)
 	t.LastStatus = status
 	t.Version++
+	switch {
+	case status == "RUNNING" && t.DesiredStatus == "RUNNING":
+		if err := s.registerTask(tx, c, t); err != nil {
+			return err
+		}
+	case stage(status) > stage("RUNNING"):
+		if err := s.deregisterTask(tx, c, t); err != nil {
+			return err
+		}
+	}
 	switch status {
 	case "RUNNING":
 		if t.StartedAt == nil {
@@ -637,6 +647,10 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 // stopTask asks for t to stop and writes it, inside tx.
 func (s *Service) stopTask(tx *store.Tx, c call, t *taskRecord, code ecsapi.TaskStopCode, reason string) error {
 	if t.DesiredStatus != "STOPPED" {
+		// Callers stop reaching a task before it stops.
+		if err := s.deregisterTask(tx, c, t); err != nil {
+			return err
+		}
 		t.DesiredStatus = "STOPPED"
 		t.StopCode = code
 		t.StoppedReason = reason
