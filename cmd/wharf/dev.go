@@ -65,7 +65,11 @@ func runDev(ctx context.Context, args []string) error {
 	if _, err := srv.ECS.CreateCluster(ctx, &ecsapi.CreateClusterRequest{}); err != nil {
 		return fmt.Errorf("create the default cluster: %w", err)
 	}
-	env := devEnv(srv.Endpoint(), f.accessKeyID, f.secretAccessKey, f.region)
+	dnsAddr := ""
+	if srv.DNS != nil {
+		dnsAddr = srv.DNS.Addr()
+	}
+	env := devEnv(srv.Endpoint(), f.accessKeyID, f.secretAccessKey, f.region, dnsAddr)
 	envFile := filepath.Join(f.dataDir, "env")
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", envFile, err)
@@ -115,7 +119,7 @@ func startDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, 
 	return nil
 }
 
-func devEnv(endpoint, id, secret, region string) string {
+func devEnv(endpoint, id, secret, region, dnsAddr string) string {
 	var b strings.Builder
 	for _, kv := range [][2]string{
 		{"AWS_ENDPOINT_URL", endpoint},
@@ -123,7 +127,11 @@ func devEnv(endpoint, id, secret, region string) string {
 		{"AWS_SECRET_ACCESS_KEY", secret},
 		{"AWS_REGION", region},
 		{"AWS_DEFAULT_REGION", region},
+		{"WHARF_DNS", dnsAddr},
 	} {
+		if kv[1] == "" {
+			continue
+		}
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], kv[1])
 	}
 	return b.String()

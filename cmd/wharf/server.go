@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,8 @@ type serverFlags struct {
 	agentLostAfter  time.Duration
 	healthyAfter    time.Duration
 	awsvpcSubnet    string
+	dnsListen       string
+	dnsForward      string
 	log             logFlags
 }
 
@@ -56,6 +59,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.DurationVar(&f.agentLostAfter, "agent-lost-after", 5*time.Minute, "how long an agent may stay disconnected before its service tasks are replaced elsewhere")
 	fs.DurationVar(&f.healthyAfter, "healthy-after", 40*time.Second, "how long after RUNNING a service task without health checks counts as healthy in deployments")
 	fs.StringVar(&f.awsvpcSubnet, "awsvpc-subnet", "10.88.0.0/16", "address range awsvpc tasks get their addresses from")
+	fs.StringVar(&f.dnsListen, "dns-listen", "127.0.0.1:0", "UDP and TCP address of the DNS server for Cloud Map's DNS namespaces; port 0 picks a free one, empty runs none")
+	fs.StringVar(&f.dnsForward, "dns-forward", "auto", "comma-separated resolvers (host:port) for names outside Wharf's zones; auto takes /etc/resolv.conf's, none answers REFUSED")
 	f.log.register(fs)
 }
 
@@ -103,6 +108,8 @@ func (f *serverFlags) config() (server.Config, error) {
 		AgentGrace:   f.agentGrace,
 		AwsvpcSubnet: f.awsvpcSubnet,
 		Controller:   ecs.ControllerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
+		DNSListen:    f.dnsListen,
+		DNSForward:   dnsForwarders(f.dnsForward),
 		Logger:       logger,
 	}
 	if len(creds) > 0 {
@@ -140,4 +147,34 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// dnsForwarders turns --dns-forward into resolver addresses.
+func dnsForwarders(flag string) []string {
+	switch flag {
+	case "", "none":
+		return nil
+	case "auto":
+		b, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "nameserver" {
+				out = append(out, net.JoinHostPort(f[1], "53"))
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, a := range strings.Split(flag, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				a = net.JoinHostPort(a, "53")
+			}
+			out = append(out, a)
+		}
+	}
+	return out
 }

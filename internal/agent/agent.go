@@ -88,7 +88,8 @@ type Agent struct {
 	mu      sync.Mutex
 	tasks   map[string]*taskManager // by task ARN
 	network *agentapi.Network
-	awsvpc  bool // the awsvpc network exists
+	awsvpc  bool   // the awsvpc network exists
+	dns     string // Wharf's DNS server, host:port
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -399,7 +400,7 @@ func (a *Agent) pollLoop(ctx context.Context, info runtime.Info) {
 func (a *Agent) reconcile(ctx context.Context, resp *agentapi.PollResponse) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.network = resp.Network
+	a.network, a.dns = resp.Network, resp.DNS
 	assigned := map[string]bool{}
 	for _, at := range resp.Tasks {
 		assigned[at.Task.TaskArn] = true
@@ -431,6 +432,18 @@ func (a *Agent) manager(arn string) *taskManager {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.tasks[arn]
+}
+
+// resolver returns the address containers on a network with the given
+// gateway should use as their DNS server, or "" for the engine's default.
+func (a *Agent) resolver(gateway string) string {
+	a.mu.Lock()
+	upstream := a.dns
+	a.mu.Unlock()
+	if a.ensureRelay(gateway, upstream) {
+		return gateway
+	}
+	return ""
 }
 
 // networkInfo is the awsvpc network the control plane last described.

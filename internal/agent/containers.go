@@ -135,6 +135,11 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 	default:
 		spec.NetworkMode = "bridge"
 		spec.Hostname = cd.Hostname
+		if len(spec.DNSServers) == 0 {
+			if ip := m.a.resolver(bridgeGateway()); ip != "" {
+				spec.DNSServers = []string{ip}
+			}
+		}
 		for _, pm := range cd.PortMappings {
 			if pm.ContainerPort == nil {
 				continue

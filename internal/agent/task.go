@@ -324,7 +324,7 @@ func (m *taskManager) provision(ctx context.Context) error {
 		return err
 	}
 	if m.pauseID == "" {
-		id, err := m.a.rt.Create(ctx, &runtime.ContainerSpec{
+		spec := &runtime.ContainerSpec{
 			Name:        containerName(m.task.TaskArn, "pause"),
 			Image:       m.a.pauseImage,
 			Labels:      m.labels("~internal~ecs~pause", rolePause),
@@ -332,7 +332,12 @@ func (m *taskManager) provision(ctx context.Context) error {
 			IPv4Address: m.ip,
 			MacAddress:  m.mac,
 			StopTimeout: 5 * time.Second,
-		})
+		}
+		// The task's containers share the pause container's resolver.
+		if ip := m.a.resolver(n.Gateway); ip != "" {
+			spec.DNSServers = []string{ip}
+		}
+		id, err := m.a.rt.Create(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("create the network namespace: %w", err)
 		}

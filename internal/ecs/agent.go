@@ -97,6 +97,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		out.Tasks[i].TaskDefinition = td.TaskDefinition
 	}
 	out.Network = &agentapi.Network{Name: AwsvpcNetwork, Subnet: s.subnet.String(), Gateway: s.subnet.Addr().Next().String()}
+	out.DNS, _ = s.dnsAddr.Load().(string)
 	return out, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharfhq/wharf/internal/api"
@@ -60,7 +61,11 @@ type Service struct {
 	clusters  sync.Map // region/cluster → *sync.Mutex, see serialize
 	grace     time.Duration
 	subnet    netip.Prefix
+	dnsAddr   atomic.Value // string: where agents' resolvers forward to
 }
+
+// SetDNS tells agents where Wharf's DNS server answers.
+func (s *Service) SetDNS(addr string) { s.dnsAddr.Store(addr) }
 
 var _ ecsapi.API = (*Service)(nil)
 

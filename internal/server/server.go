@@ -17,6 +17,7 @@ import (
 	sdapi "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/awsproto"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/dns"
 	"github.com/wharfhq/wharf/internal/ecs"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -50,7 +51,13 @@ type Config struct {
 	// HealthCheckInterval is how often Cloud Map health checks run.
 	// Default 10 s.
 	HealthCheckInterval time.Duration
-	Logger              *slog.Logger
+	// DNSListen is where the DNS server for Cloud Map's DNS namespaces
+	// listens (UDP and TCP); port 0 picks a free one, "" runs none.
+	DNSListen string
+	// DNSForward lists resolvers asked about names outside Wharf's zones;
+	// empty answers REFUSED.
+	DNSForward []string
+	Logger     *slog.Logger
 }
 
 // Server is a running control plane.
@@ -59,6 +66,7 @@ type Server struct {
 	store    *store.Store
 	ECS      *ecs.Service
 	CloudMap *cloudmap.Service
+	DNS      *dns.Server // nil without DNSListen
 	http     *http.Server
 	ln       net.Listener
 	log      *slog.Logger
@@ -139,6 +147,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("/", handler)
+	var dnsServer *dns.Server
+	if cfg.DNSListen != "" {
+		dnsServer, err = dns.New(dns.Config{Store: st, Addr: cfg.DNSListen, Forward: cfg.DNSForward, Logger: cfg.Logger.With("component", "dns")})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("DNS server on %s (choose another address with --dns-listen): %w", cfg.DNSListen, err)
+		}
+		svc.SetDNS(dnsServer.Addr())
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -149,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		store:    st,
 		ECS:      svc,
 		CloudMap: cm,
+		DNS:      dnsServer,
 		ln:       ln,
 		log:      cfg.Logger,
 		http: &http.Server{
@@ -193,6 +211,15 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(cloudMapDone)
 		s.CloudMap.Run(sweepCtx)
 	}()
+	dnsDone := make(chan struct{})
+	go func() {
+		defer close(dnsDone)
+		if s.DNS != nil {
+			if err := s.DNS.Run(sweepCtx); err != nil && sweepCtx.Err() == nil {
+				s.log.Error("DNS server stopped", "err", err)
+			}
+		}
+	}()
 	controllerDone := make(chan struct{})
 	go func() {
 		defer close(controllerDone)
@@ -213,6 +240,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-monitorDone
 	<-controllerDone
 	<-cloudMapDone
+	<-dnsDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

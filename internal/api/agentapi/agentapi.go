@@ -38,6 +38,9 @@ type PollResponse struct {
 	Tasks []AssignedTask `json:"tasks"`
 	// Network is where awsvpc tasks get their addresses.
 	Network *Network `json:"network,omitempty"`
+	// DNS is the address (host:port) of Wharf's DNS server, which the
+	// node's containers resolve names through; empty without one.
+	DNS string `json:"dns,omitempty"`
 }
 
 // AssignedTask is a task and what it runs.
