@@ -265,6 +265,8 @@ func (h *Handler) writeError(w http.ResponseWriter, req *Request, msgField strin
 		} else {
 			msg = strings.TrimPrefix(msg, code+": ")
 		}
+	} else if errors.Is(err, context.Canceled) {
+		h.log.Debug("request canceled by the caller", "request_id", req.ID, "operation", req.Operation)
 	} else {
 		h.log.Error("request failed", "request_id", req.ID, "operation", req.Operation, "region", req.Region, "err", err)
 	}

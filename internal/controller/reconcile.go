@@ -63,6 +63,9 @@ type Service struct {
 	HealthyAfter          time.Duration // a task without health checks counts as healthy this long after RUNNING
 	BackoffBase, Backoff  time.Duration // start-failure back-off: first delay and cap
 	UnableToStartReported bool
+	// LostAt is when the first task on a disconnected instance counts as
+	// lost, for the caller to look again then; zero for none.
+	LostAt time.Time
 }
 
 // Stop asks for a task to stop.

@@ -57,20 +57,31 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		// Answer well within the heartbeat's lease, so that an idle
 		// agent's next poll renews it in time.
 		wait := min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait, s.grace/2)
-		s.waitForAssignment(ctx, c, cluster, r.ContainerInstanceArn, in.Index, wait)
+		s.assign.wait(ctx, r.ContainerInstanceArn, in.Index, wait)
 	}
-	kvs, rev, err := s.st.ListAt(ctx, c.key("tasks", cluster)+"/")
+	placed, rev, err := s.st.ListAt(ctx, c.key("placed", cluster, id)+"/")
+	if err != nil {
+		return nil, err
+	}
+	taskKeys := make([]string, len(placed))
+	for i, kv := range placed {
+		taskKeys[i] = c.key("tasks", cluster, kv.Key[strings.LastIndex(kv.Key, "/")+1:])
+	}
+	values, err := s.st.GetMany(ctx, taskKeys)
 	if err != nil {
 		return nil, err
 	}
 	out := &agentapi.PollResponse{Index: rev, Tasks: []agentapi.AssignedTask{}}
 	var defs []string
-	for _, kv := range kvs {
-		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
-			return nil, err
+	for i, v := range values {
+		if v == nil {
+			continue
 		}
-		if t.ContainerInstanceArn != r.ContainerInstanceArn || t.LastStatus == "STOPPED" {
+		var t taskRecord
+		if err := json.Unmarshal(v, &t); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", taskKeys[i], err)
+		}
+		if t.LastStatus == "STOPPED" {
 			continue
 		}
 		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task})
@@ -82,7 +93,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		family, rev, _ := strings.Cut(strings.TrimPrefix(res, "task-definition/"), ":")
 		keys[i] = c.key("taskdefs", family, padRevision(rev))
 	}
-	values, err := s.st.GetMany(ctx, keys)
+	values, err = s.st.GetMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -99,24 +110,6 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	out.Network = &agentapi.Network{Name: AwsvpcNetwork, Subnet: s.subnet.String(), Gateway: s.subnet.Addr().Next().String()}
 	out.DNS, _ = s.dnsAddr.Load().(string)
 	return out, nil
-}
-
-// waitForAssignment returns when a task of the instance changes after
-// index, or after wait.
-func (s *Service) waitForAssignment(ctx context.Context, c call, cluster, instanceArn string, index int64, wait time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	events, _ := s.st.Watch(ctx, c.key("tasks", cluster)+"/", index+1)
-	for ev := range events {
-		for _, v := range [][]byte{ev.Value, ev.Previous} {
-			var t struct {
-				ContainerInstanceArn string `json:"containerInstanceArn"`
-			}
-			if v != nil && json.Unmarshal(v, &t) == nil && t.ContainerInstanceArn == instanceArn {
-				return
-			}
-		}
-	}
 }
 
 // ReportHealth records the health of a task's containers and derives the

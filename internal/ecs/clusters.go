@@ -193,12 +193,17 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 		if err := decodeKV(kv, &r); err != nil {
 			return err
 		}
-		if r.Status == "INACTIVE" {
-			continue
+		if r.Status != "INACTIVE" {
+			cl.RegisteredContainerInstancesCount++
 		}
-		cl.RegisteredContainerInstancesCount++
-		cl.RunningTasksCount += r.RunningTasksCount
-		cl.PendingTasksCount += r.PendingTasksCount
+	}
+	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cl.ClusterName)
+	if err != nil {
+		return err
+	}
+	for _, n := range taskCounts(tasks) {
+		cl.PendingTasksCount += n[0]
+		cl.RunningTasksCount += n[1]
 	}
 	services, err := s.st.List(ctx, c.key("services", cl.ClusterName)+"/")
 	if err != nil {

@@ -382,6 +382,11 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	if err != nil {
 		return nil, err
 	}
+	tasks, err := clusterTasks(r, c, cluster)
+	if err != nil {
+		return nil, err
+	}
+	counts := taskCounts(tasks)
 	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.ContainerInstances {
 		ir, err := s.findInstance(r, c, cluster, ref)
@@ -393,6 +398,8 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 			continue
 		}
 		ci := ir.ContainerInstance
+		n := counts[ci.ContainerInstanceArn]
+		ci.PendingTasksCount, ci.RunningTasksCount = n[0], n[1]
 		if !contains(in.Include, ecsapi.ContainerInstanceFieldTags) {
 			ci.Tags = nil
 		}
@@ -412,7 +419,7 @@ func orErr(err, otherwise error) error {
 }
 
 // cqlInstance is what a cluster query sees of an instance.
-func cqlInstance(r *instanceRecord, groups []string) *cql.Instance {
+func cqlInstance(r *instanceRecord, groups []string, running int32) *cql.Instance {
 	attrs := map[string]string{}
 	for _, a := range r.Attributes {
 		attrs[a.Name] = a.Value
@@ -421,7 +428,7 @@ func cqlInstance(r *instanceRecord, groups []string) *cql.Instance {
 		Attributes:        attrs,
 		AgentConnected:    r.AgentConnected,
 		EC2InstanceID:     r.Ec2InstanceId,
-		RunningTasksCount: int(r.RunningTasksCount),
+		RunningTasksCount: int(running),
 		TaskGroups:        groups,
 	}
 	if r.VersionInfo != nil {
@@ -434,23 +441,19 @@ func cqlInstance(r *instanceRecord, groups []string) *cql.Instance {
 }
 
 // taskGroups maps each instance ARN of a cluster to the groups of its
-// tasks that are meant to run.
-func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[string][]string, error) {
-	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
+// tasks that are meant to run, and counts its pending and running tasks.
+func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[string][]string, map[string][2]int32, error) {
+	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	groups := map[string][]string{}
-	for _, kv := range kvs {
-		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
-			return nil, err
-		}
+	for _, t := range tasks {
 		if t.DesiredStatus != "STOPPED" && t.LastStatus != "STOPPED" {
 			groups[t.ContainerInstanceArn] = append(groups[t.ContainerInstanceArn], t.Group)
 		}
 	}
-	return groups, nil
+	return groups, taskCounts(tasks), nil
 }
 
 // ListContainerInstances lists instances by status and cluster query.
@@ -466,11 +469,12 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	}
 	var filter cql.Expr
 	var groups map[string][]string
+	var counts map[string][2]int32
 	if in.Filter != "" {
 		if filter, err = cql.Parse(in.Filter); err != nil {
 			return nil, invalidParameter("Invalid filter %q: %v.", in.Filter, err)
 		}
-		if groups, err = s.taskGroups(ctx, c, cluster); err != nil {
+		if groups, counts, err = s.taskGroups(ctx, c, cluster); err != nil {
 			return nil, err
 		}
 	}
@@ -487,7 +491,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 		if in.Status == "" && r.Status == "INACTIVE" || in.Status != "" && r.Status != string(in.Status) {
 			return "", false, nil
 		}
-		if filter != nil && !filter.Match(cqlInstance(&r, groups[r.ContainerInstanceArn])) {
+		if filter != nil && !filter.Match(cqlInstance(&r, groups[r.ContainerInstanceArn], counts[r.ContainerInstanceArn][1])) {
 			return "", false, nil
 		}
 		return r.ContainerInstanceArn, true, nil
@@ -562,8 +566,12 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		if r == nil || r.Status == "INACTIVE" {
 			return invalidParameter("Container instance %q is not registered in cluster %q.", in.ContainerInstance, cl.ClusterName)
 		}
-		if (r.RunningTasksCount > 0 || r.PendingTasksCount > 0) && !deref(in.Force) {
-			return invalidParameter("Container instance %s has %d running and %d pending tasks. Stop them first, or deregister with --force to leave them running unmanaged.", r.ContainerInstanceArn, r.RunningTasksCount, r.PendingTasksCount)
+		placed, err := tx.List(c.key("placed", cl.ClusterName, taskIDOf(r.ContainerInstanceArn)) + "/")
+		if err != nil {
+			return err
+		}
+		if len(placed) > 0 && !deref(in.Force) {
+			return invalidParameter("Container instance %s has %d tasks that have not stopped. Stop them first, or deregister with --force to leave them running unmanaged.", r.ContainerInstanceArn, len(placed))
 		}
 		now := c.now
 		r.Status, r.InactiveAt, r.AgentConnected = "INACTIVE", &now, false

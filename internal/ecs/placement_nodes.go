@@ -9,6 +9,7 @@ import (
 // task groups of the tasks meant to run on each.
 func nodes(instances []*instanceRecord, tasks []*taskRecord) []scheduler.Node {
 	groups := map[string]map[string]int{}
+	counts := taskCounts(tasks)
 	for _, t := range tasks {
 		if t.DesiredStatus != "RUNNING" || t.LastStatus == "STOPPED" {
 			continue
@@ -32,7 +33,7 @@ func nodes(instances []*instanceRecord, tasks []*taskRecord) []scheduler.Node {
 		if r.VersionInfo != nil {
 			n.AgentVersion = r.VersionInfo.AgentVersion
 		}
-		n.RunningTasks = int(r.RunningTasksCount)
+		n.RunningTasks = int(counts[r.ContainerInstanceArn][1])
 		n.Groups = groups[r.ContainerInstanceArn]
 		out[i] = n
 	}

@@ -62,6 +62,7 @@ type Service struct {
 	grace     time.Duration
 	subnet    netip.Prefix
 	dnsAddr   atomic.Value // string: where agents' resolvers forward to
+	assign    *assignments
 }
 
 // SetDNS tells agents where Wharf's DNS server answers.
@@ -112,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		now:       cfg.Now,
 		grace:     cfg.AgentGrace,
 		subnet:    subnet.Masked(),
+		assign:    newAssignments(),
 	}, nil
 }
 

@@ -257,6 +257,9 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		}
 		plan := controller.Reconcile(snap)
 		retryAt = plan.RetryAt
+		if !snap.LostAt.IsZero() && (retryAt.IsZero() || snap.LostAt.Before(retryAt)) {
+			retryAt = snap.LostAt
+		}
 		a := &applier{s: s, tx: tx, c: c, svc: svc, cluster: cluster, mine: mine, tasks: tasks, instances: instances}
 		if err := a.apply(&plan); err != nil {
 			return err
@@ -339,7 +342,13 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		}
 		if r := byArn[t.ContainerInstanceArn]; r != nil {
 			ct.Draining = r.Status == "DRAINING"
-			ct.Lost = !r.AgentConnected && r.DisconnectedAt != nil && c.now.Sub(*r.DisconnectedAt) >= cc.LostAfter
+			if !r.AgentConnected && r.DisconnectedAt != nil {
+				lostAt := r.DisconnectedAt.Add(cc.LostAfter)
+				ct.Lost = !c.now.Before(lostAt)
+				if !ct.Lost && (snap.LostAt.IsZero() || lostAt.Before(snap.LostAt)) {
+					snap.LostAt = lostAt
+				}
+			}
 		} else {
 			ct.Lost = true
 		}

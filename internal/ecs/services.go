@@ -459,7 +459,7 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 	byDeployment := map[string]*ecsapi.Deployment{}
 	for i := range svc.Deployments {
 		d := &svc.Deployments[i]
-		d.RunningCount, d.PendingCount = 0, 0
+		d.RunningCount, d.PendingCount, d.FailedTasks = 0, 0, 0
 		byDeployment[d.Id] = d
 	}
 	for _, kv := range kvs {
@@ -467,11 +467,17 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 		if err := decodeKV(kv, &t); err != nil {
 			return err
 		}
-		if t.Service != svc.ServiceName || t.DesiredStatus != "RUNNING" {
+		if t.Service != svc.ServiceName {
+			continue
+		}
+		d := byDeployment[t.StartedBy]
+		if d != nil && t.LastStatus == "STOPPED" && (t.StopCode == ecsapi.TaskStopCodeTaskFailedToStart || t.StopCode == ecsapi.TaskStopCodeEssentialContainerExited || t.FailedHealth) {
+			d.FailedTasks++
+		}
+		if t.DesiredStatus != "RUNNING" {
 			continue
 		}
 		pending, running := counted(t.LastStatus)
-		d := byDeployment[t.StartedBy]
 		if running {
 			svc.RunningCount++
 			if d != nil {

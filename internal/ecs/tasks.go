@@ -272,14 +272,40 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 		}
 	}
 	hold(r, &d, 1)
-	r.PendingTasksCount++
 	r.Version++
+	if err := tx.Put(s.placedKey(c, t), ""); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
 func (s *Service) taskKey(c call, t *taskRecord) string {
 	res, _ := s.resourceOf(c, t.TaskArn)
 	return c.key("tasks", strings.TrimPrefix(res, "task/"))
+}
+
+// placedKey indexes a task that has not stopped under its instance:
+// ecs/<region>/placed/<cluster>/<instance id>/<task id>.
+func (s *Service) placedKey(c call, t *taskRecord) string {
+	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
+	return c.key("placed", cluster, taskIDOf(t.ContainerInstanceArn), taskIDOf(t.TaskArn))
+}
+
+// taskCounts counts the pending and running tasks of each instance.
+func taskCounts(tasks []*taskRecord) map[string][2]int32 {
+	out := map[string][2]int32{}
+	for _, t := range tasks {
+		pending, running := counted(t.LastStatus)
+		n := out[t.ContainerInstanceArn]
+		if pending {
+			n[0]++
+		}
+		if running {
+			n[1]++
+		}
+		out[t.ContainerInstanceArn] = n
+	}
+	return out
 }
 
 // checkOverrides rejects overrides of containers the task definition lacks.
@@ -542,8 +568,6 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 	if stage(status) <= stage(t.LastStatus) {
 		return nil
 	}
-	wasPending, wasRunning := counted(t.LastStatus)
-	isPending, isRunning := counted(status)
 	t.LastStatus = status
 	t.Version++
 	switch {
@@ -585,28 +609,18 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 			t.Containers[i].LastStatus = "STOPPED"
 		}
 	}
-	if wasPending == isPending && wasRunning == isRunning {
+	if status != "STOPPED" {
 		return nil
 	}
+	// A stopped task gives its resources back and leaves its instance.
+	tx.Delete(s.placedKey(c, t))
 	var r instanceRecord
 	k := s.instanceKey(c, t.ContainerInstanceArn)
 	ok, err := tx.Get(k, &r)
 	if err != nil || !ok {
 		return err
 	}
-	count := func(pending, running bool, sign int32) {
-		if pending {
-			r.PendingTasksCount += sign
-		}
-		if running {
-			r.RunningTasksCount += sign
-		}
-	}
-	count(wasPending, wasRunning, -1)
-	count(isPending, isRunning, 1)
-	if status == "STOPPED" {
-		hold(&r, &t.Reserved, -1)
-	}
+	hold(&r, &t.Reserved, -1)
 	r.Version++
 	return tx.Put(k, &r)
 }
@@ -826,7 +840,6 @@ func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.Sub
 // SubmitAttachmentStateChanges records an agent's report on attachments.
 func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.SubmitAttachmentStateChangesRequest) (*ecsapi.SubmitAttachmentStateChangesResponse, error) {
 	c := s.call(ctx)
-	defer s.serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -872,8 +885,9 @@ func applyAttachment(t *taskRecord, a ecsapi.AttachmentStateChange) bool {
 	return false
 }
 
+// updateTask applies an agent's report to a task. Reports take no turn
+// with the cluster's placements: they compare only what they read.
 func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, change func(*store.Tx, *taskRecord) error) error {
-	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, cluster)
 		if err != nil {

@@ -206,6 +206,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(monitorDone)
 		s.ECS.MonitorAgents(sweepCtx)
 	}()
+	assignDone := make(chan struct{})
+	go func() {
+		defer close(assignDone)
+		s.ECS.WatchAssignments(sweepCtx)
+	}()
 	cloudMapDone := make(chan struct{})
 	go func() {
 		defer close(cloudMapDone)
@@ -241,6 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-controllerDone
 	<-cloudMapDone
 	<-dnsDone
+	<-assignDone
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

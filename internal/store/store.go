@@ -18,7 +18,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc"
+	"go.etcd.io/etcd/server/v3/proxy/grpcproxy/adapter"
 	"go.uber.org/zap"
 )
 
@@ -66,29 +67,34 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.DialTimeout = 10 * time.Second
 	}
 	s := &Store{prefix: strings.TrimSuffix(cfg.Prefix, "/"), log: cfg.Logger}
-	var cli *clientv3.Client
-	if len(cfg.Endpoints) == 0 {
+	endpoints := cfg.Endpoints
+	if len(endpoints) == 0 {
 		e, err := startEmbedded(ctx, cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
 		s.embedded = e
-		// In-process calls: no sockets or gRPC between Wharf and its own etcd.
-		cli = v3client.New(e.Server)
-		cfg.Logger.Info("embedded etcd ready", "data_dir", cfg.DataDir, "etcd_endpoint", e.Clients[0].Addr().String())
-	} else {
-		var err error
-		cli, err = clientv3.New(clientv3.Config{
-			Endpoints:            cfg.Endpoints,
-			DialTimeout:          cfg.DialTimeout,
-			DialKeepAliveTime:    10 * time.Second,
-			DialKeepAliveTimeout: 5 * time.Second,
-			Logger:               zap.NewNop(),
-			Context:              context.Background(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Endpoints, err)
-		}
+		endpoints = []string{e.Clients[0].Addr().String()}
+		cfg.Logger.Info("embedded etcd ready", "data_dir", cfg.DataDir, "etcd_endpoint", endpoints[0])
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Logger:               zap.NewNop(),
+		Context:              context.Background(),
+	})
+	if err != nil {
+		s.closeEmbedded()
+		return nil, fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+	}
+	if s.embedded != nil {
+		// Reads and writes call the embedded etcd in process, without
+		// sockets or gRPC. Watches and leases keep the network client: the
+		// in-process watch adapter can deadlock under many concurrent
+		// watches (etcd-io/etcd#18879).
+		cli.KV = clientv3.NewKVFromKVClient(adapter.KvServerToKvClient(v3rpc.NewQuotaKVServer(s.embedded.Server)), cli)
 	}
 	s.cli = cli
 	// Fail fast with a clear message when the cluster cannot be reached.
@@ -96,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	if _, err := cli.Get(pctx, s.prefix+"/"); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("etcd %v not reachable (check --etcd-endpoints and that a quorum is up): %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("etcd %v not reachable (check --etcd-endpoints and that a quorum is up): %w", endpoints, err)
 	}
 	return s, nil
 }
@@ -546,4 +552,13 @@ func (s *Store) Heartbeat(ctx context.Context, key string, value any, ttl time.D
 		return fmt.Errorf("heartbeat %s: %w", key, err)
 	}
 	return nil
+}
+
+// Revision returns the store's current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, s.prefix+"/", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("read the store revision: %w", err)
+	}
+	return resp.Header.Revision, nil
 }

@@ -174,6 +174,8 @@ type env struct {
 	procs     []*proc
 	instances map[string]bool // container instance ARNs whose containers to remove
 	dockers   []*client.Client
+	cli       string // the AWS CLI v2, once e.aws has found it (test goroutine only)
+	cliModels string // its AWS_DATA_PATH
 }
 
 // node is one agent process.
@@ -189,17 +191,27 @@ type node struct {
 type config struct {
 	// agentGrace is the server's --agent-grace, how soon a silent agent
 	// shows agentConnected=false; 0 keeps the server's default.
-	agentGrace   time.Duration
-	stopTimeout  time.Duration
-	cleanupDelay time.Duration
-	dockerHost   string
+	agentGrace time.Duration
+	// healthyAfter is the server's --healthy-after, how long a service
+	// task without health checks runs before it counts as healthy; 0
+	// keeps the server's default (40 s).
+	healthyAfter time.Duration
+	// agentLostAfter is the server's --agent-lost-after, how long an agent
+	// may be gone before its service tasks are replaced; 0 keeps the
+	// server's default.
+	agentLostAfter time.Duration
+	stopTimeout    time.Duration
+	cleanupDelay   time.Duration
+	dockerHost     string
 }
 
 type option func(*config)
 
-func withAgentGrace(d time.Duration) option   { return func(c *config) { c.agentGrace = d } }
-func withCleanupDelay(d time.Duration) option { return func(c *config) { c.cleanupDelay = d } }
-func withDockerHost(h string) option          { return func(c *config) { c.dockerHost = h } }
+func withAgentGrace(d time.Duration) option     { return func(c *config) { c.agentGrace = d } }
+func withHealthyAfter(d time.Duration) option   { return func(c *config) { c.healthyAfter = d } }
+func withAgentLostAfter(d time.Duration) option { return func(c *config) { c.agentLostAfter = d } }
+func withCleanupDelay(d time.Duration) option   { return func(c *config) { c.cleanupDelay = d } }
+func withDockerHost(h string) option            { return func(c *config) { c.dockerHost = h } }
 
 // newEnv starts a server, creates the cluster and starts one agent, node-1
 // in us-east-1a.
@@ -212,35 +224,58 @@ func newEnv(t *testing.T, opts ...option) *env {
 	e := prepare(t, cfg)
 	port := freePort(t)
 	e.endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+	e.server = e.start("server", "server", append(e.serverArgs(port), "--data-dir", filepath.Join(e.dir, "server"))...)
+	e.ecs = ecs.NewFromConfig(testenv.AWSConfig(e.endpoint, testenv.Region))
+	e.cluster = clusterName
+	e.waitAnswers(e.server, e.ecs)
+	e.createCluster()
+	e.addNode("node-1", testenv.Region+"a")
+	return e
+}
+
+// serverArgs are the flags of a `wharf server` listening on port, without
+// its store (--data-dir or --etcd-endpoints).
+func (e *env) serverArgs(port int) []string {
 	args := []string{
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--data-dir", filepath.Join(e.dir, "server"),
 		"--access-key-id", testenv.AccessKeyID,
 		"--secret-access-key", testenv.SecretAccessKey,
 		"--log-level", "debug",
 	}
-	if cfg.agentGrace > 0 {
-		args = append(args, "--agent-grace", cfg.agentGrace.String())
+	if e.cfg.agentGrace > 0 {
+		args = append(args, "--agent-grace", e.cfg.agentGrace.String())
 	}
-	e.server = e.start("server", "server", args...)
-	e.ecs = ecs.NewFromConfig(testenv.AWSConfig(e.endpoint, testenv.Region))
-	e.cluster = clusterName
-	waitFor(t, "the server to answer ListClusters", startWait, func() (bool, string) {
-		if e.server.exited() {
-			t.Fatalf("the server exited: %v\n%s", e.server.err, e.server.tail(50))
+	if e.cfg.healthyAfter > 0 {
+		args = append(args, "--healthy-after", e.cfg.healthyAfter.String())
+	}
+	if e.cfg.agentLostAfter > 0 {
+		args = append(args, "--agent-lost-after", e.cfg.agentLostAfter.String())
+	}
+	return args
+}
+
+// waitAnswers waits until server answers ListClusters through cli.
+func (e *env) waitAnswers(server *proc, cli *ecs.Client) {
+	e.t.Helper()
+	waitFor(e.t, server.name+" to answer ListClusters", startWait, func() (bool, string) {
+		if server.exited() {
+			e.t.Fatalf("%s exited: %v\n%s", server.name, server.err, server.tail(50))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := e.ecs.ListClusters(ctx, &ecs.ListClustersInput{})
+		_, err := cli.ListClusters(ctx, &ecs.ListClustersInput{})
 		return err == nil, fmt.Sprint(err)
 	})
+}
+
+// createCluster creates the environment's cluster.
+func (e *env) createCluster() {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	defer cancel()
 	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(e.cluster)}); err != nil {
-		t.Fatalf("create cluster: %v", err)
+		e.t.Fatalf("create cluster: %v", err)
 	}
-	e.addNode("node-1", testenv.Region+"a")
-	return e
 }
 
 // prepare checks the machine, builds what the tests run and registers the
@@ -727,4 +762,77 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// ---- the AWS CLI ----
+
+// aws runs the AWS CLI v2 on the environment's endpoint with the test's
+// access key and returns its standard output. Its ECS waiters poll every
+// second (see cliModels); their acceptors stay the CLI's own.
+func (e *env) aws(timeout time.Duration, args ...string) []byte {
+	e.t.Helper()
+	if e.cli == "" {
+		e.cli = testenv.AWSCLI(e.t)
+		e.cliModels = cliModels(e.t, filepath.Join(e.dir, "aws-models"))
+	}
+	cli, models := e.cli, e.cliModels
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, append([]string{"--endpoint-url", e.endpoint, "--output", "json"}, args...)...)
+	cmd.Env = append(processEnv(),
+		"AWS_ACCESS_KEY_ID="+testenv.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+testenv.SecretAccessKey,
+		"AWS_DEFAULT_REGION="+testenv.Region,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=",
+	)
+	if models != "" {
+		cmd.Env = append(cmd.Env, "AWS_DATA_PATH="+models)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	if err != nil {
+		e.t.Fatalf("aws %s: %v after %v\n%s", strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond), stderr.String())
+	}
+	return out
+}
+
+// cliModels writes the CLI's own ECS waiter definitions under dir with a
+// one-second delay (ServicesStable polls every 15 s otherwise), for
+// AWS_DATA_PATH, and returns dir; "" when the CLI's data is not where
+// Debian's package or AWS's installer put it, and the waiters keep their
+// pace.
+func cliModels(t *testing.T, dir string) string {
+	t.Helper()
+	const rel = "ecs/2014-11-13/waiters-2.json"
+	for _, data := range []string{
+		"/usr/lib/python3/dist-packages/awscli/botocore/data",
+		"/usr/local/aws-cli/v2/current/dist/awscli/botocore/data",
+	} {
+		b, err := os.ReadFile(filepath.Join(data, rel))
+		if err != nil {
+			continue
+		}
+		var m struct {
+			Version int                       `json:"version"`
+			Waiters map[string]map[string]any `json:"waiters"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("the CLI's %s: %v", rel, err)
+		}
+		for _, w := range m.Waiters {
+			w["delay"], w["maxAttempts"] = 1, 600 // the caller's timeout bounds the wait
+		}
+		b, _ = json.Marshal(m)
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, rel), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	t.Logf("the AWS CLI's ECS waiter definitions were not found; its waiters poll at their own pace")
+	return ""
 }
