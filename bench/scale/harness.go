@@ -123,6 +123,7 @@ func startFleet(cp *controlPlane, cluster string, n int, shape nodeShape, dir st
 			Cluster: cluster, Runtime: rt, Name: name, StateDir: state,
 			AvailabilityZone: fmt.Sprintf("%s%c", region, 'a'+i%3),
 			PauseImage:       "wharf/pause:sim",
+			ReservedPorts:    []string{"22"},
 			CPU:              shape.cpu, MemoryMiB: shape.memoryMiB,
 			PollWait:     shape.pollWait,
 			StopTimeout:  2 * time.Second,

@@ -48,6 +48,9 @@ type Config struct {
 	// ReservedMemoryMiB.
 	MemoryMiB         int
 	ReservedMemoryMiB int
+	// ReservedPorts are the host ports registered as taken; nil means
+	// ECS's reserved ports and those the host listens on.
+	ReservedPorts []string
 	// ENILimit is how many awsvpc tasks the instance holds; TrunkENILimit
 	// how many with ENI trunking enabled.
 	ENILimit, TrunkENILimit int
@@ -294,7 +297,11 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 	if mem <= 0 {
 		return "", fmt.Errorf("no memory left to register after reserving %d MiB", a.cfg.ReservedMemoryMiB)
 	}
-	ports := append([]string{"22", "2375", "2376", "51678", "51679"}, listeningPorts("tcp")...)
+	ports, udp := a.cfg.ReservedPorts, []string{}
+	if ports == nil {
+		ports = append([]string{"22", "2375", "2376", "51678", "51679"}, listeningPorts("tcp")...)
+		udp = listeningPorts("udp")
+	}
 	doc, _ := json.Marshal(map[string]string{
 		"instanceId": st.EC2InstanceID, "availabilityZone": a.cfg.AvailabilityZone,
 		"instanceType": a.cfg.InstanceType, "region": a.cfg.Region,
@@ -335,7 +342,7 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 			{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: int32(cpu)},
 			{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: int32(mem)},
 			{Name: aws.String("PORTS"), Type: aws.String("STRINGSET"), StringSetValue: ports},
-			{Name: aws.String("PORTS_UDP"), Type: aws.String("STRINGSET"), StringSetValue: listeningPorts("udp")},
+			{Name: aws.String("PORTS_UDP"), Type: aws.String("STRINGSET"), StringSetValue: udp},
 			{Name: aws.String("ENI"), Type: aws.String("INTEGER"), IntegerValue: int32(a.cfg.ENILimit)},
 			{Name: aws.String("ENI_TRUNK"), Type: aws.String("INTEGER"), IntegerValue: int32(a.cfg.TrunkENILimit)},
 		},

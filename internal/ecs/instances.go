@@ -147,6 +147,11 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 			}
 		}
 		out = r.ContainerInstance
+		// Index the EC2 id, so that a registration of the same machine
+		// finds its instance.
+		if err := tx.Put(c.key("ec2", cl.ClusterName, r.Ec2InstanceId), taskIDOf(r.ContainerInstanceArn)); err != nil {
+			return err
+		}
 		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
 	})
 	if err != nil {
@@ -202,20 +207,15 @@ func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID strin
 	if ec2ID == "" {
 		return nil, nil
 	}
-	kvs, err := tx.List(c.key("instances", cluster) + "/")
-	if err != nil {
+	var id string
+	if ok, err := tx.Get(c.key("ec2", cluster, ec2ID), &id); err != nil || !ok {
 		return nil, err
 	}
-	for _, kv := range kvs {
-		var r instanceRecord
-		if err := decodeKV(kv, &r); err != nil {
-			return nil, err
-		}
-		if r.Ec2InstanceId == ec2ID && r.Status != "INACTIVE" {
-			return &r, nil
-		}
+	r, err := getRecord[instanceRecord](tx, c.key("instances", cluster, id))
+	if err != nil || r == nil || r.Status == "INACTIVE" || r.Ec2InstanceId != ec2ID {
+		return nil, err
 	}
-	return nil, nil
+	return r, nil
 }
 
 // checkOwnTasksFit refuses a re-registration that shrinks an instance below

@@ -49,8 +49,13 @@ func (cc *ControllerConfig) defaults() {
 }
 
 // maxStartsPerPass bounds the tasks one pass places, keeping its
-// transaction well under etcd's operation limit.
-const maxStartsPerPass = 20
+// transaction (a task, its index entry and at worst an instance per task)
+// under etcd's default limit of 128 operations.
+const maxStartsPerPass = 40
+
+// maxPassesInARow bounds the passes one service gets in a row while it
+// still has tasks to place, so that other services get their turn.
+const maxPassesInARow = 25
 
 // maxEvents is how many events a service keeps, newest first.
 const maxEvents = 100
@@ -219,9 +224,16 @@ func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref
 		if svc.Status == "INACTIVE" {
 			continue
 		}
-		at, err := s.reconcileService(ctx, l, c, ref.cluster, svc.ServiceName, cc)
-		if err != nil {
-			return time.Time{}, err
+		var at time.Time
+		for range maxPassesInARow {
+			var more bool
+			at, more, err = s.reconcileService(ctx, l, c, ref.cluster, svc.ServiceName, cc)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if !more {
+				break
+			}
 		}
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
@@ -231,10 +243,18 @@ func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref
 }
 
 // reconcileService takes one step toward a service's desired state, in one
-// fenced transaction.
-func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c call, cluster, name string, cc ControllerConfig) (time.Time, error) {
+// fenced transaction, and says when to look again and whether tasks are
+// left to place now.
+//
+// The cluster's tasks are read outside the transaction: only this leader
+// starts a service's tasks, one pass after the other, so a pass sees every
+// task the previous ones started; other changes to tasks (agents' reports)
+// at worst make a pass do less than it could, and the next pass catches
+// up. Instances, whose resources placement takes, are read inside it.
+func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c call, cluster, name string, cc ControllerConfig) (time.Time, bool, error) {
 	defer s.serialize(c, cluster)()
 	var retryAt time.Time
+	var more bool
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		tx.Fence(l)
 		c.now = s.now().UTC()
@@ -243,7 +263,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		if err != nil || svc == nil || svc.Status == "INACTIVE" {
 			return err
 		}
-		tasks, err := clusterTasks(tx, c, cluster)
+		tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
 		if err != nil {
 			return err
 		}
@@ -264,6 +284,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		if err := a.apply(&plan); err != nil {
 			return err
 		}
+		more = a.placed == maxStartsPerPass && plan.Start > maxStartsPerPass
 		if !a.changed {
 			return nil
 		}
@@ -272,7 +293,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		}
 		return tx.Put(k, svc)
 	})
-	return retryAt, err
+	return retryAt, more && err == nil, err
 }
 
 // snapshot builds the controller's view of a service.
@@ -378,6 +399,7 @@ type applier struct {
 	tasks     []*taskRecord
 	instances []*instanceRecord
 	changed   bool
+	placed    int
 }
 
 func (a *applier) event(msg string) {
@@ -549,6 +571,7 @@ func (a *applier) start(n int) error {
 		}
 		started = append(started, taskIDOf(t.TaskArn))
 	}
+	a.placed = len(started)
 	if len(started) > 0 {
 		a.event(fmt.Sprintf("(service %s) has started %d tasks: %s.", svc.ServiceName, len(started), taskList(started)))
 	}
