@@ -203,6 +203,9 @@ type config struct {
 	stopTimeout    time.Duration
 	cleanupDelay   time.Duration
 	dockerHost     string
+	// dnsPort is the server's --dns-listen port on 127.0.0.1; 0 keeps
+	// the server's default (a free port).
+	dnsPort int
 }
 
 type option func(*config)
@@ -212,6 +215,7 @@ func withHealthyAfter(d time.Duration) option   { return func(c *config) { c.hea
 func withAgentLostAfter(d time.Duration) option { return func(c *config) { c.agentLostAfter = d } }
 func withCleanupDelay(d time.Duration) option   { return func(c *config) { c.cleanupDelay = d } }
 func withDockerHost(h string) option            { return func(c *config) { c.dockerHost = h } }
+func withDNSPort(p int) option                  { return func(c *config) { c.dnsPort = p } }
 
 // newEnv starts a server, creates the cluster and starts one agent, node-1
 // in us-east-1a.
@@ -250,6 +254,9 @@ func (e *env) serverArgs(port int) []string {
 	}
 	if e.cfg.agentLostAfter > 0 {
 		args = append(args, "--agent-lost-after", e.cfg.agentLostAfter.String())
+	}
+	if e.cfg.dnsPort > 0 {
+		args = append(args, "--dns-listen", "127.0.0.1:"+strconv.Itoa(e.cfg.dnsPort))
 	}
 	return args
 }
