@@ -411,13 +411,6 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	return out, nil
 }
 
-func orErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
-}
-
 // cqlInstance is what a cluster query sees of an instance.
 func cqlInstance(r *instanceRecord, groups []string, running int32) *cql.Instance {
 	attrs := map[string]string{}
