@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/smithy-go"
+)
+
+// iteration is one unit of a phase's work; it reports each call it makes.
+type iteration func(ctx context.Context, i int, rec recorder)
+
+type recorder func(op string, d time.Duration, err error)
+
+// phaseStats gathers the calls of one phase by operation.
+type phaseStats struct {
+	mu    sync.Mutex
+	order []string
+	ops   map[string]*opStats
+}
+
+type opStats struct {
+	lat    []time.Duration // of successful calls
+	errors int
+	seen   map[string]int // error messages, to show a few
+}
+
+func (p *phaseStats) add(op string, d time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o := p.ops[op]
+	if o == nil {
+		o = &opStats{seen: map[string]int{}}
+		p.ops[op] = o
+		p.order = append(p.order, op)
+	}
+	if err != nil {
+		o.errors++
+		msg := errorKind(err)
+		if _, ok := o.seen[msg]; ok || len(o.seen) < 5 {
+			o.seen[msg]++
+		}
+		return
+	}
+	o.lat = append(o.lat, d)
+}
+
+var requestID = regexp.MustCompile(`RequestID: [^,]*, `)
+
+// errorKind names an error without what differs between requests.
+func errorKind(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode() + ": " + apiErr.ErrorMessage()
+	}
+	return requestID.ReplaceAllString(err.Error(), "")
+}
+
+func newPhaseStats() *phaseStats { return &phaseStats{ops: map[string]*opStats{}} }
+
+// drive runs iter from workers goroutines until dur has passed or n
+// iterations have started, adds the calls to stats and returns the elapsed
+// time.
+func drive(ctx context.Context, workers int, dur time.Duration, n int, iter iteration, stats *phaseStats) time.Duration {
+	var (
+		mu   sync.Mutex
+		next int
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(dur)
+	claim := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= n || ctx.Err() != nil || time.Now().After(deadline) {
+			return 0, false
+		}
+		next++
+		return next - 1, true
+	}
+	for range workers {
+		wg.Go(func() {
+			for {
+				i, ok := claim()
+				if !ok {
+					return
+				}
+				iter(ctx, i, stats.add)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+func (o *opStats) result(sys, op string, elapsed time.Duration) Result {
+	slices.Sort(o.lat)
+	r := Result{
+		System: sys, Operation: op, OK: len(o.lat), Errors: o.errors,
+		ElapsedS:  elapsed.Seconds(),
+		PerSecond: float64(len(o.lat)) / elapsed.Seconds(),
+		P50ms:     ms(percentile(o.lat, 0.50)),
+		P99ms:     ms(percentile(o.lat, 0.99)),
+	}
+	for msg, k := range o.seen {
+		r.ErrorsSeen = append(r.ErrorsSeen, fmt.Sprintf("%dx %s", k, msg))
+	}
+	slices.Sort(r.ErrorsSeen)
+	return r
+}
+
+// percentile returns the q-quantile of sorted samples (nearest rank).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
