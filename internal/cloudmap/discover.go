@@ -3,6 +3,7 @@ package cloudmap
 import (
 	"context"
 	"math/rand/v2"
+	"time"
 
 	sd "github.com/wharfhq/wharf/internal/api/servicediscovery"
 )
@@ -14,53 +15,124 @@ func (s *Service) findService(ctx context.Context, c call, owner, nsName, name s
 	if owner != "" && owner != s.account {
 		return nil, nil, namespaceNameNotFound(nsName)
 	}
-	kvs, err := s.st.List(ctx, regionPrefix(c.region)+"namespaces/")
+	cat, err := s.catalog(ctx, c, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	var ns *NamespaceRecord
-	for _, kv := range kvs {
-		var r NamespaceRecord
-		if err := decodeKV(kv, &r); err != nil {
+	ns, svc, err := cat.find(nsName, name)
+	if err != nil {
+		// A namespace or service created a moment ago: read afresh.
+		if cat, err = s.catalog(ctx, c, true); err != nil {
 			return nil, nil, err
 		}
-		hn := httpName(&r)
+		ns, svc, err = cat.find(nsName, name)
+	}
+	return ns, svc, err
+}
+
+func (cat *catalog) find(nsName, name string) (*NamespaceRecord, *ServiceRecord, error) {
+	var ns *NamespaceRecord
+	for _, r := range cat.namespaces {
+		hn := httpName(r)
 		if hn == nsName {
-			ns = &r
+			ns = r
 			break
 		}
 		if ns == nil && r.Type != sd.NamespaceTypeHttp && canonicalDNSName(hn) == canonicalDNSName(nsName) {
-			ns = &r
+			ns = r
 		}
 	}
 	if ns == nil {
 		return nil, nil, namespaceNameNotFound(nsName)
 	}
-	kvs, err = s.st.List(ctx, regionPrefix(c.region)+"services/")
-	if err != nil {
-		return nil, nil, err
-	}
 	var svc *ServiceRecord
-	for _, kv := range kvs {
-		var r ServiceRecord
-		if err := decodeKV(kv, &r); err != nil {
-			return nil, nil, err
-		}
+	for _, r := range cat.services {
 		if r.NamespaceId != ns.Id {
 			continue
 		}
 		if r.Name == name {
-			svc = &r
+			svc = r
 			break
 		}
 		if svc == nil && sameServiceName(ns.Type, r.Name, name) {
-			svc = &r
+			svc = r
 		}
 	}
 	if svc == nil {
 		return nil, nil, serviceNameNotFound(name, nsName)
 	}
 	return ns, svc, nil
+}
+
+// catalogMaxAge is how long DiscoverInstances may name namespaces and
+// services as they were read; names it does not find make it read again.
+const catalogMaxAge = time.Second
+
+// catalog is a region's namespaces and services as read at a time.
+type catalog struct {
+	at         time.Time
+	namespaces []*NamespaceRecord
+	services   []*ServiceRecord
+}
+
+func (s *Service) catalog(ctx context.Context, c call, fresh bool) (*catalog, error) {
+	if v, ok := s.catalogs.Load(c.region); ok && !fresh && time.Since(v.(*catalog).at) < catalogMaxAge {
+		return v.(*catalog), nil
+	}
+	cat := &catalog{at: time.Now()}
+	kvs, err := s.st.List(ctx, regionPrefix(c.region)+"namespaces/")
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
+		r := new(NamespaceRecord)
+		if err := decodeKV(kv, r); err != nil {
+			return nil, err
+		}
+		cat.namespaces = append(cat.namespaces, r)
+	}
+	if kvs, err = s.st.List(ctx, regionPrefix(c.region)+"services/"); err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
+		r := new(ServiceRecord)
+		if err := decodeKV(kv, r); err != nil {
+			return nil, err
+		}
+		cat.services = append(cat.services, r)
+	}
+	s.catalogs.Store(c.region, cat)
+	return cat, nil
+}
+
+// discovered is a service's instances as decoded at a revision.
+type discovered struct {
+	rev   int64
+	insts []*InstanceRecord
+}
+
+// instancesAt returns a service's instances, decoded once per revision of
+// the service: the revision changes with every change that matters to
+// discovery. Callers must not modify the records.
+func (s *Service) instancesAt(ctx context.Context, c call, serviceID string, rev int64) ([]*InstanceRecord, error) {
+	key := c.region + "/" + serviceID
+	if d, ok := s.discovered.Load(key); ok && d.(*discovered).rev == rev {
+		return d.(*discovered).insts, nil
+	}
+	kvs, err := s.st.List(ctx, InstancesPrefix(c.region, serviceID))
+	if err != nil {
+		return nil, err
+	}
+	insts := make([]*InstanceRecord, 0, len(kvs))
+	for _, kv := range kvs {
+		r := new(InstanceRecord)
+		if err := decodeKV(kv, r); err != nil {
+			return nil, err
+		}
+		insts = append(insts, r)
+	}
+	s.discovered.Store(key, &discovered{rev: rev, insts: insts})
+	return insts, nil
 }
 
 func (s *Service) revision(ctx context.Context, c call, serviceID string) (int64, error) {
@@ -85,18 +157,14 @@ func (s *Service) DiscoverInstances(ctx context.Context, in *sd.DiscoverInstance
 	if err != nil {
 		return nil, err
 	}
-	kvs, err := s.st.List(ctx, InstancesPrefix(c.region, svc.Id))
+	all, err := s.instancesAt(ctx, c, svc.Id, rev)
 	if err != nil {
 		return nil, err
 	}
-	insts := make([]*InstanceRecord, 0, len(kvs))
-	for _, kv := range kvs {
-		var r InstanceRecord
-		if err := decodeKV(kv, &r); err != nil {
-			return nil, err
-		}
+	insts := make([]*InstanceRecord, 0, len(all))
+	for _, r := range all {
 		if hasAll(r.Attributes, in.QueryParameters) {
-			insts = append(insts, &r)
+			insts = append(insts, r)
 		}
 	}
 	if svc.HealthCheckConfig != nil || svc.HealthCheckCustomConfig != nil {

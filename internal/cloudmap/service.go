@@ -60,6 +60,12 @@ type Service struct {
 	// health holds the health checker's consecutive results, by instance.
 	healthMu sync.Mutex
 	health   map[string]*streak
+
+	// discovered caches services' decoded instances by revision, and
+	// catalogs the regions' namespaces and services for a moment, for
+	// DiscoverInstances.
+	discovered sync.Map // region/service id → *discovered
+	catalogs   sync.Map // region → *catalog
 }
 
 var _ sd.API = (*Service)(nil)
