@@ -393,7 +393,8 @@ func (a *Agent) pollLoop(ctx context.Context, info runtime.Info) {
 			case <-time.After(delay):
 			}
 			delay = min(delay*2, 10*time.Second)
-			index = 0
+			// The index stays: the next poll resumes after what this
+			// agent has seen.
 			continue
 		}
 		delay = 500 * time.Millisecond
