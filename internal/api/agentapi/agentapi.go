@@ -47,6 +47,84 @@ type PollResponse struct {
 type AssignedTask struct {
 	Task           ecs.Task           `json:"task"`
 	TaskDefinition ecs.TaskDefinition `json:"taskDefinition"`
+	// ServiceConnect is set for tasks of Service Connect services: the
+	// agent runs a proxy in the task and gives its containers the
+	// namespace's aliases.
+	ServiceConnect *TaskServiceConnect `json:"serviceConnect,omitempty"`
+}
+
+// TaskServiceConnect is what a task's proxy serves.
+type TaskServiceConnect struct {
+	// Namespace is the Cloud Map namespace's ARN; NamespaceName its name.
+	Namespace     string `json:"namespace"`
+	NamespaceName string `json:"namespaceName"`
+	// Services are the task's own endpoints (client-server mode); none in
+	// client mode.
+	Services []ServiceConnectIngress `json:"services,omitempty"`
+	// AccessLog is "TEXT" or "JSON", or empty for none.
+	AccessLog             string                `json:"accessLog,omitempty"`
+	AccessLogQueryStrings bool                  `json:"accessLogQueryStrings,omitempty"`
+	ServiceName           string                `json:"serviceName"`
+	ClusterName           string                `json:"clusterName"`
+	ProxyLogConfiguration *ecs.LogConfiguration `json:"proxyLogConfiguration,omitempty"`
+}
+
+// ServiceConnectIngress is one endpoint a task serves through its proxy.
+type ServiceConnectIngress struct {
+	DiscoveryName string `json:"discoveryName"`
+	ContainerName string `json:"containerName"`
+	ContainerPort int32  `json:"containerPort"`
+	// IngressPort is where the proxy listens for callers; it is the port
+	// registered in Cloud Map (for bridge tasks, of the task's network
+	// namespace; the host port bound to it is what callers use).
+	IngressPort int32  `json:"ingressPort"`
+	Protocol    string `json:"protocol"` // http, http2, grpc or tcp
+	// Timeouts in seconds; nil for the defaults, 0 disables.
+	PerRequestTimeoutSeconds *int32 `json:"perRequestTimeoutSeconds,omitempty"`
+	IdleTimeoutSeconds       *int32 `json:"idleTimeoutSeconds,omitempty"`
+}
+
+// ServiceConnectViewRequest asks for the client-server services of
+// namespaces and their endpoints. With Index 0 the answer comes at once;
+// otherwise it waits up to WaitSeconds for a change after Index.
+type ServiceConnectViewRequest struct {
+	Cluster     string   `json:"cluster"`
+	Namespaces  []string `json:"namespaces"` // ARNs
+	Index       int64    `json:"index"`
+	WaitSeconds int32    `json:"waitSeconds"`
+}
+
+// ServiceConnectViewResponse describes namespaces.
+type ServiceConnectViewResponse struct {
+	Index      int64           `json:"index"`
+	Namespaces []NamespaceView `json:"namespaces"`
+}
+
+// NamespaceView is one namespace's client-server services.
+type NamespaceView struct {
+	Arn      string        `json:"arn"`
+	Name     string        `json:"name"`
+	Services []ServiceView `json:"services"`
+}
+
+// ServiceView is a client-server service as its callers see it.
+type ServiceView struct {
+	DiscoveryName string `json:"discoveryName"`
+	// DNSName and Port are the client alias: callers reach the service at
+	// DNSName:Port (and discoveryName:Port).
+	DNSName                  string     `json:"dnsName"`
+	Port                     int32      `json:"port"`
+	Protocol                 string     `json:"protocol"`
+	PerRequestTimeoutSeconds *int32     `json:"perRequestTimeoutSeconds,omitempty"`
+	IdleTimeoutSeconds       *int32     `json:"idleTimeoutSeconds,omitempty"`
+	Endpoints                []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is one healthy task of a service.
+type Endpoint struct {
+	Address string `json:"address"` // ip:port of its proxy's ingress listener
+	Zone    string `json:"zone"`
+	TaskArn string `json:"taskArn"`
 }
 
 // Network is the bridge network awsvpc tasks attach to.
@@ -76,6 +154,7 @@ type ReportHealthResponse struct{}
 type API interface {
 	Poll(ctx context.Context, in *PollRequest) (*PollResponse, error)
 	ReportHealth(ctx context.Context, in *ReportHealthRequest) (*ReportHealthResponse, error)
+	ServiceConnectView(ctx context.Context, in *ServiceConnectViewRequest) (*ServiceConnectViewResponse, error)
 }
 
 // Operations returns the operation table of a.
@@ -97,6 +176,20 @@ func Operations(a API) map[string]api.Operation {
 				return nil, err
 			}
 			return a.Poll(ctx, in)
+		}},
+		"ServiceConnectView": {ReadOnly: true, Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(ServiceConnectViewRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.WaitSeconds < 0 || in.WaitSeconds > 60 {
+				v.Add("Value '%d' at 'waitSeconds' failed to satisfy constraint: Member must be between 0 and 60", in.WaitSeconds)
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.ServiceConnectView(ctx, in)
 		}},
 		"ReportHealth": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
 			in := new(ReportHealthRequest)
