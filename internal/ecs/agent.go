@@ -73,6 +73,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	}
 	out := &agentapi.PollResponse{Index: rev, Tasks: []agentapi.AssignedTask{}}
 	var defs []string
+	services := map[string]*serviceRecord{}
 	for i, v := range values {
 		if v == nil {
 			continue
@@ -84,7 +85,11 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if t.LastStatus == "STOPPED" {
 			continue
 		}
-		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task})
+		sc, err := s.taskServiceConnect(storeReader{ctx, s.st}, c, &t, services)
+		if err != nil {
+			return nil, err
+		}
+		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task, ServiceConnect: sc})
 		defs = append(defs, t.TaskDefinitionArn)
 	}
 	keys := make([]string, len(defs))

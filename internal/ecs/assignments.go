@@ -6,24 +6,27 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/store"
 )
 
-// assignments tells blocked polls when the tasks of their instance
-// change. One watch of the store feeds every poll of the server; each
-// changed task is decoded once.
-type assignments struct {
+// changes tells blocked polls when what they wait on (the tasks of an
+// instance, the services of a region) changed. One watch of the store feeds
+// every poll of the server; each change is decoded once.
+type changes struct {
 	mu      sync.Mutex
 	start   int64            // the revision the watch started after; 0 while not watching
-	last    map[string]int64 // instance ARN → revision of its latest task change
+	last    map[string]int64 // key → revision of its latest change
 	waiters map[string][]chan struct{}
 }
 
-func newAssignments() *assignments {
-	return &assignments{last: map[string]int64{}, waiters: map[string][]chan struct{}{}}
+func newChanges() *changes {
+	return &changes{last: map[string]int64{}, waiters: map[string][]chan struct{}{}}
 }
 
-// wait returns once a task of instance changed after index, or after d.
-func (a *assignments) wait(ctx context.Context, instance string, index int64, d time.Duration) {
+// wait returns once key changed after index, or after d.
+func (a *changes) wait(ctx context.Context, instance string, index int64, d time.Duration) {
 	a.mu.Lock()
 	if a.start == 0 {
 		// Not watching (yet): let the poll answer after a pause, which
@@ -60,9 +63,8 @@ func (a *assignments) wait(ctx context.Context, instance string, index int64, d 
 	}
 }
 
-// changed records a change of an instance's tasks at rev and wakes its
-// polls.
-func (a *assignments) changed(instance string, rev int64) {
+// changed records a change of key at rev and wakes its polls.
+func (a *changes) changed(instance string, rev int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if rev > a.last[instance] {
@@ -76,7 +78,7 @@ func (a *assignments) changed(instance string, rev int64) {
 
 // restart begins watching after rev: polls with an older index answer at
 // once.
-func (a *assignments) restart(rev int64) {
+func (a *changes) restart(rev int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.start = rev
@@ -88,35 +90,57 @@ func (a *assignments) restart(rev int64) {
 	}
 }
 
-// WatchAssignments follows task changes for the server's blocked polls
-// until ctx ends.
-func (s *Service) WatchAssignments(ctx context.Context) {
+// FollowChanges feeds the server's blocked polls until ctx ends: agents'
+// polls wait on their instance's tasks, Service Connect views on their
+// region's Cloud Map state.
+func (s *Service) FollowChanges(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.follow(ctx, "sd/", s.discovery, func(ev store.Event) string {
+			region, _, _, ok := cloudmap.ParseKey(ev.Key)
+			if !ok {
+				return ""
+			}
+			return region
+		})
+	}()
+	s.follow(ctx, "ecs/", s.assign, func(ev store.Event) string {
+		if !strings.Contains(ev.Key, "/tasks/") {
+			return ""
+		}
+		for _, v := range [][]byte{ev.Value, ev.Previous} {
+			var t struct {
+				ContainerInstanceArn string `json:"containerInstanceArn"`
+			}
+			if v != nil && json.Unmarshal(v, &t) == nil && t.ContainerInstanceArn != "" {
+				return t.ContainerInstanceArn
+			}
+		}
+		return ""
+	})
+	<-done
+}
+
+// follow watches prefix and tells hub which key each change touches.
+func (s *Service) follow(ctx context.Context, prefix string, hub *changes, keyOf func(store.Event) string) {
 	for ctx.Err() == nil {
 		rev, err := s.st.Revision(ctx)
 		if err != nil {
 			sleep(ctx, time.Second)
 			continue
 		}
-		events, errc := s.st.Watch(ctx, "ecs/", rev+1)
-		s.assign.restart(rev)
+		events, errc := s.st.Watch(ctx, prefix, rev+1)
+		hub.restart(rev)
 		for ev := range events {
-			if !strings.Contains(ev.Key, "/tasks/") {
-				continue
-			}
-			for _, v := range [][]byte{ev.Value, ev.Previous} {
-				var t struct {
-					ContainerInstanceArn string `json:"containerInstanceArn"`
-				}
-				if v != nil && json.Unmarshal(v, &t) == nil && t.ContainerInstanceArn != "" {
-					s.assign.changed(t.ContainerInstanceArn, ev.Revision)
-					break
-				}
+			if key := keyOf(ev); key != "" {
+				hub.changed(key, ev.Revision)
 			}
 		}
 		select {
 		case err := <-errc:
 			if ctx.Err() == nil {
-				s.log.Debug("assignment watch ended; restarting", "err", err)
+				s.log.Debug("watch ended; restarting", "prefix", prefix, "err", err)
 			}
 		default:
 		}

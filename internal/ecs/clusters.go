@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -106,6 +107,9 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		if err := markRegion(tx, c); err != nil {
 			return err
 		}
+		if err := s.ensureDefaultNamespace(tx, c, &out); err != nil {
+			return err
+		}
 		return tx.Put(k, &out)
 	})
 	if err != nil {
@@ -120,6 +124,23 @@ func serviceConnectDefaults(r *ecsapi.ClusterServiceConnectDefaultsRequest) *ecs
 		return nil
 	}
 	return &ecsapi.ClusterServiceConnectDefaults{Namespace: r.Namespace}
+}
+
+// ensureDefaultNamespace makes the cluster's Service Connect default
+// namespace exist (an HTTP namespace when only named) and records its ARN.
+func (s *Service) ensureDefaultNamespace(tx *store.Tx, c call, r *clusterRecord) error {
+	if r.ServiceConnectDefaults == nil || r.ServiceConnectDefaults.Namespace == "" {
+		return nil
+	}
+	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.region, s.account, r.ServiceConnectDefaults.Namespace, c.now)
+	if cloudmap.IsNoSuchNamespace(err) {
+		return clientCode("NamespaceNotFoundException", "Namespace "+r.ServiceConnectDefaults.Namespace+" was not found.")
+	}
+	if err != nil {
+		return err
+	}
+	r.ServiceConnectDefaults.Namespace = ns.Arn
+	return nil
 }
 
 func checkClusterSettings(settings []ecsapi.ClusterSetting) error {
@@ -275,7 +296,7 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 	if err := checkClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}
-	cl, err := s.updateCluster(ctx, c, in.Cluster, func(r *clusterRecord) {
+	cl, err := s.updateCluster(ctx, c, in.Cluster, func(tx *store.Tx, r *clusterRecord) error {
 		r.Settings = mergeSettings(r.Settings, in.Settings)
 		if in.Configuration != nil {
 			r.Configuration = in.Configuration
@@ -283,6 +304,7 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 		if in.ServiceConnectDefaults != nil {
 			r.ServiceConnectDefaults = serviceConnectDefaults(in.ServiceConnectDefaults)
 		}
+		return s.ensureDefaultNamespace(tx, c, r)
 	})
 	if err != nil {
 		return nil, err
@@ -296,8 +318,9 @@ func (s *Service) UpdateClusterSettings(ctx context.Context, in *ecsapi.UpdateCl
 	if err := checkClusterSettings(in.Settings); err != nil {
 		return nil, err
 	}
-	cl, err := s.updateCluster(ctx, c, in.Cluster, func(r *clusterRecord) {
+	cl, err := s.updateCluster(ctx, c, in.Cluster, func(_ *store.Tx, r *clusterRecord) error {
 		r.Settings = mergeSettings(r.Settings, in.Settings)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -305,14 +328,16 @@ func (s *Service) UpdateClusterSettings(ctx context.Context, in *ecsapi.UpdateCl
 	return &ecsapi.UpdateClusterSettingsResponse{Cluster: cl}, nil
 }
 
-func (s *Service) updateCluster(ctx context.Context, c call, ref string, change func(*clusterRecord)) (*ecsapi.Cluster, error) {
+func (s *Service) updateCluster(ctx context.Context, c call, ref string, change func(*store.Tx, *clusterRecord) error) (*ecsapi.Cluster, error) {
 	var out ecsapi.Cluster
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.activeCluster(tx, c, ref)
 		if err != nil {
 			return err
 		}
-		change(r)
+		if err := change(tx, r); err != nil {
+			return err
+		}
 		out = r.Cluster
 		return tx.Put(c.key("clusters", r.ClusterName), r)
 	})

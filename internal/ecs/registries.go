@@ -76,10 +76,8 @@ func (s *Service) checkRegistries(r reader, c call, regs []ecsapi.ServiceRegistr
 // registerTask puts a running task of a service with registries into Cloud
 // Map, or updates its health there, inside tx.
 func (s *Service) registerTask(tx *store.Tx, c call, t *taskRecord) error {
-	svc, inst, err := s.taskRegistries(tx, c, t)
-	if err != nil || svc == nil {
-		return err
-	}
+	// A task counts as healthy for callers when its health checks say so,
+	// or when it has none.
 	health := sd.HealthStatusHealthy
 	switch t.HealthStatus {
 	case ecsapi.HealthStatusUnhealthy:
@@ -88,6 +86,13 @@ func (s *Service) registerTask(tx *store.Tx, c call, t *taskRecord) error {
 		if taskHasHealthChecks(tx, s, c, t) {
 			health = sd.HealthStatusUnhealthy
 		}
+	}
+	if err := s.registerServiceConnect(tx, c, t, health); err != nil {
+		return err
+	}
+	svc, inst, err := s.taskRegistries(tx, c, t)
+	if err != nil || svc == nil {
+		return err
 	}
 	for _, reg := range svc.ServiceRegistries {
 		cm, err := s.registryService(tx, c, reg.RegistryArn)
@@ -130,6 +135,9 @@ func (s *Service) registerTask(tx *store.Tx, c call, t *taskRecord) error {
 
 // deregisterTask removes a task from its service's registries, inside tx.
 func (s *Service) deregisterTask(tx *store.Tx, c call, t *taskRecord) error {
+	if err := s.deregisterServiceConnect(tx, c, t); err != nil {
+		return err
+	}
 	svc, _, err := s.taskRegistries(tx, c, t)
 	if err != nil || svc == nil {
 		return err

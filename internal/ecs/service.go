@@ -62,7 +62,8 @@ type Service struct {
 	grace     time.Duration
 	subnet    netip.Prefix
 	dnsAddr   atomic.Value // string: where agents' resolvers forward to
-	assign    *assignments
+	assign    *changes     // an instance's tasks, for agents' polls
+	discovery *changes     // a region's Cloud Map state, for Service Connect views
 }
 
 // SetDNS tells agents where Wharf's DNS server answers.
@@ -113,7 +114,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		now:       cfg.Now,
 		grace:     cfg.AgentGrace,
 		subnet:    subnet.Masked(),
-		assign:    newAssignments(),
+		assign:    newChanges(),
+		discovery: newChanges(),
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -198,7 +199,10 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			AvailabilityZoneRebalancing:   orDefaultEnum(in.AvailabilityZoneRebalancing, ecsapi.AvailabilityZoneRebalancingDisabled),
 		}}
 		d := s.newDeployment(c, svc)
-		d.ServiceConnectConfiguration = in.ServiceConnectConfiguration
+		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.ServiceName, in.ServiceConnectConfiguration, &td.TaskDefinition)
+		if err != nil {
+			return err
+		}
 		d.VolumeConfigurations = in.VolumeConfigurations
 		svc.Deployments = []ecsapi.Deployment{d}
 		out = svc.Service
@@ -263,7 +267,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	}
 	var out ecsapi.Service
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		_, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
+		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
 			return err
 		}
@@ -349,7 +353,14 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				svc.Deployments[i].Status = "ACTIVE"
 			}
 			d := s.newDeployment(c, svc)
-			d.ServiceConnectConfiguration, d.VolumeConfigurations = sc, volumes
+			td, err := s.findTaskDef(tx, c, svc.TaskDefinition)
+			if err != nil {
+				return err
+			}
+			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, svc.ServiceName, sc, &td.TaskDefinition); err != nil {
+				return err
+			}
+			d.VolumeConfigurations = volumes
 			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
 		} else {
 			svc.Deployments[0].DesiredCount = svc.DesiredCount
@@ -581,6 +592,21 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if err != nil {
 		return nil, err
 	}
+	// The namespace may be named; deployments record its ARN.
+	var nsArn string
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		ns, err := cloudmap.FindNamespace(tx, c.region, in.Namespace)
+		if ns != nil {
+			nsArn = ns.Arn
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if nsArn == "" {
+		return nil, clientCode("NamespaceNotFoundException", "Namespace "+in.Namespace+" was not found.")
+	}
 	arns, last, more, err := scan(ctx, s.st, c.key("services")+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := json.Unmarshal(kv.Value, &svc); err != nil {
@@ -590,7 +616,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 			return "", false, nil
 		}
 		sc := svc.Deployments[0].ServiceConnectConfiguration
-		ok := sc != nil && sc.Enabled && (sc.Namespace == in.Namespace || strings.HasSuffix(in.Namespace, "/"+sc.Namespace))
+		ok := sc != nil && sc.Enabled && (sc.Namespace == nsArn || sc.Namespace == in.Namespace)
 		return svc.ServiceArn, ok, nil
 	})
 	if err != nil {

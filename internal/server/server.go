@@ -209,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 	assignDone := make(chan struct{})
 	go func() {
 		defer close(assignDone)
-		s.ECS.WatchAssignments(sweepCtx)
+		s.ECS.FollowChanges(sweepCtx)
 	}()
 	cloudMapDone := make(chan struct{})
 	go func() {
