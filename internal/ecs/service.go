@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/wharfhq/wharf/internal/api"
+	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/pki"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -43,8 +45,19 @@ type Config struct {
 	// AwsvpcSubnet is the address range awsvpc tasks get their addresses
 	// from. Default 10.88.0.0/16.
 	AwsvpcSubnet string
+	// CertificateLifetime is how long Service Connect certificates are
+	// valid; agents renew them five sevenths in. Default 7 days.
+	CertificateLifetime time.Duration
+	// ProxyMetrics receives the Service Connect proxies' metrics that
+	// agents report; nil drops them.
+	ProxyMetrics ProxyMetricsSink
 	Logger       *slog.Logger
 	Now          func() time.Time
+}
+
+// ProxyMetricsSink takes the proxies' metrics of a container instance.
+type ProxyMetricsSink interface {
+	Report(source string, proxies []agentapi.ProxyMetrics) error
 }
 
 // Service implements the ECS API.
@@ -64,6 +77,11 @@ type Service struct {
 	dnsAddr   atomic.Value // string: where agents' resolvers forward to
 	assign    *changes     // an instance's tasks, for agents' polls
 	discovery *changes     // a region's Cloud Map state, for Service Connect views
+
+	certLifetime time.Duration
+	proxyMetrics ProxyMetricsSink
+	caMu         sync.Mutex
+	ca           *pki.CA // once loaded
 }
 
 // SetDNS tells agents where Wharf's DNS server answers.
@@ -94,6 +112,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.AwsvpcSubnet == "" {
 		cfg.AwsvpcSubnet = "10.88.0.0/16"
 	}
+	if cfg.CertificateLifetime == 0 {
+		cfg.CertificateLifetime = 7 * 24 * time.Hour
+	}
 	subnet, err := netip.ParsePrefix(cfg.AwsvpcSubnet)
 	if err != nil || !subnet.Addr().Is4() || subnet.Bits() > 28 {
 		return nil, fmt.Errorf("awsvpc subnet %q must be an IPv4 CIDR of /28 or larger", cfg.AwsvpcSubnet)
@@ -116,6 +137,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		subnet:    subnet.Masked(),
 		assign:    newChanges(),
 		discovery: newChanges(),
+
+		certLifetime: cfg.CertificateLifetime,
+		proxyMetrics: cfg.ProxyMetrics,
 	}, nil
 }
 

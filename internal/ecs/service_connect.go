@@ -2,16 +2,19 @@ package ecs
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/api"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	sd "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/pki"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -23,7 +26,66 @@ const (
 	scProtocol          = "ECS_SERVICE_CONNECT_PROTOCOL"
 	scPerRequestTimeout = "ECS_SERVICE_CONNECT_PER_REQUEST_TIMEOUT"
 	scIdleTimeout       = "ECS_SERVICE_CONNECT_IDLE_TIMEOUT"
+
+	// Wharf's: "tls" or "mutual" when the service's proxies serve TLS, and
+	// how callers route to it.
+	scTLS                = "WHARF_SERVICE_CONNECT_TLS"
+	scBalancer           = "WHARF_SERVICE_CONNECT_BALANCER"
+	scZoneAware          = "WHARF_SERVICE_CONNECT_ZONE_AWARE"
+	scRetries            = "WHARF_SERVICE_CONNECT_RETRIES"
+	scRetryNonIdempotent = "WHARF_SERVICE_CONNECT_RETRY_NON_IDEMPOTENT"
 )
+
+// Tags of an ECS service that set Wharf's Service Connect extensions for
+// the service's callers, read when a deployment starts.
+const (
+	tagMutualTLS          = "wharf:service-connect:mtls"                 // "true": require callers' certificates
+	tagBalancer           = "wharf:service-connect:balancer"             // round_robin or least_request
+	tagZoneAware          = "wharf:service-connect:zone-aware"           // "true": prefer the caller's zone
+	tagRetries            = "wharf:service-connect:retries"              // 0 to 10; default 2
+	tagRetryNonIdempotent = "wharf:service-connect:retry-non-idempotent" // "true": retry POSTs and gRPC calls
+)
+
+// extensionAttributes turns a service's extension tags into Cloud Map
+// attributes, refusing values that mean nothing.
+func extensionAttributes(tags []ecsapi.Tag) (map[string]string, error) {
+	out := map[string]string{}
+	for _, t := range tags {
+		boolean := func(attr string) error {
+			switch strings.ToLower(t.Value) {
+			case "true":
+				out[attr] = "true"
+			case "false":
+			default:
+				return invalidParameter("Tag %s must be true or false, not %q.", t.Key, t.Value)
+			}
+			return nil
+		}
+		var err error
+		switch t.Key {
+		case tagMutualTLS:
+			err = boolean(scTLS)
+		case tagZoneAware:
+			err = boolean(scZoneAware)
+		case tagRetryNonIdempotent:
+			err = boolean(scRetryNonIdempotent)
+		case tagBalancer:
+			if t.Value != "round_robin" && t.Value != "least_request" {
+				err = invalidParameter("Tag %s must be round_robin or least_request, not %q.", t.Key, t.Value)
+			}
+			out[scBalancer] = t.Value
+		case tagRetries:
+			if n, perr := strconv.Atoi(t.Value); perr != nil || n < 0 || n > 10 {
+				err = invalidParameter("Tag %s must be a number of retries from 0 to 10, not %q.", t.Key, t.Value)
+			}
+			out[scRetries] = t.Value
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
 
 // firstIngressPort is where a task's proxy listens for its first Service
 // Connect service when the configuration gives no ingressPortOverride; the
@@ -57,7 +119,7 @@ func protocolOf(pm *ecsapi.PortMapping) string {
 // sure its namespace and its services' Cloud Map services exist, and
 // returns the configuration as deployments record it with the resources
 // made for it. A nil or disabled configuration gives nothing.
-func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, svcName string, scc *ecsapi.ServiceConnectConfiguration, td *ecsapi.TaskDefinition) (*ecsapi.ServiceConnectConfiguration, []ecsapi.ServiceConnectServiceResource, error) {
+func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags []ecsapi.Tag, scc *ecsapi.ServiceConnectConfiguration, td *ecsapi.TaskDefinition) (*ecsapi.ServiceConnectConfiguration, []ecsapi.ServiceConnectServiceResource, error) {
 	if scc == nil || !scc.Enabled {
 		return scc, nil, nil
 	}
@@ -78,6 +140,10 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, svcNam
 	if cloudmap.IsNoSuchNamespace(err) {
 		return nil, nil, clientCode("NamespaceNotFoundException", "Namespace "+ref+" was not found; create it with `aws servicediscovery create-http-namespace`, or give a name and ECS creates it.")
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ext, err := extensionAttributes(tags)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,6 +191,19 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, svcNam
 			scDNSName:  alias.DnsName,
 			scPort:     strconv.Itoa(int(*alias.Port)),
 			scProtocol: protocol,
+		}
+		for k, v := range ext {
+			attrs[k] = v
+		}
+		switch {
+		case sv.Tls != nil && (sv.Tls.IssuerCertificateAuthority == nil || sv.Tls.IssuerCertificateAuthority.AwsPcaAuthorityArn == ""):
+			return nil, nil, invalidParameter("Service Connect tls of service %q needs issuerCertificateAuthority.awsPcaAuthorityArn; Wharf's certificate authority issues the certificates whatever it names.", sv.DiscoveryName)
+		case sv.Tls != nil && attrs[scTLS] == "true":
+			attrs[scTLS] = "mutual"
+		case sv.Tls != nil:
+			attrs[scTLS] = "tls"
+		case attrs[scTLS] != "":
+			return nil, nil, invalidParameter("Tag %s needs tls on Service Connect service %q.", tagMutualTLS, sv.DiscoveryName)
 		}
 		if t := sv.Timeout; t != nil {
 			if t.PerRequestTimeoutSeconds != nil {
@@ -196,11 +275,17 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 			IngressPort:   int32(firstIngressPort + i),
 			Protocol:      protocolOf(pm),
 		}
+		if len(sv.ClientAliases) > 0 {
+			in.DNSName = sv.ClientAliases[0].DnsName
+		}
 		if sv.IngressPortOverride != nil {
 			in.IngressPort = *sv.IngressPortOverride
 		}
 		if t := sv.Timeout; t != nil {
 			in.PerRequestTimeoutSeconds, in.IdleTimeoutSeconds = t.PerRequestTimeoutSeconds, t.IdleTimeoutSeconds
+		}
+		if sv.Tls != nil {
+			in.TLS = &agentapi.ServiceTLS{Mutual: tagValue(svc.Tags, tagMutualTLS) == "true"}
 		}
 		out.Services = append(out.Services, in)
 	}
@@ -314,8 +399,9 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 		return nil, err
 	}
 	out := &agentapi.ServiceConnectViewResponse{Index: rev, Namespaces: []agentapi.NamespaceView{}}
+	tls := false
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		out.Namespaces = out.Namespaces[:0]
+		out.Namespaces, tls = out.Namespaces[:0], false
 		for _, ref := range in.Namespaces {
 			ns, err := cloudmap.FindNamespace(tx, c.region, ref)
 			if err != nil {
@@ -341,6 +427,13 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 				if v, err := strconv.Atoi(cm.Attributes[scIdleTimeout]); err == nil {
 					sv.IdleTimeoutSeconds = ptr(int32(v))
 				}
+				switch cm.Attributes[scTLS] {
+				case "tls":
+					sv.TLS = &agentapi.ServiceTLS{}
+				case "mutual":
+					sv.TLS = &agentapi.ServiceTLS{Mutual: true}
+				}
+				sv.Routing = routing(cm.Attributes)
 				insts, err := cloudmap.InstancesOf(tx, c.region, cm.Id)
 				if err != nil {
 					return err
@@ -360,11 +453,126 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 			}
 			sort.Slice(view.Services, func(i, j int) bool { return view.Services[i].DiscoveryName < view.Services[j].DiscoveryName })
 			out.Namespaces = append(out.Namespaces, view)
+			for _, sv := range view.Services {
+				tls = tls || sv.TLS != nil
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if tls {
+		ca, err := s.certificateAuthority(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out.TrustBundle = string(ca.BundlePEM())
+	}
 	return out, nil
+}
+
+// routing is the Routing a Cloud Map service's attributes describe, or nil
+// for the defaults.
+func routing(attrs map[string]string) *agentapi.Routing {
+	r := agentapi.Routing{
+		Balancer:           attrs[scBalancer],
+		ZoneAware:          attrs[scZoneAware] == "true",
+		RetryNonIdempotent: attrs[scRetryNonIdempotent] == "true",
+	}
+	if n, err := strconv.Atoi(attrs[scRetries]); err == nil {
+		r.Retries = ptr(int32(n))
+	}
+	if r == (agentapi.Routing{}) {
+		return nil
+	}
+	return &r
+}
+
+func tagValue(tags []ecsapi.Tag, key string) string {
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// certificateAuthority is Wharf's certificate authority, created in the
+// store on first use.
+func (s *Service) certificateAuthority(ctx context.Context) (*pki.CA, error) {
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	if s.ca != nil {
+		return s.ca, nil
+	}
+	ca, err := pki.Ensure(ctx, s.st, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.ca = ca
+	return ca, nil
+}
+
+// IssueCertificate signs the key of a Service Connect task's proxy for
+// the names of the task's TLS services.
+func (s *Service) IssueCertificate(ctx context.Context, in *agentapi.IssueCertificateRequest) (*agentapi.IssueCertificateResponse, error) {
+	c := s.call(ctx)
+	cluster, err := s.clusterName(c, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.findTask(storeReader{ctx, s.st}, c, cluster, in.Task)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil || t.DesiredStatus == "STOPPED" {
+		return nil, invalidParameter("Task %s is not running in cluster %s; only running Service Connect tasks get certificates.", in.Task, cluster)
+	}
+	sc, err := s.taskServiceConnect(storeReader{ctx, s.st}, c, t, map[string]*serviceRecord{})
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
+		return nil, invalidParameter("Task %s is not a Service Connect task.", in.Task)
+	}
+	id := pki.Identity{CommonName: sc.ServiceName}
+	for _, sv := range sc.Services {
+		if sv.TLS == nil {
+			continue
+		}
+		id.DNSNames = append(id.DNSNames, sv.DiscoveryName)
+		if sv.DNSName != "" && sv.DNSName != sv.DiscoveryName {
+			id.DNSNames = append(id.DNSNames, sv.DNSName)
+		}
+	}
+	ca, err := s.certificateAuthority(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	chain, notAfter, err := ca.Issue([]byte(in.CSR), id, now, s.certLifetime)
+	if errors.Is(err, pki.ErrBadCSR) {
+		return nil, invalidParameter("%s", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &agentapi.IssueCertificateResponse{
+		Certificate: string(chain),
+		TrustBundle: string(ca.BundlePEM()),
+		RenewAfter:  api.Time{Time: now.Add(s.certLifetime * 5 / 7)},
+		NotAfter:    api.Time{Time: notAfter},
+	}, nil
+}
+
+// ReportProxyMetrics passes the metrics of an instance's proxies on to the
+// control plane's /metrics.
+func (s *Service) ReportProxyMetrics(ctx context.Context, in *agentapi.ReportProxyMetricsRequest) (*agentapi.ReportProxyMetricsResponse, error) {
+	if s.proxyMetrics != nil {
+		if err := s.proxyMetrics.Report(in.ContainerInstance, in.Proxies); err != nil {
+			return nil, invalidParameter("%s", err)
+		}
+	}
+	return &agentapi.ReportProxyMetricsResponse{}, nil
 }

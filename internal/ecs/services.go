@@ -199,7 +199,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			AvailabilityZoneRebalancing:   orDefaultEnum(in.AvailabilityZoneRebalancing, ecsapi.AvailabilityZoneRebalancingDisabled),
 		}}
 		d := s.newDeployment(c, svc)
-		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.ServiceName, in.ServiceConnectConfiguration, &td.TaskDefinition)
+		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.Tags, in.ServiceConnectConfiguration, &td.TaskDefinition)
 		if err != nil {
 			return err
 		}
@@ -357,7 +357,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			if err != nil {
 				return err
 			}
-			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, svc.ServiceName, sc, &td.TaskDefinition); err != nil {
+			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, svc.Tags, sc, &td.TaskDefinition); err != nil {
 				return err
 			}
 			d.VolumeConfigurations = volumes

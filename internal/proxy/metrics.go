@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -105,10 +106,15 @@ func (p *Proxy) statsFor(ingress bool, name, protocol string) *stats {
 func (p *Proxy) Metrics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		bw := bufio.NewWriter(w)
-		p.writeMetrics(bw)
-		bw.Flush()
+		p.WriteMetrics(w)
 	})
+}
+
+// WriteMetrics writes what Metrics serves.
+func (p *Proxy) WriteMetrics(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p.writeMetrics(bw)
+	return bw.Flush()
 }
 
 type family struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/wharfhq/wharf/internal/dns"
 	"github.com/wharfhq/wharf/internal/ecs"
 	"github.com/wharfhq/wharf/internal/store"
+	"github.com/wharfhq/wharf/internal/telemetry"
 )
 
 // Config configures a control plane.
@@ -48,6 +49,9 @@ type Config struct {
 	AwsvpcSubnet string
 	// Controller tunes the service scheduler.
 	Controller ecs.ControllerConfig
+	// CertificateLifetime is how long Service Connect TLS certificates
+	// are valid. Default 7 days.
+	CertificateLifetime time.Duration
 	// HealthCheckInterval is how often Cloud Map health checks run.
 	// Default 10 s.
 	HealthCheckInterval time.Duration
@@ -88,14 +92,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxyMetrics := telemetry.New(telemetry.Config{})
 	svc, err := ecs.New(ctx, ecs.Config{
-		Store:         st,
-		Account:       cfg.Account,
-		DefaultRegion: cfg.Region,
-		Retention:     cfg.Retention,
-		AgentGrace:    cfg.AgentGrace,
-		AwsvpcSubnet:  cfg.AwsvpcSubnet,
-		Logger:        cfg.Logger.With("component", "ecs"),
+		Store:               st,
+		Account:             cfg.Account,
+		DefaultRegion:       cfg.Region,
+		Retention:           cfg.Retention,
+		AgentGrace:          cfg.AgentGrace,
+		AwsvpcSubnet:        cfg.AwsvpcSubnet,
+		CertificateLifetime: cfg.CertificateLifetime,
+		ProxyMetrics:        proxyMetrics,
+		Logger:              cfg.Logger.With("component", "ecs"),
 	})
 	if err != nil {
 		st.Close()
@@ -146,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	// Service Connect's metrics, per service: the sum of what every
+	// proxy's agent last reported to this server.
+	mux.Handle("GET /metrics", proxyMetrics.Handler())
 	mux.Handle("/", handler)
 	var dnsServer *dns.Server
 	if cfg.DNSListen != "" {

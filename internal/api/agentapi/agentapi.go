@@ -72,6 +72,9 @@ type TaskServiceConnect struct {
 // ServiceConnectIngress is one endpoint a task serves through its proxy.
 type ServiceConnectIngress struct {
 	DiscoveryName string `json:"discoveryName"`
+	// DNSName is the client alias callers use (discoveryName.namespace
+	// unless the configuration names another).
+	DNSName       string `json:"dnsName,omitempty"`
 	ContainerName string `json:"containerName"`
 	ContainerPort int32  `json:"containerPort"`
 	// IngressPort is where the proxy listens for callers; it is the port
@@ -82,6 +85,16 @@ type ServiceConnectIngress struct {
 	// Timeouts in seconds; nil for the defaults, 0 disables.
 	PerRequestTimeoutSeconds *int32 `json:"perRequestTimeoutSeconds,omitempty"`
 	IdleTimeoutSeconds       *int32 `json:"idleTimeoutSeconds,omitempty"`
+	// TLS, when set, makes the ingress serve TLS with a certificate from
+	// IssueCertificate.
+	TLS *ServiceTLS `json:"tls,omitempty"`
+}
+
+// ServiceTLS is how a client-server service's proxies use TLS: always
+// server-side TLS with a certificate from Wharf's certificate authority,
+// and with Mutual, client certificates from it too.
+type ServiceTLS struct {
+	Mutual bool `json:"mutual,omitempty"`
 }
 
 // ServiceConnectViewRequest asks for the client-server services of
@@ -98,6 +111,9 @@ type ServiceConnectViewRequest struct {
 type ServiceConnectViewResponse struct {
 	Index      int64           `json:"index"`
 	Namespaces []NamespaceView `json:"namespaces"`
+	// TrustBundle is the PEM certificates of Wharf's certificate
+	// authority, set when a service of the namespaces uses TLS.
+	TrustBundle string `json:"trustBundle,omitempty"`
 }
 
 // NamespaceView is one namespace's client-server services.
@@ -118,6 +134,25 @@ type ServiceView struct {
 	PerRequestTimeoutSeconds *int32     `json:"perRequestTimeoutSeconds,omitempty"`
 	IdleTimeoutSeconds       *int32     `json:"idleTimeoutSeconds,omitempty"`
 	Endpoints                []Endpoint `json:"endpoints"`
+	// Routing is how callers spread requests over the endpoints; nil for
+	// the defaults.
+	Routing *Routing `json:"routing,omitempty"`
+	// TLS is set when the service's proxies serve TLS: callers verify
+	// their certificates for DNSName against the TrustBundle.
+	TLS *ServiceTLS `json:"tls,omitempty"`
+}
+
+// Routing is how callers of a service pick endpoints and retry: Wharf's
+// extensions to Service Connect, set through the ECS service's tags.
+type Routing struct {
+	// Balancer is round_robin (the default) or least_request.
+	Balancer string `json:"balancer,omitempty"`
+	// ZoneAware prefers endpoints in the caller's availability zone.
+	ZoneAware bool `json:"zoneAware,omitempty"`
+	// Retries is how often a failed request is sent again; nil for 2.
+	Retries *int32 `json:"retries,omitempty"`
+	// RetryNonIdempotent retries POST and gRPC calls that reached a task.
+	RetryNonIdempotent bool `json:"retryNonIdempotent,omitempty"`
 }
 
 // Endpoint is one healthy task of a service.
@@ -150,11 +185,53 @@ type ContainerHealth struct {
 // ReportHealthResponse acknowledges a health report.
 type ReportHealthResponse struct{}
 
+// IssueCertificateRequest asks Wharf's certificate authority to sign the
+// key of a Service Connect task's proxy. The control plane decides the
+// names: the DNS names and discovery names of the task's TLS services.
+type IssueCertificateRequest struct {
+	Cluster string `json:"cluster"`
+	Task    string `json:"task"`
+	// CSR is a PEM certificate request; only its public key is used.
+	CSR string `json:"csr"`
+}
+
+// IssueCertificateResponse is a signed certificate.
+type IssueCertificateResponse struct {
+	// Certificate is PEM: the task's certificate, then the authority's.
+	Certificate string `json:"certificate"`
+	// TrustBundle is the PEM certificates callers verify against.
+	TrustBundle string `json:"trustBundle"`
+	// RenewAfter is when the agent asks for a new certificate (five
+	// sevenths into the certificate's life); NotAfter when it expires.
+	RenewAfter api.Time `json:"renewAfter"`
+	NotAfter   api.Time `json:"notAfter"`
+}
+
+// ReportProxyMetricsRequest carries the metrics of the Service Connect
+// proxies of a container instance, for the control plane's /metrics.
+type ReportProxyMetricsRequest struct {
+	Cluster           string         `json:"cluster"`
+	ContainerInstance string         `json:"containerInstance"`
+	Proxies           []ProxyMetrics `json:"proxies"`
+}
+
+// ProxyMetrics is one proxy's metrics in the Prometheus text format, as
+// its /metrics serves them: cumulative since the proxy started.
+type ProxyMetrics struct {
+	TaskArn string `json:"taskArn"`
+	Metrics string `json:"metrics"`
+}
+
+// ReportProxyMetricsResponse acknowledges a metrics report.
+type ReportProxyMetricsResponse struct{}
+
 // API is the agent protocol.
 type API interface {
 	Poll(ctx context.Context, in *PollRequest) (*PollResponse, error)
 	ReportHealth(ctx context.Context, in *ReportHealthRequest) (*ReportHealthResponse, error)
 	ServiceConnectView(ctx context.Context, in *ServiceConnectViewRequest) (*ServiceConnectViewResponse, error)
+	IssueCertificate(ctx context.Context, in *IssueCertificateRequest) (*IssueCertificateResponse, error)
+	ReportProxyMetrics(ctx context.Context, in *ReportProxyMetricsRequest) (*ReportProxyMetricsResponse, error)
 }
 
 // Operations returns the operation table of a.
@@ -190,6 +267,42 @@ func Operations(a API) map[string]api.Operation {
 				return nil, err
 			}
 			return a.ServiceConnectView(ctx, in)
+		}},
+		"IssueCertificate": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(IssueCertificateRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.Task == "" {
+				v.Required("task")
+			}
+			if in.CSR == "" {
+				v.Required("csr")
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.IssueCertificate(ctx, in)
+		}},
+		"ReportProxyMetrics": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(ReportProxyMetricsRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.ContainerInstance == "" {
+				v.Required("containerInstance")
+			}
+			for i, p := range in.Proxies {
+				if p.TaskArn == "" {
+					v.Required("proxies." + strconv.Itoa(i+1) + ".member.taskArn")
+				}
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.ReportProxyMetrics(ctx, in)
 		}},
 		"ReportHealth": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
 			in := new(ReportHealthRequest)
