@@ -26,6 +26,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/scheduler/cql/
 	$(GO) test -run='^$$' -fuzz='^FuzzRequests$$' -fuzztime=$(FUZZTIME) ./internal/cloudmap/
 	$(GO) test -run='^$$' -fuzz='^FuzzServeDNS$$' -fuzztime=$(FUZZTIME) ./internal/dns/
+	$(GO) test -run='^$$' -fuzz='^FuzzIssue$$' -fuzztime=$(FUZZTIME) ./internal/pki/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/telemetry/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME) ./internal/proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./internal/proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzCopyChunked$$' -fuzztime=$(FUZZTIME) ./internal/proxy/
 
 bench: ## API throughput and latency against moto_server
 	$(GO) run ./bench/ecsapi

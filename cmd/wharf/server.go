@@ -37,6 +37,7 @@ type serverFlags struct {
 	awsvpcSubnet    string
 	dnsListen       string
 	dnsForward      string
+	certLifetime    time.Duration
 	log             logFlags
 }
 
@@ -60,6 +61,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.DurationVar(&f.healthyAfter, "healthy-after", 40*time.Second, "how long after RUNNING a service task without health checks counts as healthy in deployments")
 	fs.StringVar(&f.awsvpcSubnet, "awsvpc-subnet", "10.88.0.0/16", "address range awsvpc tasks get their addresses from")
 	fs.StringVar(&f.dnsListen, "dns-listen", "127.0.0.1:0", "UDP and TCP address of the DNS server for Cloud Map's DNS namespaces; port 0 picks a free one, empty runs none")
+	fs.DurationVar(&f.certLifetime, "service-connect-cert-lifetime", 7*24*time.Hour, "how long Service Connect TLS certificates from Wharf's certificate authority are valid; proxies renew them five sevenths in")
 	fs.StringVar(&f.dnsForward, "dns-forward", "auto", "comma-separated resolvers (host:port) for names outside Wharf's zones; auto takes /etc/resolv.conf's, none answers REFUSED")
 	f.log.register(fs)
 }
@@ -111,6 +113,11 @@ func (f *serverFlags) config() (server.Config, error) {
 		DNSListen:    f.dnsListen,
 		DNSForward:   dnsForwarders(f.dnsForward),
 		Logger:       logger,
+
+		CertificateLifetime: f.certLifetime,
+	}
+	if f.certLifetime < 10*time.Second {
+		return server.Config{}, fmt.Errorf("--service-connect-cert-lifetime %v is too short; give 10s or more", f.certLifetime)
 	}
 	if len(creds) > 0 {
 		cfg.Credentials = creds
