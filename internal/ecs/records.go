@@ -58,6 +58,25 @@ type serviceRecord struct {
 	// the service's events.
 	Steady        bool `json:"wharfSteady,omitempty"`
 	UnableToStart bool `json:"wharfUnableToStart,omitempty"`
+	// MutualTLS lists the deployments whose Service Connect services
+	// require callers' certificates (the tag wharf:service-connect:mtls
+	// when the deployment started).
+	MutualTLS []string `json:"wharfMutualTLS,omitempty"`
+}
+
+// setMutualTLS records whether deployment id requires mutual TLS,
+// forgetting deployments the service no longer has.
+func (r *serviceRecord) setMutualTLS(id string, on bool) {
+	var keep []string
+	for _, d := range r.Deployments {
+		if d.Id != id && contains(r.MutualTLS, d.Id) {
+			keep = append(keep, d.Id)
+		}
+	}
+	if on {
+		keep = append(keep, id)
+	}
+	r.MutualTLS = keep
 }
 
 type completedDeployment struct {

@@ -285,7 +285,7 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 			in.PerRequestTimeoutSeconds, in.IdleTimeoutSeconds = t.PerRequestTimeoutSeconds, t.IdleTimeoutSeconds
 		}
 		if sv.Tls != nil {
-			in.TLS = &agentapi.ServiceTLS{Mutual: tagValue(svc.Tags, tagMutualTLS) == "true"}
+			in.TLS = &agentapi.ServiceTLS{Mutual: contains(svc.MutualTLS, t.StartedBy)}
 		}
 		out.Services = append(out.Services, in)
 	}
@@ -489,13 +489,18 @@ func routing(attrs map[string]string) *agentapi.Routing {
 	return &r
 }
 
-func tagValue(tags []ecsapi.Tag, key string) string {
+// mutualTLS reports whether a deployment's Service Connect services
+// require callers' certificates.
+func mutualTLS(scc *ecsapi.ServiceConnectConfiguration, tags []ecsapi.Tag) bool {
+	if scc == nil || !scc.Enabled {
+		return false
+	}
 	for _, t := range tags {
-		if t.Key == key {
-			return t.Value
+		if t.Key == tagMutualTLS && strings.EqualFold(t.Value, "true") {
+			return true
 		}
 	}
-	return ""
+	return false
 }
 
 // certificateAuthority is Wharf's certificate authority, created in the

@@ -443,6 +443,7 @@ func (a *applier) apply(p *controller.Plan) error {
 		d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", svc.LastCompleted.ID)
 		d.ServiceConnectConfiguration, d.VolumeConfigurations = primary.ServiceConnectConfiguration, primary.VolumeConfigurations
 		svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
+		svc.setMutualTLS(d.Id, contains(svc.MutualTLS, primary.Id))
 		a.changed = true
 		return nil
 	}

@@ -205,6 +205,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		}
 		d.VolumeConfigurations = in.VolumeConfigurations
 		svc.Deployments = []ecsapi.Deployment{d}
+		svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, in.Tags))
 		out = svc.Service
 		if err := tx.Put(k, svc); err != nil {
 			return err
@@ -362,6 +363,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			}
 			d.VolumeConfigurations = volumes
 			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
+			svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, svc.Tags))
 		} else {
 			svc.Deployments[0].DesiredCount = svc.DesiredCount
 			svc.Deployments[0].UpdatedAt = callTime(c)
