@@ -27,6 +27,7 @@ type ctr struct {
 	reason   string
 	health   ecsapi.HealthStatus // "" without a health check
 	started  bool
+	oom      bool // the engine reported an OOM kill
 	bindings []types.NetworkBinding
 	token    string // task metadata endpoint token
 	reported string // status last reported
@@ -126,10 +127,32 @@ func (m *taskManager) stopWanted() bool {
 
 // event passes a container event of the task.
 func (m *taskManager) event(ev runtime.Event) {
+	if ev.Action == "oom" {
+		m.markOOM(ev.ContainerID)
+	}
 	select {
 	case m.events <- ev:
 	default:
 		// A full queue already holds a reason to look again.
+	}
+}
+
+const reasonOOM = "OutOfMemoryError: Container killed due to memory usage"
+
+// markOOM records that the engine reported the kernel's OOM killer in a
+// container. The engine's inspect flag alone misses kills whose event it
+// handles after the exit, so the event counts as well.
+func (m *taskManager) markOOM(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.containers {
+		if c.id != id || id == "" {
+			continue
+		}
+		c.oom = true
+		if c.status == "STOPPED" {
+			c.reason = reasonOOM
+		}
 	}
 }
 
@@ -202,8 +225,8 @@ func (m *taskManager) apply(c *ctr, st *runtime.State) {
 		c.status, c.started = "STOPPED", true
 		code := int32(st.ExitCode)
 		c.exitCode = &code
-		if st.OOMKilled {
-			c.reason = "OutOfMemoryError: Container killed due to memory usage"
+		if st.OOMKilled || c.oom {
+			c.reason = reasonOOM
 		}
 	}
 	if c.def.HealthCheck != nil {

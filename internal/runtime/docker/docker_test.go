@@ -581,10 +581,34 @@ func TestContainerLifecycle(t *testing.T) {
 func TestOOMKilled(t *testing.T) {
 	e := mustHaveDocker(t)
 	t.Parallel()
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	events, _ := e.rt.Events(ctx)
 	// busybox tail keeps the whole of a "line" of /dev/zero in memory.
 	id := e.run(t, runtime.ContainerSpec{MemoryLimit: 16 << 20, Command: []string{"tail", "/dev/zero"}})
-	if st := e.waitExited(t, id); !st.OOMKilled || st.ExitCode != 137 {
-		t.Errorf("Inspect after running out of memory = %+v; want OOMKilled and exit code 137", st)
+	st := e.waitExited(t, id)
+	if st.ExitCode != 137 {
+		t.Fatalf("Inspect after running out of memory = %+v; want exit code 137", st)
+	}
+	if st.OOMKilled {
+		return
+	}
+	// The engine handles the kernel's OOM notice and the exit apart, and
+	// when the exit comes first the inspect flag stays false; the "oom"
+	// event is sent either way.
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("event stream ended without an oom event")
+			}
+			if ev.ContainerID == id && ev.Action == "oom" {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no OOMKilled flag and no oom event for %s: %+v", id, st)
+		}
 	}
 }
 
