@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -28,6 +29,7 @@ type agentFlags struct {
 	pullBehavior     string
 	stopTimeout      time.Duration
 	cleanupDelay     time.Duration
+	scDrain          time.Duration
 	dockerHost       string
 }
 
@@ -71,6 +73,7 @@ func (f *agentFlags) register(fs *flag.FlagSet, nodeFlags bool) {
 	fs.StringVar(&f.pullBehavior, "image-pull-behavior", "default", "when images are pulled: default, always, once or prefer-cached")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "time between SIGTERM and SIGKILL for containers without a stopTimeout")
 	fs.DurationVar(&f.cleanupDelay, "cleanup-delay", time.Hour, "how long stopped tasks' containers are kept")
+	fs.DurationVar(&f.scDrain, "service-connect-drain", 3*time.Second, "how long a stopping Service Connect task keeps serving, so that callers move away, before its containers get SIGTERM (0 for none)")
 	fs.StringVar(&f.dockerHost, "docker-host", "", "Docker Engine API address (default DOCKER_HOST or the local socket)")
 }
 
@@ -114,7 +117,9 @@ func (f *agentFlags) config() (agent.Config, error) {
 		PullPolicy:        runtime.PullPolicy(f.pullBehavior),
 		StopTimeout:       f.stopTimeout,
 		CleanupDelay:      f.cleanupDelay,
-		Version:           version,
+		// The agent reads 0 as its default; the flag's 0 means none.
+		ServiceConnectDrain: cmp.Or(f.scDrain, -1),
+		Version:             version,
 	}, nil
 }
 

@@ -22,6 +22,7 @@ var commands = []command{
 	{"server", "run the control plane", runServer},
 	{"agent", "run a node agent that runs tasks on this machine's Docker engine", runAgent},
 	{"pause", "hold a task's network namespace (the process of Wharf's pause image)", runPause},
+	{"proxy", "run a task's Service Connect proxy (the process of Wharf's proxy image)", runProxy},
 	{"version", "print the version and commit", runVersion},
 }
 

@@ -66,11 +66,20 @@ type Config struct {
 	// Binary is the executable the helper images are built from; empty
 	// means this process's.
 	Binary string
-	// PauseImage, when set, is used as the pause image instead of one
-	// built from Binary.
-	PauseImage string
-	Version    string
-	Logger     *slog.Logger
+	// PauseImage and ProxyImage, when set, are used as the pause and the
+	// Service Connect proxy images instead of ones built from Binary.
+	PauseImage, ProxyImage string
+	// ServiceConnectDrain is how long a stopping client-server Service
+	// Connect task keeps running after its stop was asked for (when the
+	// control plane deregistered it), so that callers stop sending to it
+	// before its containers get SIGTERM. 0 means 3 s; negative, none.
+	ServiceConnectDrain time.Duration
+	// Simulated says that the runtime runs no processes (hollow nodes, for
+	// tests and scale runs): Service Connect proxies count as ready once
+	// started, and the host's firewall is left alone.
+	Simulated bool
+	Version   string
+	Logger    *slog.Logger
 }
 
 // Agent runs the tasks of one container instance.
@@ -83,6 +92,15 @@ type Agent struct {
 	instanceArn string
 	pauseImage  string
 	metadata    *metadataServer
+
+	proxyImageMu sync.Mutex
+	proxyImage   string // built on first use
+	sc           *scRegistry
+	// scrapeEvery is how often the proxies' metrics are read.
+	scrapeEvery time.Duration
+
+	linkMu             sync.Mutex
+	linked, linkWarned bool // the bridge and awsvpc networks reach each other
 
 	// synced is set once the first poll has said which tasks are this
 	// instance's; cleanup waits for it.
@@ -121,6 +139,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ENILimit == 0 {
 		cfg.ENILimit = 3
 	}
+	if cfg.ServiceConnectDrain == 0 {
+		cfg.ServiceConnectDrain = 3 * time.Second
+	}
 	if cfg.TrunkENILimit == 0 {
 		cfg.TrunkENILimit = 12
 	}
@@ -139,6 +160,9 @@ func New(cfg Config) (*Agent, error) {
 		rt:    cfg.Runtime,
 		log:   cfg.Logger.With("node", cfg.Name, "cluster", cfg.Cluster),
 		tasks: map[string]*taskManager{},
+		sc:    newSCRegistry(),
+
+		scrapeEvery: 10 * time.Second,
 	}, nil
 }
 
@@ -182,9 +206,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent registered", "container_instance_arn", a.InstanceArn(), "docker_version", info.Version)
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(5)
 	go func() { defer wg.Done(); a.watchEvents(ctx) }()
 	go func() { defer wg.Done(); a.janitor(ctx) }()
+	go func() { defer wg.Done(); a.followServiceConnect(ctx) }()
+	go func() { defer wg.Done(); a.scrapeProxies(ctx, a.scrapeEvery) }()
+	go func() { defer wg.Done(); a.renewCertificates(ctx) }()
 	a.pollLoop(ctx, info)
 	wg.Wait()
 	a.mu.Lock()
@@ -442,6 +469,25 @@ func (a *Agent) manager(arn string) *taskManager {
 	return a.tasks[arn]
 }
 
+// proxyImageTag returns the Service Connect proxy image, building it from
+// the agent's binary on first use.
+func (a *Agent) proxyImageTag(ctx context.Context) (string, error) {
+	a.proxyImageMu.Lock()
+	defer a.proxyImageMu.Unlock()
+	if a.proxyImage != "" {
+		return a.proxyImage, nil
+	}
+	tag := a.cfg.ProxyImage
+	if tag == "" {
+		var err error
+		if tag, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "proxy"); err != nil {
+			return "", fmt.Errorf("build the Service Connect proxy image: %w", err)
+		}
+	}
+	a.proxyImage = tag
+	return tag, nil
+}
+
 // resolver returns the address containers on a network with the given
 // gateway should use as their DNS server, or "" for the engine's default.
 func (a *Agent) resolver(gateway string) string {
@@ -479,6 +525,7 @@ func (a *Agent) awsvpcNetwork(ctx context.Context) (*agentapi.Network, error) {
 	a.mu.Lock()
 	a.awsvpc = true
 	a.mu.Unlock()
+	a.linkNetworks()
 	return n, nil
 }
 

@@ -103,3 +103,8 @@ func (cp *controlPlane) poll(ctx context.Context, in *agentapi.PollRequest) (*ag
 func (cp *controlPlane) reportHealth(ctx context.Context, in *agentapi.ReportHealthRequest) error {
 	return cp.call(ctx, "ReportHealth", in, new(agentapi.ReportHealthResponse))
 }
+
+func (cp *controlPlane) serviceConnectView(ctx context.Context, in *agentapi.ServiceConnectViewRequest) (*agentapi.ServiceConnectViewResponse, error) {
+	out := new(agentapi.ServiceConnectViewResponse)
+	return out, cp.call(ctx, "ServiceConnectView", in, out)
+}

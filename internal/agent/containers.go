@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,9 @@ func (m *taskManager) volumeName(v *ecsapi.Volume) string {
 
 // spec turns a container definition into what the engine creates.
 func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
+	if c.role == roleProxy {
+		return m.proxySpec(c), nil
+	}
 	cd := c.def
 	ov := overrides(&m.task, cd.Name)
 	spec := &runtime.ContainerSpec{
@@ -125,12 +129,18 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 		spec.Env = append(spec.Env, k+"="+env[k])
 	}
 
-	switch m.td.NetworkMode {
-	case ecsapi.NetworkModeAwsvpc:
+	// Bridge Service Connect tasks share a pause container's namespace
+	// too; it has the task's port mappings, host name and resolvers.
+	scBridge := m.sc != nil && m.td.NetworkMode != ecsapi.NetworkModeAwsvpc
+	switch {
+	case m.td.NetworkMode == ecsapi.NetworkModeAwsvpc:
 		spec.NetworkMode = "container:" + m.pauseID
-	case ecsapi.NetworkModeHost:
+	case scBridge:
+		spec.NetworkMode = "container:" + m.pauseID
+		spec.DNSServers, spec.DNSSearch = nil, nil
+	case m.td.NetworkMode == ecsapi.NetworkModeHost:
 		spec.NetworkMode = "host"
-	case ecsapi.NetworkModeNone:
+	case m.td.NetworkMode == ecsapi.NetworkModeNone:
 		spec.NetworkMode = "none"
 	default:
 		spec.NetworkMode = "bridge"
@@ -156,7 +166,7 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 			spec.Links = append(spec.Links, containerName(m.task.TaskArn, name)+":"+alias)
 		}
 	}
-	if m.td.NetworkMode != ecsapi.NetworkModeAwsvpc {
+	if m.td.NetworkMode != ecsapi.NetworkModeAwsvpc && !scBridge { // else in the task's hosts file
 		for _, h := range cd.ExtraHosts {
 			spec.ExtraHosts = append(spec.ExtraHosts, h.Hostname+":"+h.IpAddress)
 		}
@@ -204,6 +214,10 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 		}
 		spec.Mounts = append(spec.Mounts, mount)
 	}
+	if m.sc != nil && !slices.ContainsFunc(spec.Mounts, func(mt runtime.Mount) bool { return mt.Target == "/etc/hosts" }) {
+		// The task's aliases, rewritten in place as the namespace changes.
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: m.sc.hostsPath(), Target: "/etc/hosts", ReadOnly: true})
+	}
 	for _, vf := range cd.VolumesFrom {
 		src := m.containers[vf.SourceContainer]
 		if src == nil || src.id == "" {
@@ -233,22 +247,29 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 			spec.HealthCheck.Retries = 3
 		}
 	}
-	if lc := cd.LogConfiguration; lc != nil {
-		switch lc.LogDriver {
-		case ecsapi.LogDriverJsonFile, ecsapi.LogDriverSyslog, ecsapi.LogDriverJournald, ecsapi.LogDriverGelf, ecsapi.LogDriverFluentd:
-			spec.LogDriver, spec.LogOptions = string(lc.LogDriver), lc.Options
-		default:
-			// awslogs, splunk and awsfirelens ship logs off the host; the
-			// output is kept in the engine's log instead, readable with
-			// `docker logs`, and the configuration is kept on labels.
-			spec.LogDriver = "json-file"
-			spec.Labels["wharf.log-driver"] = string(lc.LogDriver)
-			for k, v := range lc.Options {
-				spec.Labels["wharf.log-option."+k] = v
-			}
+	applyLogConfiguration(spec, cd.LogConfiguration)
+	return spec, nil
+}
+
+// applyLogConfiguration sets a container's logging from its task
+// definition's logConfiguration.
+func applyLogConfiguration(spec *runtime.ContainerSpec, lc *ecsapi.LogConfiguration) {
+	if lc == nil {
+		return
+	}
+	switch lc.LogDriver {
+	case ecsapi.LogDriverJsonFile, ecsapi.LogDriverSyslog, ecsapi.LogDriverJournald, ecsapi.LogDriverGelf, ecsapi.LogDriverFluentd:
+		spec.LogDriver, spec.LogOptions = string(lc.LogDriver), lc.Options
+	default:
+		// awslogs, splunk and awsfirelens ship logs off the host; the
+		// output is kept in the engine's log instead, readable with
+		// `docker logs`, and the configuration is kept on labels.
+		spec.LogDriver = "json-file"
+		spec.Labels["wharf.log-driver"] = string(lc.LogDriver)
+		for k, v := range lc.Options {
+			spec.Labels["wharf.log-option."+k] = v
 		}
 	}
-	return spec, nil
 }
 
 func deref[T any](p *T) T {

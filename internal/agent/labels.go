@@ -19,11 +19,12 @@ const (
 	labelTaskFamily    = "com.amazonaws.ecs.task-definition-family"
 	labelTaskRevision  = "com.amazonaws.ecs.task-definition-version"
 	labelInstance      = "wharf.container-instance"
-	labelRole          = "wharf.role" // "task" or "pause"
+	labelRole          = "wharf.role" // "task", "pause" or "proxy"
 	labelManaged       = "wharf.managed"
 	labelMetadataToken = "wharf.metadata-token"
 	rolePause          = "pause"
 	roleTaskContainer  = "task"
+	roleProxy          = "proxy" // a Service Connect task's proxy
 )
 
 func randIntn(n int) int { return rand.IntN(n) }

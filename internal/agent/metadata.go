@@ -47,6 +47,8 @@ func startMetadata(a *Agent, port int) (*metadataServer, error) {
 		mux.HandleFunc("GET /"+v+"/{token}/stats", s.containerStats)
 		mux.HandleFunc("GET /"+v+"/{token}/task/stats", s.taskStats)
 	}
+	// A Service Connect proxy's configuration (WHARF_PROXY_CONFIG_URI).
+	mux.HandleFunc("GET /wharf/proxy/{token}", s.proxyConfig)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -238,6 +240,9 @@ func (s *metadataServer) containerMeta(ctx context.Context, m *taskManager, name
 					}
 				}
 			}
+			if len(nm.IPv4Addresses) == 0 && m.pauseIP != "" {
+				nm.IPv4Addresses = []string{m.pauseIP} // in its pause container's namespace
+			}
 		}
 	}
 	cm.Networks = []networkMetadata{nm}
@@ -273,7 +278,12 @@ func (s *metadataServer) taskMetadata(w http.ResponseWriter, r *http.Request) {
 		tm.Limits = &limits{CPU: cpu / 1024}
 		tm.Limits.Memory, _ = strconv.ParseInt(m.td.Memory, 10, 64)
 	}
-	names := append([]string(nil), m.order...)
+	var names []string
+	for _, name := range m.order {
+		if !m.containers[name].hidden {
+			names = append(names, name)
+		}
+	}
 	m.mu.Unlock()
 	for _, name := range names {
 		tm.Containers = append(tm.Containers, s.containerMeta(r.Context(), m, name))
@@ -324,4 +334,27 @@ func (s *metadataServer) taskStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, out)
+}
+
+// proxyConfig serves a Service Connect proxy its configuration, a
+// sidecar.Document: GET ?index=N answers at once when N is not the current
+// index, else when the configuration changes or after proxyConfigWait.
+func (s *metadataServer) proxyConfig(w http.ResponseWriter, r *http.Request) {
+	ref, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	sc := ref.m.sc
+	if sc == nil || ref.name != sc.proxy {
+		http.Error(w, `{"error":"not a Service Connect proxy"}`, http.StatusNotFound)
+		return
+	}
+	index, _ := strconv.ParseInt(r.URL.Query().Get("index"), 10, 64)
+	doc := sc.serve(r.Context(), index, proxyConfigWait)
+	if doc == nil {
+		http.Error(w, `{"error":"the task's configuration is not ready yet"}`, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(doc)
 }

@@ -31,6 +31,11 @@ type ctr struct {
 	bindings []types.NetworkBinding
 	token    string // task metadata endpoint token
 	reported string // status last reported
+	// role is roleTaskContainer, or roleProxy for the Service Connect
+	// proxy the agent injects; hidden containers are neither reported
+	// nor shown by the metadata endpoint.
+	role   string
+	hidden bool
 }
 
 func (c *ctr) essential() bool { return c.def.Essential == nil || *c.def.Essential }
@@ -58,8 +63,13 @@ type taskManager struct {
 	order      []string // container names in task definition order
 	pauseID    string
 	ip, mac    string
-	pullStart  *time.Time
-	pullStop   *time.Time
+	// pauseIP and pauseHostname are a bridge Service Connect task's
+	// address and host name: its pause container's.
+	pauseIP, pauseHostname string
+	// sc is set for Service Connect tasks.
+	sc        *scTask
+	pullStart *time.Time
+	pullStop  *time.Time
 }
 
 func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
@@ -75,9 +85,19 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 		status:     at.Task.LastStatus,
 		containers: map[string]*ctr{},
 	}
+	if at.ServiceConnect != nil {
+		if serviceConnectMode(m.td.NetworkMode) {
+			m.injectServiceConnect(&at)
+		} else {
+			m.log.Warn("Service Connect is not available in this network mode; running the task without it", "network_mode", m.td.NetworkMode)
+		}
+	}
 	for i := range m.td.ContainerDefinitions {
 		cd := &m.td.ContainerDefinitions[i]
-		c := &ctr{def: cd, status: "PENDING", token: randomHex(32)}
+		c := &ctr{def: cd, status: "PENDING", token: randomHex(32), role: roleTaskContainer}
+		if m.sc != nil && cd.Name == m.sc.proxy {
+			c.role, c.hidden = roleProxy, m.sc.hidden
+		}
 		if cd.HealthCheck != nil {
 			c.health = ecsapi.HealthStatusUnknown
 		}
@@ -161,6 +181,10 @@ func (m *taskManager) markOOM(id string) {
 func (m *taskManager) run(ctx context.Context) {
 	defer close(m.done)
 	defer m.a.metadata.unregister(m)
+	stopped := false
+	if m.sc != nil {
+		defer func() { m.sc.remove(stopped) }()
+	}
 	if err := m.adopt(ctx); err != nil {
 		if ctx.Err() != nil {
 			return
@@ -186,6 +210,7 @@ func (m *taskManager) run(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	stopped = true
 	m.a.forget(m.task.TaskArn)
 }
 
@@ -290,6 +315,18 @@ func (m *taskManager) start(ctx context.Context) error {
 		if err := m.provision(ctx); err != nil {
 			return fmt.Errorf("ResourceInitializationError: %w", err)
 		}
+	} else if m.sc != nil {
+		if err := m.provisionBridge(ctx); err != nil {
+			return fmt.Errorf("ResourceInitializationError: %w", err)
+		}
+	}
+	if m.sc != nil {
+		if err := m.sc.prepare(ctx); err != nil {
+			if errors.Is(err, errStopRequested) || ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("ResourceInitializationError: %w", err)
+		}
 	}
 	m.advance(ctx, "PENDING")
 	if err := m.pull(ctx); err != nil {
@@ -319,6 +356,9 @@ func (m *taskManager) start(ctx context.Context) error {
 				return err
 			}
 		case <-timeout.C:
+			if m.sc != nil && !m.sc.proxyReady() {
+				return fmt.Errorf("DependencyConditionNotMet: the Service Connect proxy did not apply its configuration within the start timeout; see `docker logs %s`", containerName(m.task.TaskArn, m.sc.proxy))
+			}
 			return errors.New("DependencyConditionNotMet: a container's dependsOn conditions were not met within its start timeout")
 		}
 	}
@@ -383,6 +423,20 @@ func (m *taskManager) pull(ctx context.Context) error {
 	for _, name := range m.order {
 		c := m.containers[name]
 		if c.id != "" {
+			continue
+		}
+		if c.role == roleProxy {
+			// A local image built from the agent's binary: nothing to pull.
+			tag, err := m.a.proxyImageTag(ctx)
+			if err != nil {
+				m.mu.Lock()
+				c.reason = "CannotPullContainerError: " + err.Error()
+				m.mu.Unlock()
+				return errors.New(c.reason)
+			}
+			m.mu.Lock()
+			c.def.Image = tag
+			m.mu.Unlock()
 			continue
 		}
 		if _, err := m.a.rt.EnsureImage(ctx, c.def.Image, m.a.cfg.PullPolicy); err != nil {
@@ -478,7 +532,9 @@ func (m *taskManager) startReady(ctx context.Context) (pending bool, err error) 
 		if why != "" {
 			return false, errors.New("DependencyConditionNotMet: " + why)
 		}
-		if !met {
+		// A Service Connect task's applications start once the proxy
+		// serves their aliases: the proxy has applied its configuration.
+		if !met || c.role != roleProxy && m.sc != nil && !m.sc.proxyReady() {
 			pending = true
 			continue
 		}
@@ -597,7 +653,13 @@ func (m *taskManager) supervise(ctx context.Context) string {
 // stop stops the task's containers, dependents first, and reports it
 // STOPPED.
 func (m *taskManager) stop(ctx context.Context, reason string) {
+	m.mu.Lock()
+	drain := m.sc != nil && m.desired == "STOPPED" && m.status == "RUNNING"
+	m.mu.Unlock()
 	m.advance(ctx, "STOPPING")
+	if drain {
+		m.sc.drainCallers(ctx)
+	}
 	for _, wave := range stopWaves(m.td.ContainerDefinitions) {
 		var wg sync.WaitGroup
 		for _, name := range wave {
@@ -712,6 +774,9 @@ func (m *taskManager) containerChanges() []types.ContainerStateChange {
 	var out []types.ContainerStateChange
 	for _, name := range m.order {
 		c := m.containers[name]
+		if c.hidden {
+			continue
+		}
 		cs := types.ContainerStateChange{
 			ContainerName:   aws.String(name),
 			Status:          aws.String(c.status),
@@ -778,7 +843,8 @@ func (m *taskManager) reportTask(ctx context.Context, status, reason string) {
 // reportContainer reports one container's state.
 func (m *taskManager) reportContainer(ctx context.Context, c *ctr) {
 	m.mu.Lock()
-	if c.reported == c.status {
+	if c.reported == c.status || c.hidden {
+		c.reported = c.status
 		m.mu.Unlock()
 		return
 	}
@@ -809,7 +875,7 @@ func (m *taskManager) reportHealth(ctx context.Context) {
 	m.mu.Lock()
 	in := &agentapi.ReportHealthRequest{Cluster: m.a.cfg.Cluster, Task: m.task.TaskArn}
 	for _, name := range m.order {
-		if c := m.containers[name]; c.health != "" {
+		if c := m.containers[name]; c.health != "" && !c.hidden {
 			in.Containers = append(in.Containers, agentapi.ContainerHealth{Name: name, HealthStatus: c.health})
 		}
 	}

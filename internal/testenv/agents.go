@@ -43,7 +43,7 @@ func StartHollowNodes(t testing.TB, srv *Server, cluster string, n int, adjust .
 		cfg := agent.Config{
 			Endpoint: srv.Endpoint(), Region: Region, AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey,
 			Cluster: cluster, Runtime: rt, Name: fmt.Sprintf("node-%d", i+1), StateDir: t.TempDir(),
-			AvailabilityZone: az, PauseImage: "wharf/pause:sim", ReservedPorts: []string{"22"}, CPU: 4096, MemoryMiB: 8192, StopTimeout: 2 * time.Second, CleanupDelay: time.Minute,
+			AvailabilityZone: az, PauseImage: "wharf/pause:sim", ProxyImage: "wharf/proxy:sim", Simulated: true, ReservedPorts: []string{"22"}, CPU: 4096, MemoryMiB: 8192, StopTimeout: 2 * time.Second, CleanupDelay: time.Minute,
 			Logger: slog.New(slog.DiscardHandler),
 		}
 		if os.Getenv("WHARF_TEST_LOG") != "" {

@@ -23,8 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	sdapi "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/awsproto"
@@ -58,7 +56,7 @@ func newCloudMap(t *testing.T, paused bool, opts ...func(*awsproto.Config)) *cmE
 	if !paused {
 		srv := testenv.StartServer(t, "", func(c *server.Config) { c.HealthCheckInterval = 100 * time.Millisecond })
 		e := &cmEnv{srv: srv, svc: srv.CloudMap, endpoint: srv.Endpoint(), stopRun: func() {}}
-		e.sd = servicediscovery.NewFromConfig(testenv.AWSConfig(srv.Endpoint(), testenv.Region), withoutHostPrefix)
+		e.sd = servicediscovery.NewFromConfig(testenv.AWSConfig(srv.Endpoint(), testenv.Region), testenv.WithoutHostPrefix)
 		return e
 	}
 	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir()})
@@ -92,7 +90,7 @@ func newCloudMap(t *testing.T, paused bool, opts ...func(*awsproto.Config)) *cmE
 	}
 	hs := httptest.NewServer(awsproto.NewHandler(hcfg))
 	e := &cmEnv{st: st, svc: svc, endpoint: hs.URL, stopRun: func() {}}
-	e.sd = servicediscovery.NewFromConfig(testenv.AWSConfig(hs.URL, testenv.Region), withoutHostPrefix)
+	e.sd = servicediscovery.NewFromConfig(testenv.AWSConfig(hs.URL, testenv.Region), testenv.WithoutHostPrefix)
 	t.Cleanup(func() {
 		hs.Close()
 		e.stop()
@@ -125,18 +123,6 @@ func (e *cmEnv) start() {
 func (e *cmEnv) stop() {
 	e.stopRun()
 	e.stopRun = func() {}
-}
-
-// withoutHostPrefix keeps DiscoverInstances and DiscoverInstancesRevision
-// on the configured endpoint: the SDK would otherwise send them to
-// data-<host>, and data-127.0.0.1 does not resolve.
-func withoutHostPrefix(o *servicediscovery.Options) {
-	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
-		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("DisableEndpointHostPrefix",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
-			}), middleware.Before)
-	})
 }
 
 // waitOp waits until an operation has finished and returns it.
@@ -1138,7 +1124,7 @@ func TestCloudMapThrottling(t *testing.T) {
 		c.Limits = awsproto.Limits{ReadRate: 0.01, ReadBurst: 2}
 	})
 	e.start()
-	client := servicediscovery.NewFromConfig(testenv.AWSConfig(e.endpoint, testenv.Region), withoutHostPrefix, func(o *servicediscovery.Options) {
+	client := servicediscovery.NewFromConfig(testenv.AWSConfig(e.endpoint, testenv.Region), testenv.WithoutHostPrefix, func(o *servicediscovery.Options) {
 		o.RetryMaxAttempts = 1
 	})
 	var err error

@@ -43,7 +43,7 @@ func cloudMapService(t *testing.T, sd *servicediscovery.Client, ns, name string,
 func TestServiceRegistries(t *testing.T) {
 	e, _ := controllerEnv(t, 3)
 	ctx := ctxT(t)
-	sd := servicediscovery.NewFromConfig(testenv.AWSConfig(e.srv.Endpoint(), testenv.Region), withoutHostPrefix)
+	sd := servicediscovery.NewFromConfig(testenv.AWSConfig(e.srv.Endpoint(), testenv.Region), testenv.WithoutHostPrefix)
 	registry := cloudMapService(t, sd, "shop.local", "api", sdtypes.RecordTypeA)
 	must(e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("api"), NetworkMode: types.NetworkModeAwsvpc,
 		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("app:1"), Memory: aws.Int32(32),

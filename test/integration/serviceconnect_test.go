@@ -17,7 +17,7 @@ import (
 func TestServiceConnectControlPlane(t *testing.T) {
 	e, nodes := controllerEnv(t, 2)
 	ctx := ctxT(t)
-	sd := servicediscovery.NewFromConfig(testenv.AWSConfig(e.srv.Endpoint(), testenv.Region), withoutHostPrefix)
+	sd := servicediscovery.NewFromConfig(testenv.AWSConfig(e.srv.Endpoint(), testenv.Region), testenv.WithoutHostPrefix)
 
 	// The cluster's default namespace is created as an HTTP namespace.
 	up := must(e.ecs.UpdateCluster(ctx, &ecs.UpdateClusterInput{Cluster: aws.String("c"),

@@ -1,0 +1,26 @@
+package testenv
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// CloudMap returns a Cloud Map client of endpoint with the test key.
+func CloudMap(endpoint string) *servicediscovery.Client {
+	return servicediscovery.NewFromConfig(AWSConfig(endpoint, Region), WithoutHostPrefix)
+}
+
+// WithoutHostPrefix keeps DiscoverInstances and DiscoverInstancesRevision
+// on the configured endpoint: the SDK would otherwise send them to
+// data-<host>, and data-127.0.0.1 does not resolve.
+func WithoutHostPrefix(o *servicediscovery.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("DisableEndpointHostPrefix",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+			}), middleware.Before)
+	})
+}
