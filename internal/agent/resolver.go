@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"context"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // Containers resolve names through a relay on their network's gateway
@@ -37,18 +40,28 @@ func (a *Agent) ensureRelay(ip, upstream string) bool {
 	}
 	r := &relay{upstream: upstream}
 	addr := net.JoinHostPort(ip, "53")
-	for _, proto := range []string{"udp", "tcp"} {
-		srv := &dns.Server{Addr: addr, Net: proto, Handler: r, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-		started := make(chan error, 1)
-		srv.NotifyStartedFunc = func() { started <- nil }
-		go func() { started <- srv.ListenAndServe() }()
-		if err := <-started; err != nil {
-			a.log.Warn("containers will use their default resolvers: cannot listen for DNS on the gateway", "addr", addr, "err", err)
-			for _, s := range r.servers {
-				s.Shutdown()
-			}
-			return false
+	fail := func(err error) bool {
+		a.log.Warn("containers will use their default resolvers: cannot listen for DNS on the gateway", "addr", addr, "err", err)
+		for _, s := range r.servers {
+			s.Shutdown()
 		}
+		return false
+	}
+	// Agent processes sharing a host (several nodes on one engine) share
+	// the gateway's port: the kernel spreads queries over them.
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		pc.Close()
+		return fail(err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc}, {Listener: ln}} {
+		srv.Handler, srv.ReadTimeout, srv.WriteTimeout = r, 5*time.Second, 5*time.Second
+		go srv.ActivateAndServe()
 		r.servers = append(r.servers, srv)
 	}
 	relays.byIP[ip] = r
@@ -93,4 +106,14 @@ func dnsSize(q *dns.Msg) int {
 		return int(opt.UDPSize())
 	}
 	return dns.MinMsgSize
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
