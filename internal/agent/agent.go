@@ -181,6 +181,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !a.cfg.Simulated {
+		if mac, err := pinBridgeMAC(bridgeInterface); err != nil {
+			a.log.Warn("the default bridge's hardware address may change as containers join it, leaving containers briefly unable to reach the agent", "bridge", bridgeInterface, "err", err)
+		} else if mac != "" {
+			a.log.Info("fixed the default bridge's hardware address, which would otherwise follow its ports", "bridge", bridgeInterface, "mac", mac)
+		}
+	}
 	a.pauseImage = a.cfg.PauseImage
 	if a.pauseImage == "" {
 		if a.pauseImage, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "pause"); err != nil {

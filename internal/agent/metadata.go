@@ -112,9 +112,12 @@ func (a *Agent) metadataHost(mode ecsapi.NetworkMode) string {
 	return net.JoinHostPort(host, strconv.Itoa(a.metadata.port))
 }
 
+// bridgeInterface is the engine's default bridge.
+const bridgeInterface = "docker0"
+
 // bridgeGateway is the host's address on the engine's default bridge.
 func bridgeGateway() string {
-	if iface, err := net.InterfaceByName("docker0"); err == nil {
+	if iface, err := net.InterfaceByName(bridgeInterface); err == nil {
 		if addrs, err := iface.Addrs(); err == nil {
 			for _, addr := range addrs {
 				if ipn, ok := addr.(*net.IPNet); ok && ipn.IP.To4() != nil {

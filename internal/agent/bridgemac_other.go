@@ -1,0 +1,5 @@
+//go:build !linux
+
+package agent
+
+func pinBridgeMAC(string) (string, error) { return "", nil }
