@@ -275,12 +275,17 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		if err != nil {
 			return err
 		}
+		daemonCount := svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && int(svc.DesiredCount) != snap.Desired
+		if daemonCount {
+			svc.DesiredCount = int32(snap.Desired)
+			svc.Deployments[0].DesiredCount = svc.DesiredCount
+		}
 		plan := controller.Reconcile(snap)
 		retryAt = plan.RetryAt
 		if !snap.LostAt.IsZero() && (retryAt.IsZero() || snap.LostAt.Before(retryAt)) {
 			retryAt = snap.LostAt
 		}
-		a := &applier{s: s, tx: tx, c: c, svc: svc, cluster: cluster, mine: mine, tasks: tasks, instances: instances}
+		a := &applier{s: s, tx: tx, c: c, svc: svc, cluster: cluster, mine: mine, tasks: tasks, instances: instances, changed: daemonCount}
 		if err := a.apply(&plan); err != nil {
 			return err
 		}
@@ -376,7 +381,50 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		snap.Tasks = append(snap.Tasks, ct)
 		mine[t.TaskArn] = t
 	}
+	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(svc.Deployments) > 0 {
+		td, err := s.findTaskDef(tx, c, svc.Deployments[0].TaskDefinition)
+		if err != nil {
+			return nil, nil, err
+		}
+		targets, err := daemonInstances(nodes(instances, tasks), &td.TaskDefinition, svc.PlacementConstraints)
+		if err != nil {
+			return nil, nil, err
+		}
+		// One task per target instance; a task elsewhere goes as from a
+		// draining instance, without a replacement.
+		snap.Desired = len(targets)
+		for i := range snap.Tasks {
+			if t := mine[snap.Tasks[i].ID]; !targets[t.ContainerInstanceArn] {
+				snap.Tasks[i].Draining = true
+			}
+		}
+	}
 	return snap, mine, nil
+}
+
+// daemonInstances returns the container instances a DAEMON service runs a
+// task on: the ACTIVE ones that satisfy its placement constraints, whether
+// their agents are connected or not (an agent that is away for a moment
+// neither gains nor loses a task), and whatever their free resources (a
+// full instance is reported as one the task cannot be placed on).
+func daemonInstances(ns []scheduler.Node, td *ecsapi.TaskDefinition, constraints []ecsapi.PlacementConstraint) (map[string]bool, error) {
+	for i := range ns {
+		ns[i].AgentConnected = true
+		ns[i].CPU, ns[i].Memory, ns[i].Ports, ns[i].PortsUDP, ns[i].ENI = 0, 0, nil, nil, -1
+	}
+	// As many tasks as instances, spread over them: every instance that
+	// can take one gets one before any gets a second.
+	req := placementRequest(td, scheduler.Demand{}, len(ns), "wharf:daemon-targets", constraints, nil)
+	req.Strategies = []scheduler.Strategy{{Type: "spread", Field: "instanceId"}}
+	res, err := scheduler.Place(ns, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(res.Chosen))
+	for _, i := range res.Chosen {
+		out[ns[i].ID] = true
+	}
+	return out, nil
 }
 
 func hasDeployment(svc *serviceRecord, id string) bool {
@@ -552,6 +600,12 @@ func (a *applier) start(n int) error {
 	d := demand(&td.TaskDefinition, nil)
 	req := placementRequest(&td.TaskDefinition, d, n, l.group, svc.PlacementConstraints, nil)
 	req.Strategies = a.strategies()
+	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
+		// One per instance: the instances without one of the service's
+		// tasks, as many as lack one.
+		req.Constraints = append(req.Constraints, scheduler.Constraint{Type: "distinctInstance"})
+		req.Strategies = nil
+	}
 	nodes := nodes(a.instances, a.tasks)
 	res, err := scheduler.Place(nodes, req)
 	if err != nil {

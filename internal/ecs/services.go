@@ -62,6 +62,12 @@ func (s *Service) newDeployment(c call, svc *serviceRecord) ecsapi.Deployment {
 	}
 }
 
+// What a DAEMON service refuses: it runs one task per container instance.
+const (
+	daemonNoStrategy     = "Placement strategies are not supported with the DAEMON scheduling strategy: it runs one task per container instance."
+	daemonNoDesiredCount = "desiredCount cannot be given for a service with the DAEMON scheduling strategy: it runs one task per container instance."
+)
+
 func defaultDeploymentConfiguration(dc *ecsapi.DeploymentConfiguration, daemon bool) (*ecsapi.DeploymentConfiguration, error) {
 	out := &ecsapi.DeploymentConfiguration{}
 	if dc != nil {
@@ -114,8 +120,11 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if desired < 0 {
 		return nil, invalidParameter("desiredCount must not be negative.")
 	}
+	if daemon && len(in.PlacementStrategy) > 0 {
+		return nil, invalidParameter(daemonNoStrategy)
+	}
 	if daemon && in.DesiredCount != nil {
-		return nil, invalidParameter("desiredCount cannot be given for a service with the DAEMON scheduling strategy: it runs one task per container instance.")
+		return nil, invalidParameter(daemonNoDesiredCount)
 	}
 	dc, err := defaultDeploymentConfiguration(in.DeploymentConfiguration, daemon)
 	if err != nil {
@@ -300,6 +309,9 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			svc.PlacementConstraints, deploy = in.PlacementConstraints, true
 		}
 		if in.PlacementStrategy != nil && changed(svc.PlacementStrategy, in.PlacementStrategy) {
+			if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(in.PlacementStrategy) > 0 {
+				return invalidParameter(daemonNoStrategy)
+			}
 			svc.PlacementStrategy, deploy = in.PlacementStrategy, true
 		}
 		if in.PlatformVersion != "" && in.PlatformVersion != svc.PlatformVersion {
@@ -347,6 +359,9 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			svc.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing
 		}
 		if in.DesiredCount != nil {
+			if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
+				return invalidParameter(daemonNoDesiredCount)
+			}
 			svc.DesiredCount = *in.DesiredCount
 		}
 		if deploy {
