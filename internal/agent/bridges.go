@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // linkNetworks lets tasks on the engine's default bridge and tasks on the
@@ -30,6 +33,10 @@ func (a *Agent) linkNetworks() bool {
 	awsvpc, bridge := interfaceWithAddr(n.Gateway), interfaceWithAddr(bridgeGateway())
 	if awsvpc == "" || bridge == "" {
 		return false
+	}
+	// Agents of other processes on the host may be adding the same rules.
+	if unlock, err := lockHost("docker-user"); err == nil {
+		defer unlock()
 	}
 	for _, r := range [][]string{{"-i", bridge, "-o", awsvpc}, {"-i", awsvpc, "-o", bridge}} {
 		rule := append(r, "-j", "ACCEPT")
@@ -78,4 +85,18 @@ func interfaceWithAddr(ip string) string {
 		}
 	}
 	return ""
+}
+
+// lockHost takes a host-wide lock of the given name, shared by every agent
+// process of the host, and returns its release.
+func lockHost(name string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "wharf-"+name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
