@@ -336,6 +336,15 @@ func TestServiceConnectMesh(t *testing.T) {
 		t.Errorf("front's task got %d certificates; want its first and at least two renewals", len(n))
 	}
 
+	// The namespace lists its four services, through the CLI.
+	var byNS struct{ ServiceArns []string }
+	if err := json.Unmarshal(e.aws(callWait, "ecs", "list-services-by-namespace", "--namespace", "fruit"), &byNS); err != nil {
+		t.Fatal(err)
+	}
+	if len(byNS.ServiceArns) != 4 {
+		t.Errorf("list-services-by-namespace fruit: %v; want apple, banana, cherry and front", byNS.ServiceArns)
+	}
+
 	// The control plane's /metrics sums the proxies' per service.
 	waitFor(t, "front's requests to apple in the server's /metrics", 30*time.Second, func() (bool, string) {
 		body := httpGet(t, e.endpoint+"/metrics")
