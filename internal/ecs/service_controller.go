@@ -381,7 +381,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		snap.Tasks = append(snap.Tasks, ct)
 		mine[t.TaskArn] = t
 	}
-	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(svc.Deployments) > 0 {
+	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(svc.Deployments) > 0 && !snap.Deleting {
 		td, err := s.findTaskDef(tx, c, svc.Deployments[0].TaskDefinition)
 		if err != nil {
 			return nil, nil, err

@@ -98,4 +98,10 @@ func TestDaemonService(t *testing.T) {
 	if s.DesiredCount != 1 {
 		t.Fatalf("zonal daemon wants %d tasks; one instance is in %s", s.DesiredCount, nodes[1].AZ)
 	}
+
+	// Deleting stops every task.
+	must(e.ecs.DeleteService(ctx, &ecs.DeleteServiceInput{Cluster: aws.String("c"), Service: aws.String("logs")}))(t)
+	waitService(t, e, "c", "logs", "the deleted service's tasks stopped", func(s types.Service) bool {
+		return aws.ToString(s.Status) == "INACTIVE" && s.DesiredCount == 0 && s.RunningCount == 0
+	})
 }
