@@ -169,9 +169,15 @@ func TestReloadsWhenTheWatchBreaks(t *testing.T) {
 
 	// Break the running watch, as a lost connection to etcd would, and
 	// write while it is down.
-	s.mu.Lock()
-	s.watchCancel()
-	s.mu.Unlock()
+	// Ready comes with the first load, the watch just after it.
+	var cancelWatch context.CancelFunc
+	waitFor(t, 5*time.Second, "the watch to start", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cancelWatch = s.watchCancel
+		return cancelWatch != nil
+	})
+	cancelWatch()
 	f.instance(region, "srv-web", "i-2", healthy, ipv4("10.0.0.2"))
 	took := waitFor(t, 5*time.Second, "answers after the watch broke and the store was compacted", func() bool {
 		return sameSet(answers(addr, web, dns.TypeA), "10.0.0.1", "10.0.0.2", "10.0.0.3")
