@@ -13,7 +13,9 @@ import (
 func TestDaemonServiceWithCLI(t *testing.T) {
 	e := startDev(t, 2)
 	e.cliJSON(callWait, e.webDef("agentd", "agentd", types.NetworkModeBridge), "ecs", "register-task-definition")
-	var out struct{ Service struct{ SchedulingStrategy string } }
+	var out struct {
+		Service struct{ SchedulingStrategy string }
+	}
 	if err := json.Unmarshal(e.aws(callWait, "ecs", "create-service", "--cluster", e.cluster, "--service-name", "agentd",
 		"--task-definition", "agentd", "--scheduling-strategy", "DAEMON"), &out); err != nil {
 		t.Fatal(err)
