@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/wharfhq/wharf/bench/internal/apibench"
 )
 
 const region = "us-east-1"
@@ -70,12 +72,12 @@ func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args
 // phase is one kind of request, measured on every system.
 type phase struct {
 	name string
-	iter func(s *system) iteration
+	iter func(s *system) apibench.Iteration
 }
 
 // Run starts both servers, measures them and writes the report to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
-	host := machine(cfg.Python)
+	host := apibench.Host(cfg.Python)
 	dir, err := os.MkdirTemp("", "wharf-discover-")
 	if err != nil {
 		return err
@@ -91,28 +93,28 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	wharfBin := cfg.Wharf
 	if wharfBin == "" {
 		wharfBin = filepath.Join(dir, "wharf")
-		if err := buildWharf(ctx, wharfBin); err != nil {
+		if err := apibench.BuildWharf(ctx, wharfBin); err != nil {
 			return err
 		}
 	}
-	wp, wenv, err := startWharf(ctx, wharfBin, dir)
+	wp, wenv, err := apibench.StartWharf(ctx, wharfBin, dir, "--nodes", "0")
 	if wp != nil {
-		defer wp.stop()
+		defer wp.Stop()
 	}
 	if err != nil {
 		return err
 	}
-	mp, motoEndpoint, err := startMoto(ctx, cfg.Python, dir)
+	mp, motoEndpoint, err := apibench.StartMoto(ctx, cfg.Python, dir)
 	if mp != nil {
-		defer mp.stop()
+		defer mp.Stop()
 	}
 	if err != nil {
 		return err
 	}
 
 	systems := []*system{
-		{name: "wharf", sd: newClient(cfg, wenv.endpoint, wenv.keyID, wenv.secret)},
-		{name: "moto", sd: newClient(cfg, motoEndpoint, wenv.keyID, wenv.secret)}, // moto takes any key
+		{name: "wharf", sd: newClient(cfg, wenv.Endpoint, wenv.KeyID, wenv.Secret)},
+		{name: "moto", sd: newClient(cfg, motoEndpoint, wenv.KeyID, wenv.Secret)}, // moto takes any key
 	}
 	for _, s := range systems {
 		if err := s.setup(ctx, cfg.Instances, cfg.Workers); err != nil {
@@ -122,22 +124,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 
 	var phases []phase
 	for _, q := range queries(cfg.Instances) {
-		phases = append(phases, phase{q.name, func(s *system) iteration { return s.discover(q) }})
+		phases = append(phases, phase{q.name, func(s *system) apibench.Iteration { return s.discover(q) }})
 	}
-	phases = append(phases, phase{revisionOp, func(s *system) iteration { return s.revision }})
+	phases = append(phases, phase{revisionOp, func(s *system) apibench.Iteration { return s.revision }})
 
 	// Each phase alternates between the systems in -rounds slices, so that
 	// other load on the machine falls on both alike.
-	var results []Result
+	var results []apibench.Result
 	for _, p := range phases {
 		logf("%s: warm-up %v each, then %d rounds alternating wharf and moto, up to %v or %d requests each in all, %d workers",
 			p.name, cfg.Warmup, cfg.Rounds, cfg.Duration, cfg.Requests, cfg.Workers)
-		stats := make([]*phaseStats, len(systems))
+		stats := make([]*apibench.PhaseStats, len(systems))
 		elapsed := make([]time.Duration, len(systems))
 		for i, s := range systems {
-			stats[i] = newPhaseStats()
+			stats[i] = apibench.NewPhaseStats()
 			if cfg.Warmup > 0 {
-				drive(ctx, cfg.Workers, cfg.Warmup, cfg.Requests, p.iter(s), newPhaseStats())
+				apibench.Drive(ctx, cfg.Workers, cfg.Warmup, cfg.Requests, p.iter(s), apibench.NewPhaseStats())
 			}
 		}
 		for r := range cfg.Rounds {
@@ -147,19 +149,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 				n++
 			}
 			for i, s := range systems {
-				elapsed[i] += drive(ctx, cfg.Workers, dur, n, p.iter(s), stats[i])
+				elapsed[i] += apibench.Drive(ctx, cfg.Workers, dur, n, p.iter(s), stats[i])
 			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		for i, s := range systems {
-			for _, op := range stats[i].order {
-				results = append(results, stats[i].ops[op].result(s.name, op, elapsed[i]))
-			}
+			results = append(results, stats[i].Results(s.name, elapsed[i])...)
 		}
 	}
-	rep := Report{
+	rep := apibench.Report{
 		Machine: host,
 		Config: Settings{
 			Instances: cfg.Instances, MaxResults: maxResults, Workers: cfg.Workers,
@@ -167,13 +167,25 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			WarmupS: cfg.Warmup.Seconds(), Rounds: cfg.Rounds,
 		},
 		Results: results,
-		Ratios:  ratios(results),
+		Ratios:  apibench.Ratios(results),
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printTable(out, &rep)
+	apibench.PrintTable(out, &rep, fmt.Sprintf("%d instances in one HTTP namespace service, MaxResults %d; workers %d; per phase and system %gs or %d requests in %d alternating rounds, after %gs warm-up",
+		cfg.Instances, maxResults, cfg.Workers, cfg.Duration.Seconds(), cfg.Requests, cfg.Rounds, cfg.Warmup.Seconds()))
 	return nil
+}
+
+// Settings are the run's parameters, as the JSON report gives them.
+type Settings struct {
+	Instances  int     `json:"instances"`
+	MaxResults int     `json:"max_results"`
+	Workers    int     `json:"workers"`
+	DurationS  float64 `json:"duration_s"`
+	Requests   int     `json:"requests"`
+	WarmupS    float64 `json:"warmup_s"`
+	Rounds     int     `json:"rounds"`
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery"
 	"github.com/aws/aws-sdk-go-v2/service/servicediscovery/types"
+
+	"github.com/wharfhq/wharf/bench/internal/apibench"
 )
 
 const (
@@ -219,8 +221,8 @@ func queries(n int) []query {
 
 // discover returns an iteration that makes q's request and checks the
 // answer.
-func (s *system) discover(q query) iteration {
-	return func(ctx context.Context, _ int, rec recorder) {
+func (s *system) discover(q query) apibench.Iteration {
+	return func(ctx context.Context, _ int, rec apibench.Recorder) {
 		in := &servicediscovery.DiscoverInstancesInput{
 			NamespaceName: aws.String(namespace), ServiceName: aws.String(service),
 			MaxResults: aws.Int32(maxResults), QueryParameters: q.params, OptionalParameters: q.optional,
@@ -250,7 +252,7 @@ func (q query) check(out *servicediscovery.DiscoverInstancesOutput) error {
 const revisionOp = "DiscoverInstancesRevision"
 
 // revision is an iteration that asks for the service's revision.
-func (s *system) revision(ctx context.Context, _ int, rec recorder) {
+func (s *system) revision(ctx context.Context, _ int, rec apibench.Recorder) {
 	start := time.Now()
 	out, err := s.sd.DiscoverInstancesRevision(ctx, &servicediscovery.DiscoverInstancesRevisionInput{
 		NamespaceName: aws.String(namespace), ServiceName: aws.String(service),

@@ -5,57 +5,21 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/wharfhq/wharf/bench/internal/apibench"
 )
 
 // newClient returns an ECS client for endpoint; both systems get the same
-// settings. Retries are off so that every error is counted, and the
-// connection pool holds a connection per worker.
+// settings (apibench.AWSConfig).
 func newClient(cfg Config, endpoint, keyID, secret string) *ecs.Client {
-	httpClient := awshttp.NewBuildableClient().
-		WithTimeout(30 * time.Second).
-		WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = 2 * cfg.Workers
-			t.MaxIdleConnsPerHost = 2 * cfg.Workers
-			t.Proxy = nil
-		})
-	return ecs.NewFromConfig(aws.Config{
-		Region:       region,
-		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		BaseEndpoint: aws.String(endpoint),
-		HTTPClient:   ownBody{httpClient},
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-		APIOptions:   []func(*middleware.Stack) error{addQuoteTaskNumbers},
-	})
-}
-
-// ownBody hands the transport its own copy of the request body. smithy-go
-// closes the request body as soon as the HTTP client returns, while the
-// transport's writer may still be finishing with it; the failed write then
-// closes the connection under the response body being read ("read tcp ...:
-// use of closed network connection", aws/aws-sdk-go-v2#2737). The default
-// retryer hides this by retrying; with retries off it failed up to 1 in 100
-// DescribeTasks against Wharf, which answers fast and in chunks.
-type ownBody struct{ c aws.HTTPClient }
-
-func (o ownBody) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	}
-	return o.c.Do(r)
+	c := apibench.AWSConfig(cfg.Workers, region, endpoint, keyID, secret)
+	c.APIOptions = []func(*middleware.Stack) error{addQuoteTaskNumbers}
+	return ecs.NewFromConfig(c)
 }
 
 // addQuoteTaskNumbers works around moto returning a task's container cpu

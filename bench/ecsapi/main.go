@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/wharfhq/wharf/bench/internal/apibench"
 )
 
 const region = "us-east-1"
@@ -83,7 +85,7 @@ const (
 
 // Run starts both servers, measures them and writes the report to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
-	host := machine(cfg.Python)
+	host := apibench.Host(cfg.Python)
 	dir, err := os.MkdirTemp("", "wharf-ecsapi-")
 	if err != nil {
 		return err
@@ -99,20 +101,20 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	wharfBin := cfg.Wharf
 	if wharfBin == "" {
 		wharfBin = filepath.Join(dir, "wharf")
-		if err := buildWharf(ctx, wharfBin); err != nil {
+		if err := apibench.BuildWharf(ctx, wharfBin); err != nil {
 			return err
 		}
 	}
-	wp, wenv, err := startWharf(ctx, wharfBin, dir)
+	wp, wenv, err := apibench.StartWharf(ctx, wharfBin, dir)
 	if wp != nil {
-		defer wp.stop()
+		defer wp.Stop()
 	}
 	if err != nil {
 		return err
 	}
-	mp, motoEndpoint, err := startMoto(ctx, cfg.Python, dir)
+	mp, motoEndpoint, err := apibench.StartMoto(ctx, cfg.Python, dir)
 	if mp != nil {
-		defer mp.stop()
+		defer mp.Stop()
 	}
 	if err != nil {
 		return err
@@ -125,8 +127,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 	doc := identityDocument(instanceID)
 	systems := []*system{
-		{name: "wharf", client: newClient(cfg, wenv.endpoint, wenv.keyID, wenv.secret)},
-		{name: "moto", client: newClient(cfg, motoEndpoint, wenv.keyID, wenv.secret)}, // moto takes any key
+		{name: "wharf", client: newClient(cfg, wenv.Endpoint, wenv.KeyID, wenv.Secret)},
+		{name: "moto", client: newClient(cfg, motoEndpoint, wenv.KeyID, wenv.Secret)}, // moto takes any key
 	}
 	for _, s := range systems {
 		if err := s.setup(ctx, doc, cfg.Tasks); err != nil {
@@ -138,23 +140,23 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	// with the same -tasks tasks as Wharf, before RunTask adds more.
 	phases := []struct {
 		name string
-		iter func(s *system) iteration
+		iter func(s *system) apibench.Iteration
 	}{
-		{"DescribeTasks", func(s *system) iteration { return s.describe }},
-		{"RunTask+StopTask", func(s *system) iteration { return s.runStop }},
+		{"DescribeTasks", func(s *system) apibench.Iteration { return s.describe }},
+		{"RunTask+StopTask", func(s *system) apibench.Iteration { return s.runStop }},
 	}
 	// Each phase alternates between the systems in -rounds slices, so that
 	// other load on the machine falls on both alike.
-	var results []Result
+	var results []apibench.Result
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "%s: warm-up %v each, then %d rounds alternating wharf and moto, up to %v or %d iterations each in all, %d workers\n",
 			p.name, cfg.Warmup, cfg.Rounds, cfg.Duration, cfg.Requests, cfg.Workers)
-		stats := make([]*phaseStats, len(systems))
+		stats := make([]*apibench.PhaseStats, len(systems))
 		elapsed := make([]time.Duration, len(systems))
 		for i, s := range systems {
-			stats[i] = newPhaseStats()
+			stats[i] = apibench.NewPhaseStats()
 			if cfg.Warmup > 0 {
-				drive(ctx, cfg.Workers, cfg.Warmup, cfg.Requests, p.iter(s), newPhaseStats())
+				apibench.Drive(ctx, cfg.Workers, cfg.Warmup, cfg.Requests, p.iter(s), apibench.NewPhaseStats())
 			}
 		}
 		for r := range cfg.Rounds {
@@ -164,34 +166,44 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 				n++
 			}
 			for i, s := range systems {
-				elapsed[i] += drive(ctx, cfg.Workers, dur, n, p.iter(s), stats[i])
+				elapsed[i] += apibench.Drive(ctx, cfg.Workers, dur, n, p.iter(s), stats[i])
 			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		for i, s := range systems {
-			for _, op := range stats[i].order {
-				results = append(results, stats[i].ops[op].result(s.name, op, elapsed[i]))
-			}
+			results = append(results, stats[i].Results(s.name, elapsed[i])...)
 		}
 	}
-	rep := Report{
+	rep := apibench.Report{
 		Machine: host,
 		Config: Settings{
 			Workers: cfg.Workers, DurationS: cfg.Duration.Seconds(), Requests: cfg.Requests,
 			WarmupS: cfg.Warmup.Seconds(), Rounds: cfg.Rounds, Tasks: cfg.Tasks, DescribeOf: describeBatch,
 		},
 		Results: results,
-		Ratios:  ratios(results),
+		Ratios:  apibench.Ratios(results),
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printTable(out, &rep)
+	apibench.PrintTable(out, &rep, fmt.Sprintf("workers %d; per phase and system %gs or %d iterations in %d alternating rounds, after %gs warm-up; DescribeTasks of %d among %d tasks",
+		cfg.Workers, cfg.Duration.Seconds(), cfg.Requests, cfg.Rounds, cfg.Warmup.Seconds(), describeBatch, cfg.Tasks))
 	return nil
+}
+
+// Settings are the run's parameters, as the JSON report gives them.
+type Settings struct {
+	Workers    int     `json:"workers"`
+	DurationS  float64 `json:"duration_s"`
+	Requests   int     `json:"requests"`
+	WarmupS    float64 `json:"warmup_s"`
+	Rounds     int     `json:"rounds"`
+	Tasks      int     `json:"tasks"`
+	DescribeOf int     `json:"describe_tasks_per_request"`
 }
 
 // identityDocument is an EC2 instance identity document for instanceID.
@@ -273,7 +285,7 @@ func runError(out *ecs.RunTaskOutput, err error, want int) error {
 
 // describe asks for 10 of the tasks made in setup, a different window each
 // iteration.
-func (s *system) describe(ctx context.Context, i int, rec recorder) {
+func (s *system) describe(ctx context.Context, i int, rec apibench.Recorder) {
 	arns := make([]string, describeBatch)
 	for k := range arns {
 		arns[k] = s.tasks[(i*describeBatch+k)%len(s.tasks)]
@@ -288,7 +300,7 @@ func (s *system) describe(ctx context.Context, i int, rec recorder) {
 
 // runStop runs one task and stops it again, so that the instance never
 // fills up.
-func (s *system) runStop(ctx context.Context, i int, rec recorder) {
+func (s *system) runStop(ctx context.Context, i int, rec apibench.Recorder) {
 	start := time.Now()
 	out, err := s.client.RunTask(ctx, &ecs.RunTaskInput{
 		Cluster: aws.String(cluster), TaskDefinition: aws.String(family), Count: aws.Int32(1),

@@ -1,13 +1,10 @@
-package main
+// Package apibench is what the benchmarks of Wharf's API against moto share:
+// the servers, the load driver and the report.
+package apibench
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,20 +15,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // process is a server this program started.
-type process struct {
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
 // start runs cmd in its own process group with its output in logPath.
-func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
+func start(name string, cmd *exec.Cmd, logPath string) (*Process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -42,7 +36,7 @@ func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		logFile.Close()
@@ -52,7 +46,7 @@ func start(name string, cmd *exec.Cmd, logPath string) (*process, error) {
 }
 
 // stop asks the process to end, and kills it after 10 s.
-func (p *process) stop() {
+func (p *Process) Stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -64,7 +58,7 @@ func (p *process) stop() {
 	}
 }
 
-func (p *process) exited() bool {
+func (p *Process) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -73,7 +67,7 @@ func (p *process) exited() bool {
 	}
 }
 
-func buildWharf(ctx context.Context, bin string) error {
+func BuildWharf(ctx context.Context, bin string) error {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
 		return fmt.Errorf("find the Wharf module (run from inside it, or give -wharf): %v", err)
@@ -87,21 +81,21 @@ func buildWharf(ctx context.Context, bin string) error {
 	return nil
 }
 
-type wharfEnv struct{ endpoint, keyID, secret string }
+type WharfEnv struct{ Endpoint, KeyID, Secret string }
 
-// startWharf runs `wharf dev` on a free loopback port without rate limits
-// and waits until it answers.
-func startWharf(ctx context.Context, bin, dir string) (*process, wharfEnv, error) {
+// StartWharf runs `wharf dev` on a free loopback port without rate limits,
+// with extra flags, and waits until it has written its endpoint and key.
+func StartWharf(ctx context.Context, bin, dir string, extra ...string) (*Process, WharfEnv, error) {
 	data := filepath.Join(dir, "wharf-data")
-	cmd := exec.Command(bin, "dev", "--data-dir", data, "--listen", "127.0.0.1:0",
-		"--read-rate", "0", "--write-rate", "0")
+	cmd := exec.Command(bin, append([]string{"dev", "--data-dir", data, "--listen", "127.0.0.1:0",
+		"--read-rate", "0", "--write-rate", "0"}, extra...)...)
 	cmd.Env = withoutWharfEnv(os.Environ())
 	logPath := filepath.Join(dir, "wharf.log")
 	p, err := start("wharf", cmd, logPath)
 	if err != nil {
-		return nil, wharfEnv{}, err
+		return nil, WharfEnv{}, err
 	}
-	var env wharfEnv
+	var env WharfEnv
 	err = waitFor(ctx, p, logPath, 60*time.Second, "wharf to write "+filepath.Join(data, "env"), func() bool {
 		b, err := os.ReadFile(filepath.Join(data, "env"))
 		if err != nil {
@@ -113,13 +107,13 @@ func startWharf(ctx context.Context, bin, dir string) (*process, wharfEnv, error
 				vars[k] = v
 			}
 		}
-		env = wharfEnv{vars["AWS_ENDPOINT_URL"], vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"]}
-		return env.endpoint != "" && env.keyID != "" && env.secret != ""
+		env = WharfEnv{vars["AWS_ENDPOINT_URL"], vars["AWS_ACCESS_KEY_ID"], vars["AWS_SECRET_ACCESS_KEY"]}
+		return env.Endpoint != "" && env.KeyID != "" && env.Secret != ""
 	})
 	if err != nil {
 		return p, env, err
 	}
-	if err := onLoopback(env.endpoint); err != nil {
+	if err := onLoopback(env.Endpoint); err != nil {
 		return p, env, err
 	}
 	return p, env, nil
@@ -145,9 +139,9 @@ func onLoopback(endpoint string) error {
 	return nil
 }
 
-// startMoto runs moto's server on a free loopback port and waits until it
+// StartMoto runs moto's server on a free loopback port and waits until it
 // answers.
-func startMoto(ctx context.Context, python, dir string) (*process, string, error) {
+func StartMoto(ctx context.Context, python, dir string) (*Process, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -182,7 +176,7 @@ func freePort() (int, error) {
 
 // waitFor polls ready until it holds, the process exits, ctx ends or the
 // timeout passes.
-func waitFor(ctx context.Context, p *process, logPath string, timeout time.Duration, what string, ready func() bool) error {
+func waitFor(ctx context.Context, p *Process, logPath string, timeout time.Duration, what string, ready func() bool) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(timeout)
@@ -199,48 +193,4 @@ func waitFor(ctx context.Context, p *process, logPath string, timeout time.Durat
 		}
 	}
 	return nil
-}
-
-// motoRunInstance starts an EC2 instance in moto through the EC2 Query API
-// and returns its id; moto's RegisterContainerInstance looks it up.
-func motoRunInstance(ctx context.Context, endpoint string) (string, error) {
-	form := url.Values{
-		"Action": {"RunInstances"}, "Version": {"2016-11-15"},
-		"ImageId": {"ami-12c6146b"}, "InstanceType": {"t2.micro"},
-		"MinCount": {"1"}, "MaxCount": {"1"},
-	}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", strings.NewReader(form))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	creds := aws.Credentials{AccessKeyID: "AKIAMOTOBENCH0000000", SecretAccessKey: "moto"}
-	hash := sha256Hex(form)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hash, "ec2", region, time.Now()); err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	var out struct {
-		Instances []string `xml:"instancesSet>item>instanceId"`
-	}
-	if err := xml.Unmarshal(body, &out); err != nil {
-		return "", err
-	}
-	if len(out.Instances) != 1 {
-		return "", errors.New("RunInstances returned no instance")
-	}
-	return out.Instances[0], nil
-}
-
-func sha256Hex(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
 }

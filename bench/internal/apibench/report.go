@@ -1,4 +1,4 @@
-package main
+package apibench
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 // Report is the machine-readable result of a run.
 type Report struct {
 	Machine Machine  `json:"machine"`
-	Config  Settings `json:"config"`
+	Config  any      `json:"config"` // the benchmark's own settings
 	Results []Result `json:"results"`
 	Ratios  []Ratio  `json:"ratios"`
 }
@@ -27,17 +27,6 @@ type Machine struct {
 	OS     string `json:"os"`
 	Go     string `json:"go"`
 	Moto   string `json:"moto"`
-}
-
-// Settings are the run's parameters.
-type Settings struct {
-	Instances  int     `json:"instances"`
-	MaxResults int     `json:"max_results"`
-	Workers    int     `json:"workers"`
-	DurationS  float64 `json:"duration_s"`
-	Requests   int     `json:"requests"`
-	WarmupS    float64 `json:"warmup_s"`
-	Rounds     int     `json:"rounds"`
 }
 
 // Result is one operation measured against one system.
@@ -61,7 +50,7 @@ type Ratio struct {
 	P99        float64 `json:"p99_wharf_over_moto"`
 }
 
-func ratios(results []Result) []Ratio {
+func Ratios(results []Result) []Ratio {
 	find := func(sys, op string) *Result {
 		for i := range results {
 			if results[i].System == sys && results[i].Operation == op {
@@ -91,11 +80,12 @@ func div(a, b float64) float64 {
 	return a / b
 }
 
-func printTable(out io.Writer, rep *Report) {
-	m, c := rep.Machine, rep.Config
+// PrintTable writes the report for people: the machine, settings (a line
+// describing rep.Config), each result and the ratios.
+func PrintTable(out io.Writer, rep *Report, settings string) {
+	m := rep.Machine
 	fmt.Fprintf(out, "%s, %d CPUs, %s, %s, moto %s; load average at start %s\n", m.CPU, m.NumCPU, m.OS, m.Go, m.Moto, m.Load)
-	fmt.Fprintf(out, "%d instances in one HTTP namespace service, MaxResults %d; workers %d; per phase and system %gs or %d requests in %d alternating rounds, after %gs warm-up\n\n",
-		c.Instances, c.MaxResults, c.Workers, c.DurationS, c.Requests, c.Rounds, c.WarmupS)
+	fmt.Fprintf(out, "%s\n\n", settings)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "system\toperation\treq/s\tp50 ms\tp99 ms\terrors\t")
 	for _, r := range rep.Results {
@@ -117,7 +107,7 @@ func printTable(out io.Writer, rep *Report) {
 	fmt.Fprintln(out)
 }
 
-func machine(python string) Machine {
+func Host(python string) Machine {
 	m := Machine{NumCPU: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version(), CPU: "unknown CPU"}
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)

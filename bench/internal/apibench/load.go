@@ -1,4 +1,4 @@
-package main
+package apibench
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 )
 
 // iteration is one unit of a phase's work; it reports each call it makes.
-type iteration func(ctx context.Context, i int, rec recorder)
+type Iteration func(ctx context.Context, i int, rec Recorder)
 
-type recorder func(op string, d time.Duration, err error)
+type Recorder func(op string, d time.Duration, err error)
 
 // phaseStats gathers the calls of one phase by operation.
-type phaseStats struct {
+type PhaseStats struct {
 	mu    sync.Mutex
 	order []string
 	ops   map[string]*opStats
@@ -30,7 +30,7 @@ type opStats struct {
 	seen   map[string]int // error messages, to show a few
 }
 
-func (p *phaseStats) add(op string, d time.Duration, err error) {
+func (p *PhaseStats) add(op string, d time.Duration, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	o := p.ops[op]
@@ -61,12 +61,12 @@ func errorKind(err error) string {
 	return requestID.ReplaceAllString(err.Error(), "")
 }
 
-func newPhaseStats() *phaseStats { return &phaseStats{ops: map[string]*opStats{}} }
+func NewPhaseStats() *PhaseStats { return &PhaseStats{ops: map[string]*opStats{}} }
 
 // drive runs iter from workers goroutines until dur has passed or n
 // iterations have started, adds the calls to stats and returns the elapsed
 // time.
-func drive(ctx context.Context, workers int, dur time.Duration, n int, iter iteration, stats *phaseStats) time.Duration {
+func Drive(ctx context.Context, workers int, dur time.Duration, n int, iter Iteration, stats *PhaseStats) time.Duration {
 	var (
 		mu   sync.Mutex
 		next int
@@ -96,6 +96,16 @@ func drive(ctx context.Context, workers int, dur time.Duration, n int, iter iter
 	}
 	wg.Wait()
 	return time.Since(start)
+}
+
+// Results are the phase's results on system sys, over elapsed, one per
+// operation in the order they were first seen.
+func (p *PhaseStats) Results(sys string, elapsed time.Duration) []Result {
+	var out []Result
+	for _, op := range p.order {
+		out = append(out, p.ops[op].result(sys, op, elapsed))
+	}
+	return out
 }
 
 func (o *opStats) result(sys, op string, elapsed time.Duration) Result {
