@@ -145,36 +145,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		{"DescribeTasks", func(s *system) apibench.Iteration { return s.describe }},
 		{"RunTask+StopTask", func(s *system) apibench.Iteration { return s.runStop }},
 	}
-	// Each phase alternates between the systems in -rounds slices, so that
-	// other load on the machine falls on both alike.
+	// Each phase alternates between the systems in -rounds slices.
+	load := apibench.Load{Workers: cfg.Workers, Warmup: cfg.Warmup, Duration: cfg.Duration, Requests: cfg.Requests, Rounds: cfg.Rounds}
+	var names []string
+	for _, s := range systems {
+		names = append(names, s.name)
+	}
 	var results []apibench.Result
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "%s: warm-up %v each, then %d rounds alternating wharf and moto, up to %v or %d iterations each in all, %d workers\n",
 			p.name, cfg.Warmup, cfg.Rounds, cfg.Duration, cfg.Requests, cfg.Workers)
-		stats := make([]*apibench.PhaseStats, len(systems))
-		elapsed := make([]time.Duration, len(systems))
-		for i, s := range systems {
-			stats[i] = apibench.NewPhaseStats()
-			if cfg.Warmup > 0 {
-				apibench.Drive(ctx, cfg.Workers, cfg.Warmup, cfg.Requests, p.iter(s), apibench.NewPhaseStats())
-			}
+		res, err := apibench.Measure(ctx, load, names, func(i int) apibench.Iteration { return p.iter(systems[i]) })
+		if err != nil {
+			return err
 		}
-		for r := range cfg.Rounds {
-			dur := cfg.Duration / time.Duration(cfg.Rounds)
-			n := cfg.Requests / cfg.Rounds
-			if r < cfg.Requests%cfg.Rounds {
-				n++
-			}
-			for i, s := range systems {
-				elapsed[i] += apibench.Drive(ctx, cfg.Workers, dur, n, p.iter(s), stats[i])
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for i, s := range systems {
-			results = append(results, stats[i].Results(s.name, elapsed[i])...)
-		}
+		results = append(results, res...)
 	}
 	rep := apibench.Report{
 		Machine: host,

@@ -134,3 +134,45 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Load is how hard and how long each phase drives each system.
+type Load struct {
+	Workers  int
+	Warmup   time.Duration // per system, not measured
+	Duration time.Duration // per system in all, at most
+	Requests int           // iterations per system in all, at most
+	Rounds   int           // slices alternating between the systems
+}
+
+// Measure runs one phase: a warm-up on each system, then l.Rounds rounds
+// in which the systems take turns, so that other load on the machine falls
+// on all alike. iter gives the i-th system's iteration; the results name
+// it systems[i].
+func Measure(ctx context.Context, l Load, systems []string, iter func(i int) Iteration) ([]Result, error) {
+	stats := make([]*PhaseStats, len(systems))
+	elapsed := make([]time.Duration, len(systems))
+	for i := range systems {
+		stats[i] = NewPhaseStats()
+		if l.Warmup > 0 {
+			Drive(ctx, l.Workers, l.Warmup, l.Requests, iter(i), NewPhaseStats())
+		}
+	}
+	for r := range l.Rounds {
+		dur := l.Duration / time.Duration(l.Rounds)
+		n := l.Requests / l.Rounds
+		if r < l.Requests%l.Rounds {
+			n++
+		}
+		for i := range systems {
+			elapsed[i] += Drive(ctx, l.Workers, dur, n, iter(i), stats[i])
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var results []Result
+	for i, name := range systems {
+		results = append(results, stats[i].Results(name, elapsed[i])...)
+	}
+	return results, nil
+}
