@@ -173,7 +173,7 @@ func (s *Service) ListInstances(ctx context.Context, in *sd.ListInstancesRequest
 	if err != nil {
 		return nil, err
 	}
-	items, last, more, err := scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, pageSize(in.MaxResults), func(kv store.KV) (sd.InstanceSummary, bool, error) {
+	items, last, more, err := store.Scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, pageSize(in.MaxResults), func(kv store.KV) (sd.InstanceSummary, bool, error) {
 		var inst InstanceRecord
 		if err := decodeKV(kv, &inst); err != nil {
 			return sd.InstanceSummary{}, false, err
@@ -203,7 +203,7 @@ func (s *Service) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 		if err != nil {
 			return nil, err
 		}
-		items, last, more, err := scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, limit, func(kv store.KV) (*InstanceRecord, bool, error) {
+		items, last, more, err := store.Scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, limit, func(kv store.KV) (*InstanceRecord, bool, error) {
 			var inst InstanceRecord
 			err := decodeKV(kv, &inst)
 			return &inst, err == nil, err

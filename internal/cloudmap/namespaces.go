@@ -284,7 +284,7 @@ func (s *Service) ListNamespaces(ctx context.Context, in *sd.ListNamespacesReque
 	if err != nil {
 		return nil, err
 	}
-	items, last, more, err := scan(ctx, s.st, regionPrefix(c.region)+"namespaces/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.NamespaceSummary, bool, error) {
+	items, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"namespaces/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.NamespaceSummary, bool, error) {
 		var ns NamespaceRecord
 		if err := decodeKV(kv, &ns); err != nil {
 			return sd.NamespaceSummary{}, false, err

@@ -385,7 +385,7 @@ func (s *Service) ListOperations(ctx context.Context, in *sd.ListOperationsReque
 	if err != nil {
 		return nil, err
 	}
-	ops, last, more, err := scan(ctx, s.st, regionPrefix(c.region)+"operations/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.OperationSummary, bool, error) {
+	ops, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"operations/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.OperationSummary, bool, error) {
 		var op OperationRecord
 		if err := decodeKV(kv, &op); err != nil {
 			return sd.OperationSummary{}, false, err

@@ -200,7 +200,7 @@ func (s *Service) ListServices(ctx context.Context, in *sd.ListServicesRequest) 
 	if err != nil {
 		return nil, err
 	}
-	items, last, more, err := scan(ctx, s.st, regionPrefix(c.region)+"services/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.ServiceSummary, bool, error) {
+	items, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"services/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.ServiceSummary, bool, error) {
 		var svc ServiceRecord
 		if err := decodeKV(kv, &svc); err != nil {
 			return sd.ServiceSummary{}, false, err

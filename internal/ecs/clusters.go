@@ -273,7 +273,7 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := scan(ctx, s.st, c.key("clusters")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.key("clusters")+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var r clusterRecord
 		if err := decodeKV(kv, &r); err != nil {
 			return "", false, err

@@ -476,7 +476,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := scan(ctx, s.st, c.key("instances", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.key("instances", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var r instanceRecord
 		if err := decodeKV(kv, &r); err != nil {
 			return "", false, err

@@ -577,7 +577,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := scan(ctx, s.st, c.key("services", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.key("services", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := decodeKV(kv, &svc); err != nil {
 			return "", false, err
@@ -624,7 +624,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if nsArn == "" {
 		return nil, clientCode("NamespaceNotFoundException", "Namespace "+in.Namespace+" was not found.")
 	}
-	arns, last, more, err := scan(ctx, s.st, c.key("services")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.key("services")+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := json.Unmarshal(kv.Value, &svc); err != nil {
 			return "", false, err

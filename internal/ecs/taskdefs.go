@@ -581,7 +581,7 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 		return nil, err
 	}
 	familiesPrefix := c.key("families") + "/"
-	families, last, more, err := scan(ctx, s.st, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
+	families, last, more, err := store.Scan(ctx, s.st, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
 		family := strings.TrimPrefix(kv.Key, familiesPrefix)
 		if status == ecsapi.TaskDefinitionFamilyStatusAll {
 			return family, true, nil

@@ -753,7 +753,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := scan(ctx, s.st, c.key("tasks", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.key("tasks", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var t taskRecord
 		if err := decodeKV(kv, &t); err != nil {
 			return "", false, err
