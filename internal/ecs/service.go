@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	key := cfg.TokenKey
 	if len(key) == 0 {
-		if key, err = sharedKey(ctx, cfg.Store, "config/pagination-key"); err != nil {
+		if key, err = cfg.Store.SharedKey(ctx, "config/pagination-key"); err != nil {
 			return nil, err
 		}
 	}
@@ -141,26 +141,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		certLifetime: cfg.CertificateLifetime,
 		proxyMetrics: cfg.ProxyMetrics,
 	}, nil
-}
-
-// sharedKey returns the random key stored at key, creating it on first use.
-func sharedKey(ctx context.Context, st *store.Store, key string) ([]byte, error) {
-	var out []byte
-	err := st.Update(ctx, func(tx *store.Tx) error {
-		var hexKey string
-		if ok, err := tx.Get(key, &hexKey); err != nil || ok {
-			out, _ = hex.DecodeString(hexKey)
-			return err
-		}
-		b := make([]byte, 32)
-		rand.Read(b)
-		out = b
-		return tx.Put(key, hex.EncodeToString(b))
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", key, err)
-	}
-	return out, nil
 }
 
 // call holds what every operation needs to know about its caller.
