@@ -490,14 +490,7 @@ func perRequest(protocol string, seconds *int32) *int64 {
 // task's containers and the proxy join it. It records where the engine
 // bound each port.
 func (m *taskManager) provisionBridge(ctx context.Context) error {
-	if m.pauseID == "" {
-		spec := &runtime.ContainerSpec{
-			Name:        containerName(m.task.TaskArn, "pause"),
-			Image:       m.a.pauseImage,
-			Labels:      m.labels("~internal~ecs~pause", rolePause),
-			NetworkMode: "bridge",
-			StopTimeout: 5 * time.Second,
-		}
+	err := m.runPause(ctx, "bridge", func(spec *runtime.ContainerSpec) {
 		spec.Hostname = m.bridgeHostname()
 		for _, cd := range m.td.ContainerDefinitions {
 			if cd.Name == m.sc.proxy {
@@ -520,16 +513,9 @@ func (m *taskManager) provisionBridge(ctx context.Context) error {
 				spec.DNSServers = []string{ip}
 			}
 		}
-		id, err := m.a.rt.Create(ctx, spec)
-		if err != nil {
-			return fmt.Errorf("create the network namespace: %w", err)
-		}
-		m.mu.Lock()
-		m.pauseID = id
-		m.mu.Unlock()
-	}
-	if err := m.a.rt.Start(ctx, m.pauseID); err != nil {
-		return fmt.Errorf("start the network namespace: %w", err)
+	})
+	if err != nil {
+		return err
 	}
 	st, err := m.a.rt.Inspect(ctx, m.pauseID)
 	if err != nil {

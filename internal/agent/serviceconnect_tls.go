@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -102,9 +101,7 @@ func (a *Agent) renewCertificates(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		a.sc.mu.Lock()
-		tasks := slices.Collect(maps.Values(a.sc.tasks))
-		a.sc.mu.Unlock()
+		tasks := a.sc.all()
 		now := time.Now()
 		for _, sc := range tasks {
 			sc.mu.Lock()

@@ -60,6 +60,13 @@ func (r *scRegistry) remove(t *scTask) {
 	r.signal()
 }
 
+// all returns the Service Connect tasks.
+func (r *scRegistry) all() []*scTask {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(maps.Values(r.tasks))
+}
+
 func (r *scRegistry) signal() {
 	select {
 	case r.changed <- struct{}{}:
@@ -219,9 +226,7 @@ func (a *Agent) scrapeProxies(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		a.sc.mu.Lock()
-		tasks := slices.Collect(maps.Values(a.sc.tasks))
-		a.sc.mu.Unlock()
+		tasks := a.sc.all()
 		var wg sync.WaitGroup
 		for _, sc := range tasks {
 			sc.mu.Lock()

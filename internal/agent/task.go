@@ -386,20 +386,28 @@ func (m *taskManager) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return m.runPause(ctx, n.Name, func(spec *runtime.ContainerSpec) {
+		spec.IPv4Address, spec.MacAddress = m.ip, m.mac
+		// The task's containers share the pause container's resolver.
+		if ip := m.a.resolver(n.Gateway); ip != "" {
+			spec.DNSServers = []string{ip}
+		}
+	})
+}
+
+// runPause creates the pause container holding the task's network
+// namespace on network, unless it exists, with what configure adds, and
+// starts it.
+func (m *taskManager) runPause(ctx context.Context, network string, configure func(*runtime.ContainerSpec)) error {
 	if m.pauseID == "" {
 		spec := &runtime.ContainerSpec{
 			Name:        containerName(m.task.TaskArn, "pause"),
 			Image:       m.a.pauseImage,
 			Labels:      m.labels("~internal~ecs~pause", rolePause),
-			NetworkMode: n.Name,
-			IPv4Address: m.ip,
-			MacAddress:  m.mac,
+			NetworkMode: network,
 			StopTimeout: 5 * time.Second,
 		}
-		// The task's containers share the pause container's resolver.
-		if ip := m.a.resolver(n.Gateway); ip != "" {
-			spec.DNSServers = []string{ip}
-		}
+		configure(spec)
 		id, err := m.a.rt.Create(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("create the network namespace: %w", err)
