@@ -106,11 +106,15 @@ type Agent struct {
 	// instance's; cleanup waits for it.
 	synced atomic.Bool
 
-	mu      sync.Mutex
-	tasks   map[string]*taskManager // by task ARN
-	network *agentapi.Network
-	awsvpc  bool   // the awsvpc network exists
-	dns     string // Wharf's DNS server, host:port
+	mu    sync.Mutex
+	tasks map[string]*taskManager // by task ARN
+	// finished are tasks whose managers are done, until the control plane
+	// stops listing them: a poll answered before their STOPPED report
+	// landed must not start them again.
+	finished map[string]bool
+	network  *agentapi.Network
+	awsvpc   bool   // the awsvpc network exists
+	dns      string // Wharf's DNS server, host:port
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -160,7 +164,9 @@ func New(cfg Config) (*Agent, error) {
 		rt:    cfg.Runtime,
 		log:   cfg.Logger.With("node", cfg.Name, "cluster", cfg.Cluster),
 		tasks: map[string]*taskManager{},
-		sc:    newSCRegistry(),
+
+		finished: map[string]bool{},
+		sc:       newSCRegistry(),
 
 		scrapeEvery: 10 * time.Second,
 	}, nil
@@ -446,6 +452,9 @@ func (a *Agent) reconcile(ctx context.Context, resp *agentapi.PollResponse) {
 	assigned := map[string]bool{}
 	for _, at := range resp.Tasks {
 		assigned[at.Task.TaskArn] = true
+		if a.finished[at.Task.TaskArn] {
+			continue
+		}
 		m, ok := a.tasks[at.Task.TaskArn]
 		if !ok {
 			m = newTaskManager(a, at)
@@ -460,6 +469,11 @@ func (a *Agent) reconcile(ctx context.Context, resp *agentapi.PollResponse) {
 			m.update("STOPPED")
 		}
 	}
+	for arn := range a.finished {
+		if !assigned[arn] {
+			delete(a.finished, arn)
+		}
+	}
 	a.synced.Store(true)
 }
 
@@ -468,6 +482,7 @@ func (a *Agent) forget(arn string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.tasks, arn)
+	a.finished[arn] = true
 }
 
 func (a *Agent) manager(arn string) *taskManager {
