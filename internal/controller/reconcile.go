@@ -23,6 +23,10 @@ const (
 type Deployment struct {
 	ID           string
 	RolloutState string
+	// CountFrom is when the deployment last became PRIMARY: the circuit
+	// breaker and the start back-off count only its tasks that stopped
+	// since, so that a deployment a rollback brings back starts afresh.
+	CountFrom time.Time
 }
 
 // Task is one task of the service, as far as scheduling cares.
@@ -116,12 +120,15 @@ func live(t *Task) bool { return t.DesiredStatus == "RUNNING" && t.LastStatus !=
 // maximum, as in ECS.
 func stopping(t *Task) bool { return t.DesiredStatus == "STOPPED" && t.LastStatus != "STOPPED" }
 
-func running(t *Task) bool {
-	switch t.LastStatus {
-	case "RUNNING":
-		return true
-	}
-	return false
+func running(t *Task) bool { return t.LastStatus == "RUNNING" }
+
+// serving reports a task that runs and has not failed its health checks.
+// Such a task may not count toward the minimum healthy yet (it is too
+// young, or its health is still UNKNOWN), but it is not stopped as an
+// unhealthy one: an old deployment's serving tasks are only stopped as far
+// as the healthy count stays at or above the minimum.
+func serving(t *Task) bool {
+	return live(t) && running(t) && !t.Lost && !(t.HealthChecked && t.Health == "UNHEALTHY")
 }
 
 // failed reports a stopped task that counts against the circuit breaker:
@@ -142,6 +149,11 @@ func Reconcile(s *Service) Plan {
 	}
 	primary := s.Deployments[0]
 	isPrimary := func(t *Task) bool { return t.Deployment == primary.ID }
+	// counts: a PRIMARY task whose stop the circuit breaker and the
+	// back-off consider.
+	counts := func(t *Task) bool {
+		return isPrimary(t) && failed(t) && !t.StoppedAt.Before(primary.CountFrom)
+	}
 
 	healthy := func(t *Task) bool {
 		if !live(t) || !running(t) || t.Lost {
@@ -210,13 +222,13 @@ func Reconcile(s *Service) Plan {
 		if !t.RunningSince.IsZero() && t.RunningSince.After(lastRun) {
 			lastRun = t.RunningSince
 		}
-		if failed(t) {
+		if counts(t) {
 			failures++
 		}
 	}
 	for i := range s.Tasks {
 		t := &s.Tasks[i]
-		if isPrimary(t) && failed(t) && t.RunningSince.IsZero() && t.StoppedAt.After(lastRun) {
+		if counts(t) && t.RunningSince.IsZero() && t.StoppedAt.After(lastRun) {
 			consecutive++
 			if t.StoppedAt.After(lastFailure) {
 				lastFailure = t.StoppedAt
@@ -261,9 +273,14 @@ func Reconcile(s *Service) Plan {
 	}
 	p.Start = start
 
-	// Stop stale tasks: those that are not healthy at once, healthy ones
-	// only as far as the minimum healthy count allows.
+	// Stop stale tasks: those that do not serve at once, serving ones only
+	// as far as the healthy count stays at or above the minimum, and none
+	// while the PRIMARY has failed: its tasks would not replace them. Of
+	// the serving ones, those that do not count as healthy yet go first.
 	sort.SliceStable(stale, func(i, j int) bool {
+		if hi, hj := healthy(stale[i]), healthy(stale[j]); hi != hj {
+			return hj
+		}
 		return deploymentIndex(s, stale[i].Deployment) > deploymentIndex(s, stale[j].Deployment)
 	})
 	spare := healthyCount - minHealthy
@@ -275,27 +292,37 @@ func Reconcile(s *Service) Plan {
 		if t.Draining {
 			reason = "Container instance is draining"
 		}
-		if !healthy(t) {
+		switch {
+		case !serving(t):
 			p.Stop = append(p.Stop, Stop{ID: t.ID, Reason: reason})
-			continue
-		}
-		if spare > 0 {
+		case spare > 0 && state != Failed:
 			p.Stop = append(p.Stop, Stop{ID: t.ID, Reason: reason})
-			spare--
+			if healthy(t) {
+				spare--
+			}
 		}
 	}
 
 	// Scale in: stop primary tasks beyond the desired count, those that
-	// are not healthy first.
+	// do not serve first, then those that do not count as healthy yet;
+	// the placement strategies choose among the healthy ones.
 	if excess := len(keep) - desired; excess > 0 {
-		sort.SliceStable(keep, func(i, j int) bool { return !healthy(keep[i]) && healthy(keep[j]) })
+		rank := func(t *Task) int {
+			switch {
+			case healthy(t):
+				return 2
+			case serving(t):
+				return 1
+			}
+			return 0
+		}
+		sort.SliceStable(keep, func(i, j int) bool { return rank(keep[i]) < rank(keep[j]) })
 		for _, t := range keep[:excess] {
-			if !healthy(t) {
-				p.Stop = append(p.Stop, Stop{ID: t.ID, Reason: fmt.Sprintf("Scaling activity initiated by (deployment %s)", primary.ID)})
-				excess--
-			} else {
+			if healthy(t) {
 				break
 			}
+			p.Stop = append(p.Stop, Stop{ID: t.ID, Reason: fmt.Sprintf("Scaling activity initiated by (deployment %s)", primary.ID)})
+			excess--
 		}
 		if excess > 0 {
 			p.ScaleIn = excess

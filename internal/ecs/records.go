@@ -52,8 +52,12 @@ type taskRecord struct {
 type serviceRecord struct {
 	ecsapi.Service
 	InactiveAt *time.Time `json:"wharfInactiveAt,omitempty"`
-	// LastCompleted is the deployment a failed one rolls back to.
-	LastCompleted *completedDeployment `json:"wharfLastCompleted,omitempty"`
+	// LastCompleted is the deployment a failed one rolls back to, as it
+	// was when it completed.
+	LastCompleted *ecsapi.Deployment `json:"wharfLastCompleted,omitempty"`
+	// CountFrom holds, for deployments a rollback made PRIMARY again, when
+	// that happened: their earlier failures no longer count.
+	CountFrom map[string]time.Time `json:"wharfCountFrom,omitempty"`
 	// Steady and UnableToStart remember conditions already announced in
 	// the service's events.
 	Steady        bool `json:"wharfSteady,omitempty"`
@@ -77,11 +81,6 @@ func (r *serviceRecord) setMutualTLS(id string, on bool) {
 		keep = append(keep, id)
 	}
 	r.MutualTLS = keep
-}
-
-type completedDeployment struct {
-	ID             string `json:"id"`
-	TaskDefinition string `json:"taskDefinition"`
 }
 
 // idempotencyRecord remembers the answer to a request with a client token.

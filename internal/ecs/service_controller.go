@@ -325,10 +325,10 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		snap.HealthCheckGrace = time.Duration(*svc.HealthCheckGracePeriodSeconds) * time.Second
 	}
 	if svc.LastCompleted != nil {
-		snap.LastCompleted = svc.LastCompleted.ID
+		snap.LastCompleted = svc.LastCompleted.Id
 	}
 	for _, d := range svc.Deployments {
-		snap.Deployments = append(snap.Deployments, controller.Deployment{ID: d.Id, RolloutState: string(d.RolloutState)})
+		snap.Deployments = append(snap.Deployments, controller.Deployment{ID: d.Id, RolloutState: string(d.RolloutState), CountFrom: svc.CountFrom[d.Id]})
 	}
 	byArn := map[string]*instanceRecord{}
 	for _, r := range instances {
@@ -478,21 +478,13 @@ func (a *applier) apply(p *controller.Plan) error {
 		primary.RolloutState, primary.RolloutStateReason = ecsapi.DeploymentRolloutState(p.Rollout), p.RolloutReason
 		primary.UpdatedAt = callTime(a.c)
 		if p.Rollout == controller.Completed {
-			svc.LastCompleted = &completedDeployment{ID: primary.Id, TaskDefinition: primary.TaskDefinition}
+			done := *primary
+			svc.LastCompleted = &done
 		}
 		a.changed = true
 	}
 	if p.RollbackTo != "" && svc.LastCompleted != nil {
-		for i := range svc.Deployments {
-			svc.Deployments[i].Status = "ACTIVE"
-		}
-		svc.TaskDefinition = svc.LastCompleted.TaskDefinition
-		d := a.s.newDeployment(a.c, svc)
-		d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", svc.LastCompleted.ID)
-		d.ServiceConnectConfiguration, d.VolumeConfigurations = primary.ServiceConnectConfiguration, primary.VolumeConfigurations
-		svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
-		svc.setMutualTLS(d.Id, contains(svc.MutualTLS, primary.Id))
-		a.changed = true
+		a.rollback()
 		return nil
 	}
 	if svc.Steady != p.Steady || svc.UnableToStart != p.UnableToStart {
@@ -563,6 +555,43 @@ func (a *applier) apply(p *controller.Plan) error {
 		}
 	}
 	return nil
+}
+
+// rollback makes the last completed deployment PRIMARY again, with the
+// task definition and network configuration it had, and brings it back to
+// the service's desired count. Its tasks that still run stay; the failed
+// deployment's drain as the rollout goes on.
+func (a *applier) rollback() {
+	svc := a.svc
+	d := *svc.LastCompleted
+	mtls := mutualTLS(d.ServiceConnectConfiguration, svc.Tags)
+	rest := svc.Deployments[:0:0]
+	for _, have := range svc.Deployments {
+		if have.Id == d.Id {
+			d, mtls = have, contains(svc.MutualTLS, have.Id)
+			continue
+		}
+		have.Status = "ACTIVE"
+		rest = append(rest, have)
+	}
+	d.Status = "PRIMARY"
+	d.DesiredCount = svc.DesiredCount
+	d.RolloutState = ecsapi.DeploymentRolloutStateInProgress
+	d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", d.Id)
+	d.UpdatedAt = callTime(a.c)
+	svc.Deployments = append([]ecsapi.Deployment{d}, rest...)
+	svc.TaskDefinition, svc.NetworkConfiguration = d.TaskDefinition, d.NetworkConfiguration
+	if svc.CountFrom == nil {
+		svc.CountFrom = map[string]time.Time{}
+	}
+	for id := range svc.CountFrom {
+		if !hasDeployment(svc, id) {
+			delete(svc.CountFrom, id)
+		}
+	}
+	svc.CountFrom[d.Id] = a.c.now
+	svc.setMutualTLS(d.Id, mtls)
+	a.changed = true
 }
 
 // strategies are the service's placement strategies, ECS's service

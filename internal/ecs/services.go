@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"time"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/cloudmap"
@@ -276,6 +277,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		return nil, err
 	}
 	var out ecsapi.Service
+	var countFrom map[string]time.Time
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
@@ -383,13 +385,13 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			svc.Deployments[0].DesiredCount = svc.DesiredCount
 			svc.Deployments[0].UpdatedAt = callTime(c)
 		}
-		out = svc.Service
+		out, countFrom = svc.Service, svc.CountFrom
 		return tx.Put(k, svc)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.serviceCounts(ctx, c, &out); err != nil {
+	if err := s.serviceCounts(ctx, c, &out, countFrom); err != nil {
 		return nil, err
 	}
 	return &ecsapi.UpdateServiceResponse{Service: &out}, nil
@@ -476,8 +478,8 @@ func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool,
 }
 
 // serviceCounts fills a service's and its deployments' task counts from
-// its tasks.
-func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service) error {
+// its tasks; a deployment's failed tasks count from countFrom[id] on.
+func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, countFrom map[string]time.Time) error {
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
 	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
 	if err != nil {
@@ -499,7 +501,8 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 			continue
 		}
 		d := byDeployment[t.StartedBy]
-		if d != nil && t.LastStatus == "STOPPED" && (t.StopCode == ecsapi.TaskStopCodeTaskFailedToStart || t.StopCode == ecsapi.TaskStopCodeEssentialContainerExited || t.FailedHealth) {
+		if d != nil && t.LastStatus == "STOPPED" && (t.StopCode == ecsapi.TaskStopCodeTaskFailedToStart || t.StopCode == ecsapi.TaskStopCodeEssentialContainerExited || t.FailedHealth) &&
+			(t.StoppedAt == nil || !t.StoppedAt.Before(countFrom[d.Id])) {
 			d.FailedTasks++
 		}
 		if t.DesiredStatus != "RUNNING" {
@@ -549,7 +552,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			continue
 		}
 		v := svc.Service
-		if err := s.serviceCounts(ctx, c, &v); err != nil {
+		if err := s.serviceCounts(ctx, c, &v, svc.CountFrom); err != nil {
 			return nil, err
 		}
 		if !contains(in.Include, ecsapi.ServiceFieldTags) {

@@ -572,11 +572,12 @@ func TestServiceRollingUpdate(t *testing.T) {
 	}
 }
 
-// TestServiceCircuitBreaker updates a service with the deployment circuit
-// breaker (enable, rollback) to a revision whose container exits at once:
-// the deployment FAILS after 3 failed tasks, a rollback deployment goes
-// back to revision 1, and the service ends stable there, its RUNNING tasks
-// never below the desired 3.
+// TestServiceCircuitBreaker is the failed deployment of a service of six
+// at 100%/200%: its deployment has completed, and it moves to a revision
+// whose container exits at once, with the circuit breaker and rollback.
+// The deployment FAILS after 3 failed tasks, the completed deployment is
+// PRIMARY again, and the service ends stable there; its RUNNING tasks
+// never drop below 6, and the six that ran before still run.
 func TestServiceCircuitBreaker(t *testing.T) {
 	e := newServiceEnv(t)
 	good := e.register("breaker", types.NetworkModeBridge, e.ctr("web", serviceScript("v1")))
@@ -584,20 +585,19 @@ func TestServiceCircuitBreaker(t *testing.T) {
 	created := e.createService(&ecs.CreateServiceInput{
 		ServiceName:    aws.String("breaker"),
 		TaskDefinition: aws.String(good),
-		DesiredCount:   aws.Int32(3),
-		DeploymentConfiguration: &types.DeploymentConfiguration{
-			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
-		},
+		DesiredCount:   aws.Int32(6),
 	})
 	first := aws.ToString(created.Deployments[0].Id)
-	e.waitStable("breaker", good)
+	_, before := e.waitStable("breaker", good)
 
 	s := e.sample("breaker", serviceWait)
 	began := time.Now()
-	up := e.updateService(&ecs.UpdateServiceInput{Service: aws.String("breaker"), TaskDefinition: aws.String(bad)})
+	up := e.updateService(&ecs.UpdateServiceInput{Service: aws.String("breaker"), TaskDefinition: aws.String(bad),
+		DeploymentConfiguration: &types.DeploymentConfiguration{
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+			MaximumPercent:           aws.Int32(200), MinimumHealthyPercent: aws.Int32(100),
+		}})
 	failing := aws.ToString(up.Deployments[0].Id)
-	// The failed deployment is dropped as soon as its last task has
-	// stopped; its events stay.
 	var svc types.Service
 	waitFor(t, "the circuit breaker to fail deployment "+failing+" and roll back", serviceWait, func() (bool, string) {
 		svc = e.service("breaker")
@@ -607,10 +607,14 @@ func TestServiceCircuitBreaker(t *testing.T) {
 	if countEvents(svc, "(deployment "+failing+") deployment failed") != 1 {
 		t.Errorf("no event of deployment %s failing: %q", failing, events(svc))
 	}
+	if d := svc.Deployments[0]; aws.ToString(d.Id) != first || aws.ToString(d.Status) != "PRIMARY" ||
+		aws.ToString(d.RolloutStateReason) != "ECS deployment circuit breaker: rolling back to deploymentId "+first+"." {
+		t.Errorf("after the rollback: %s; want %s PRIMARY again, rolling back", deployments(svc), first)
+	}
 	svc, tasks := e.waitStable("breaker", good)
 	st := s.stop()
 	t.Logf("stable on revision 1 again %v after UpdateService", time.Since(began).Round(time.Millisecond))
-	st.check(t, "during the failed deployment and the rollback", 3, 6)
+	st.check(t, "during the failed deployment and the rollback", 6, 12)
 	// The FAILED deployment is dropped once its last task has stopped,
 	// maybe before a sample saw it; it never completes.
 	t.Logf("deployment %s was seen in rollout states %v", failing, st.rollouts[failing])
@@ -620,11 +624,11 @@ func TestServiceCircuitBreaker(t *testing.T) {
 	if aws.ToString(svc.TaskDefinition) != good {
 		t.Errorf("the service's task definition is %s after the rollback, want %s", aws.ToString(svc.TaskDefinition), good)
 	}
-	if id := aws.ToString(svc.Deployments[0].Id); id == first || id == failing {
-		t.Errorf("the service ends on deployment %s, want a new rollback deployment", id)
+	if id := aws.ToString(svc.Deployments[0].Id); id != first {
+		t.Errorf("the service ends on deployment %s, want %s again", id, first)
 	}
-	if len(tasks) != 3 {
-		t.Errorf("%d tasks after the rollback, want 3", len(tasks))
+	if arns := taskArns(tasks); !slices.Equal(arns, taskArns(before)) {
+		t.Errorf("after the rollback the service runs %v, want the tasks it ran before, %v", arns, taskArns(before))
 	}
 
 	// At least the breaker's threshold of the failed deployment's tasks
