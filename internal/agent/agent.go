@@ -604,15 +604,6 @@ func (a *Agent) report(ctx context.Context, what string, call func(context.Conte
 	}
 }
 
-func randomHex(n int) string {
-	const digits = "0123456789abcdef"
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = digits[randIntn(16)]
-	}
-	return string(b)
-}
-
 // listeningPorts returns the host's listening ports of a protocol, as the
 // ECS agent reports the ports in use when it registers.
 func listeningPorts(proto string) []string {

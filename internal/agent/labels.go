@@ -1,8 +1,9 @@
 package agent
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 
 	"github.com/aws/smithy-go"
@@ -27,7 +28,17 @@ const (
 	roleProxy          = "proxy" // a Service Connect task's proxy
 )
 
-func randIntn(n int) int { return rand.IntN(n) }
+// randomHex returns n random lower-case hex digits from crypto/rand.
+func randomHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b) // never fails: crypto/rand crashes the program instead
+	return hex.EncodeToString(b)[:n]
+}
+
+// metadataToken returns a container's task metadata endpoint token: 128
+// bits from crypto/rand. The token is all a container shows to read its
+// task's metadata and, for a Service Connect proxy, its TLS private key.
+func metadataToken() string { return randomHex(32) }
 
 // isClientError reports an error the control plane refused for good: a
 // retry would get the same answer.

@@ -94,7 +94,7 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 	}
 	for i := range m.td.ContainerDefinitions {
 		cd := &m.td.ContainerDefinitions[i]
-		c := &ctr{def: cd, status: "PENDING", token: randomHex(32), role: roleTaskContainer}
+		c := &ctr{def: cd, status: "PENDING", token: metadataToken(), role: roleTaskContainer}
 		if m.sc != nil && cd.Name == m.sc.proxy {
 			c.role, c.hidden = roleProxy, m.sc.hidden
 		}
