@@ -1,6 +1,9 @@
 package api
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // Error is an error as AWS sends it on the wire: an HTTP status, the error
 // code that becomes `__type` and the X-Amzn-ErrorType header, a message, and
@@ -12,6 +15,9 @@ type Error struct {
 	// Fields holds extra members of the error shape, such as Cloud Map's
 	// NamespaceId on NamespaceAlreadyExists.
 	Fields map[string]any
+	// Hint says what to do next, in Wharf's words. It never goes on the
+	// wire, where the message is AWS's own; the server logs it.
+	Hint string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -25,4 +31,10 @@ func (e *Error) HTTPStatus() int { return e.Status }
 // ClientError returns a 400 error with the given code.
 func ClientError(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
+
+// WithHint returns e with a hint for the server log.
+func (e *Error) WithHint(format string, args ...any) *Error {
+	e.Hint = fmt.Sprintf(format, args...)
+	return e
 }

@@ -257,11 +257,12 @@ func serializationMessage(err error) string {
 func (h *Handler) writeError(w http.ResponseWriter, req *Request, msgField string, err error) {
 	status, code, msg := http.StatusInternalServerError, "ServerException", "An internal error occurred; the request id identifies it in the server log."
 	var fields map[string]any
+	var hint string
 	if c, ok := AsCoded(err); ok {
 		status, code, msg = c.HTTPStatus(), c.ErrorCode(), c.Error()
 		var e *Error
 		if errors.As(err, &e) {
-			msg, fields = e.Message, e.Fields
+			msg, fields, hint = e.Message, e.Fields, e.Hint
 		} else {
 			msg = strings.TrimPrefix(msg, code+": ")
 		}
@@ -270,7 +271,12 @@ func (h *Handler) writeError(w http.ResponseWriter, req *Request, msgField strin
 	} else {
 		h.log.Error("request failed", "request_id", req.ID, "operation", req.Operation, "region", req.Region, "err", err)
 	}
-	if status >= 400 && status < 500 {
+	switch {
+	case hint != "":
+		// AWS's message stays exact on the wire; what to do next is Wharf's
+		// and goes to the log.
+		h.log.Info("request refused", "request_id", req.ID, "operation", req.Operation, "code", code, "message", msg, "hint", hint)
+	case status >= 400 && status < 500:
 		h.log.Debug("request refused", "request_id", req.ID, "operation", req.Operation, "code", code, "message", msg)
 	}
 	body := map[string]any{"__type": code, msgField: msg}
