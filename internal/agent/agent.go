@@ -418,9 +418,12 @@ func (a *Agent) pollLoop(ctx context.Context, info runtime.Info) {
 				return
 			}
 			var ae *apiError
-			if errors.As(err, &ae) && ae.Code == "InvalidParameterException" && strings.Contains(ae.Message, "not registered") {
-				a.log.Warn("the control plane no longer knows this instance; registering again")
+			if errors.As(err, &ae) && ae.Code == agentapi.CodeInstanceNotRegistered {
+				a.log.Warn("the control plane no longer knows this instance; registering again", "err", err)
 				if err := a.register(ctx, info); err != nil {
+					if ctx.Err() == nil {
+						a.log.Error("registering again failed; this node runs no new tasks until the agent restarts", "err", err)
+					}
 					return
 				}
 				index = 0

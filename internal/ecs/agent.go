@@ -48,7 +48,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		return nil, err
 	}
 	if !ok || r == nil || r.Status == "INACTIVE" {
-		return nil, invalidParameter("Container instance %q is not registered in cluster %q; register it again.", in.ContainerInstance, cluster)
+		return nil, agentapi.InstanceNotRegistered(in.ContainerInstance, cluster)
 	}
 	if err := s.st.Heartbeat(ctx, heartbeatKey(c.region, cluster, id), heartbeat{Since: c.now}, s.grace); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ package agentapi
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/wharfhq/wharf/internal/api"
@@ -19,6 +20,19 @@ const TargetPrefix = "WharfAgentV1"
 
 // SigningName is the SigV4 service the agent signs for.
 const SigningName = "ecs"
+
+// CodeInstanceNotRegistered is the error code (__type) of an answer to an
+// agent whose container instance the cluster does not know, or knows as
+// INACTIVE (deregistered): the agent registers again. It is Wharf's own;
+// ECS answers its agent with ClientException or InvalidParameterException,
+// which the agent could only tell apart from other refusals by their text.
+const CodeInstanceNotRegistered = "InstanceNotRegisteredException"
+
+// InstanceNotRegistered is the error for an unknown or INACTIVE container
+// instance, with code CodeInstanceNotRegistered.
+func InstanceNotRegistered(instance, cluster string) *api.Error {
+	return api.ClientError(CodeInstanceNotRegistered, fmt.Sprintf("Container instance %q is not registered in cluster %q; register it again.", instance, cluster))
+}
 
 // PollRequest asks for the tasks assigned to a container instance. With
 // Index 0 the answer comes at once; otherwise it waits up to WaitSeconds for
