@@ -61,6 +61,9 @@ type Config struct {
 	CleanupDelay time.Duration
 	// PollWait is how long a poll waits for changes. Default 20 s.
 	PollWait time.Duration
+	// ResyncInterval is how often every task's containers are read again
+	// from the engine, in case an event was missed. 0 means 30 s.
+	ResyncInterval time.Duration
 	// MetadataPort is the task metadata endpoint's port; 0 picks one.
 	MetadataPort int
 	// Binary is the executable the helper images are built from; empty
@@ -139,6 +142,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 20 * time.Second
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 30 * time.Second
 	}
 	if cfg.ENILimit == 0 {
 		cfg.ENILimit = 3
@@ -219,8 +225,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent registered", "container_instance_arn", a.InstanceArn(), "docker_version", info.Version)
 
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); a.watchEvents(ctx) }()
+	go func() { defer wg.Done(); a.resyncEvery(ctx, a.cfg.ResyncInterval) }()
 	go func() { defer wg.Done(); a.janitor(ctx) }()
 	go func() { defer wg.Done(); a.followServiceConnect(ctx) }()
 	go func() { defer wg.Done(); a.scrapeProxies(ctx, a.scrapeEvery) }()
@@ -576,11 +583,31 @@ func (a *Agent) watchEvents(ctx context.Context) {
 			return
 		}
 		// Events may have been missed while the stream was down.
-		a.mu.Lock()
-		for _, m := range a.tasks {
-			m.event(runtime.Event{Action: "resync"})
+		a.resyncTasks()
+	}
+}
+
+// resyncEvery has every task's containers read from the engine again at
+// each interval, so that a missed event delays what it tells by at most
+// that long.
+func (a *Agent) resyncEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.resyncTasks()
 		}
-		a.mu.Unlock()
+	}
+}
+
+func (a *Agent) resyncTasks() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range a.tasks {
+		m.resync()
 	}
 }
 

@@ -53,7 +53,10 @@ type taskManager struct {
 	done chan struct{}
 
 	events chan runtime.Event
-	wake   chan struct{} // desired status changed
+	// resyncs asks for every container to be read from the engine
+	// again: an event was dropped, the event stream broke, or it is time.
+	resyncs chan struct{}
+	wake    chan struct{} // desired status changed
 
 	mu         sync.Mutex
 	task       ecsapi.Task // as assigned; LastStatus tracks what was reported
@@ -79,6 +82,7 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 		td:         at.TaskDefinition,
 		done:       make(chan struct{}),
 		events:     make(chan runtime.Event, 64),
+		resyncs:    make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),
 		task:       at.Task,
 		desired:    at.Task.DesiredStatus,
@@ -153,7 +157,19 @@ func (m *taskManager) event(ev runtime.Event) {
 	select {
 	case m.events <- ev:
 	default:
-		// A full queue already holds a reason to look again.
+		// The queued events may all be of other containers: read them
+		// all again.
+		m.log.Debug("container event queue full; reading the task's containers again", "container_id", ev.ContainerID, "action", ev.Action)
+		m.resync()
+	}
+}
+
+// resync asks the manager to read every container of the task from the
+// engine again.
+func (m *taskManager) resync() {
+	select {
+	case m.resyncs <- struct{}{}:
+	default: // one is pending
 	}
 }
 
@@ -353,6 +369,10 @@ func (m *taskManager) start(ctx context.Context) error {
 			return errStopRequested
 		case ev := <-m.events:
 			if err := m.onEvent(ctx, ev); err != nil {
+				return err
+			}
+		case <-m.resyncs:
+			if err := m.resyncAll(ctx); err != nil {
 				return err
 			}
 		case <-timeout.C:
@@ -598,30 +618,58 @@ func (m *taskManager) dependenciesMet(c *ctr) (met bool, why string) {
 // onEvent handles a container event while the task starts or runs. It
 // returns an error when an essential container exited.
 func (m *taskManager) onEvent(ctx context.Context, ev runtime.Event) error {
-	if ev.Action == "resync" {
-		for _, name := range m.order {
-			if err := m.refresh(ctx, m.containers[name]); err != nil {
-				return nil
-			}
+	c := m.containers[ev.Labels[labelContainerName]]
+	if c == nil {
+		return nil
+	}
+	m.mu.Lock()
+	before := c.health
+	m.mu.Unlock()
+	if err := m.refresh(ctx, c); err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("reading a container's state after its event failed; the next resync reads it again", "container", c.def.Name, "action", ev.Action, "err", err)
 		}
-	} else {
-		c := m.containers[ev.Labels[labelContainerName]]
-		if c == nil {
-			return nil
-		}
+		return nil
+	}
+	m.mu.Lock()
+	healthChanged := c.health != before
+	m.mu.Unlock()
+	if healthChanged {
+		m.reportHealth(ctx)
+	}
+	return m.checkExits(ctx)
+}
+
+// resyncAll reads every container of the task from the engine again, for
+// the events the agent missed, and reports what changed. It returns an
+// error when an essential container exited.
+func (m *taskManager) resyncAll(ctx context.Context) error {
+	healthChanged := false
+	for _, name := range m.order {
+		c := m.containers[name]
 		m.mu.Lock()
 		before := c.health
 		m.mu.Unlock()
 		if err := m.refresh(ctx, c); err != nil {
-			return nil
+			if ctx.Err() != nil {
+				return nil
+			}
+			m.log.Warn("reading a container's state from the engine failed; the next resync tries again", "container", name, "err", err)
+			continue
 		}
 		m.mu.Lock()
-		healthChanged := c.health != before
+		healthChanged = healthChanged || c.health != before
 		m.mu.Unlock()
-		if healthChanged {
-			m.reportHealth(ctx)
-		}
 	}
+	if healthChanged {
+		m.reportHealth(ctx)
+	}
+	return m.checkExits(ctx)
+}
+
+// checkExits reports the containers that stopped, and returns an error
+// when an essential one did.
+func (m *taskManager) checkExits(ctx context.Context) error {
 	for _, name := range m.order {
 		c := m.containers[name]
 		m.mu.Lock()
@@ -640,7 +688,7 @@ func (m *taskManager) onEvent(ctx context.Context, ev runtime.Event) error {
 // supervise watches a running task until it is to stop, and returns why.
 func (m *taskManager) supervise(ctx context.Context) string {
 	// A container may have exited while no agent was watching.
-	if err := m.onEvent(ctx, runtime.Event{Action: "resync"}); err != nil {
+	if err := m.resyncAll(ctx); err != nil {
 		return err.Error()
 	}
 	m.reportHealth(ctx)
@@ -652,6 +700,10 @@ func (m *taskManager) supervise(ctx context.Context) string {
 			return ""
 		case ev := <-m.events:
 			if err := m.onEvent(ctx, ev); err != nil {
+				return err.Error()
+			}
+		case <-m.resyncs:
+			if err := m.resyncAll(ctx); err != nil {
 				return err.Error()
 			}
 		}
