@@ -118,6 +118,7 @@ type Agent struct {
 	network  *agentapi.Network
 	awsvpc   bool   // the awsvpc network exists
 	dns      string // Wharf's DNS server, host:port
+	relays   *relays
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -173,6 +174,7 @@ func New(cfg Config) (*Agent, error) {
 
 		finished: map[string]bool{},
 		sc:       newSCRegistry(),
+		relays:   newRelays(),
 
 		scrapeEvery: 10 * time.Second,
 	}, nil
@@ -189,6 +191,8 @@ func (a *Agent) InstanceArn() string {
 // running when the agent stops; a new agent with the same state directory
 // picks them up again.
 func (a *Agent) Run(ctx context.Context) error {
+	// The task managers, which start relays, have ended when this runs.
+	defer a.relays.close()
 	info, err := a.waitForRuntime(ctx)
 	if err != nil {
 		return err

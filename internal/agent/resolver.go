@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -13,60 +15,118 @@ import (
 
 // Containers resolve names through a relay on their network's gateway
 // (port 53, which is all a container's resolver configuration can name)
-// that forwards every query to Wharf's DNS server. The agents of a process
-// share the relays.
-var relays = struct {
-	sync.Mutex
-	byIP map[string]*relay
-}{byIP: map[string]*relay{}}
+// that forwards every query to Wharf's DNS server. Each agent owns the
+// relays it starts and shuts them down when it stops. Agents sharing a
+// host (the nodes of `wharf dev --nodes N`, or several processes) each
+// listen on the gateway's port with SO_REUSEPORT: the kernel spreads
+// queries over them, and the others keep answering when one stops.
+type relays struct {
+	mu     sync.Mutex
+	byIP   map[string]*relay
+	closed bool
+}
+
+func newRelays() *relays { return &relays{byIP: map[string]*relay{}} }
 
 type relay struct {
 	mu       sync.Mutex
 	upstream string
-	servers  []*dns.Server
+
+	servers []*dns.Server
+	conns   []io.Closer
+	wg      sync.WaitGroup // the servers' goroutines
 }
 
-// ensureRelay makes sure a relay listens on ip:53 and forwards to
-// upstream. It reports whether containers can use ip as their resolver.
+// ensureRelay makes sure a relay of this agent listens on ip:53 and
+// forwards to upstream. It reports whether containers can use ip as their
+// resolver.
 func (a *Agent) ensureRelay(ip, upstream string) bool {
 	if ip == "" || upstream == "" {
 		return false
 	}
-	relays.Lock()
-	defer relays.Unlock()
-	if r, ok := relays.byIP[ip]; ok {
+	rs := a.relays
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.closed {
+		return false
+	}
+	if r, ok := rs.byIP[ip]; ok {
 		r.setUpstream(upstream)
 		return true
 	}
-	r := &relay{upstream: upstream}
 	addr := net.JoinHostPort(ip, "53")
-	fail := func(err error) bool {
+	r, err := startRelay(addr, upstream)
+	if err != nil {
 		a.log.Warn("containers will use their default resolvers: cannot listen for DNS on the gateway", "addr", addr, "err", err)
-		for _, s := range r.servers {
-			s.Shutdown()
-		}
 		return false
 	}
-	// Agent processes sharing a host (several nodes on one engine) share
-	// the gateway's port: the kernel spreads queries over them.
+	rs.byIP[ip] = r
+	a.log.Info("relaying containers' DNS queries to Wharf", "listen", addr, "upstream", upstream)
+	return true
+}
+
+// close shuts every relay down and waits for their goroutines; later
+// ensureRelay calls start none.
+func (rs *relays) close() {
+	rs.mu.Lock()
+	rs.closed = true
+	byIP := rs.byIP
+	rs.byIP = map[string]*relay{}
+	rs.mu.Unlock()
+	for _, r := range byIP {
+		r.shutdown()
+	}
+}
+
+// startRelay listens on addr over UDP and TCP.
+func startRelay(addr, upstream string) (*relay, error) {
 	lc := net.ListenConfig{Control: reusePort}
 	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		pc.Close()
-		return fail(err)
+		return nil, err
 	}
+	r := &relay{upstream: upstream, conns: []io.Closer{pc, ln}}
 	for _, srv := range []*dns.Server{{PacketConn: pc}, {Listener: ln}} {
 		srv.Handler, srv.ReadTimeout, srv.WriteTimeout = r, 5*time.Second, 5*time.Second
-		go srv.ActivateAndServe()
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		failed := make(chan error, 1)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := srv.ActivateAndServe(); err != nil {
+				failed <- err
+			}
+		}()
+		// Shutdown refuses a server that has not started yet.
+		select {
+		case <-started:
+		case err := <-failed:
+			r.shutdown()
+			return nil, fmt.Errorf("serve DNS on %s: %w", addr, err)
+		}
 		r.servers = append(r.servers, srv)
 	}
-	relays.byIP[ip] = r
-	a.log.Info("relaying containers' DNS queries to Wharf", "listen", addr, "upstream", upstream)
-	return true
+	return r, nil
+}
+
+// shutdown stops the relay's servers and waits for them.
+func (r *relay) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range r.servers {
+		srv.ShutdownContext(ctx)
+	}
+	// The sockets close even when a server's shutdown timed out.
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.wg.Wait()
 }
 
 func (r *relay) setUpstream(addr string) {

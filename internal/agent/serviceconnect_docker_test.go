@@ -46,6 +46,9 @@ type fakeControlPlane struct {
 	ingress  map[string]int32  // task ARN → host port of its ingress
 	services []agentapi.ServiceView
 	metrics  int // proxy metrics reports received
+	// dns and network are what polls answer with (none when empty).
+	dns     string
+	network *agentapi.Network
 }
 
 func newFakeControlPlane(t *testing.T) *fakeControlPlane {
@@ -109,7 +112,7 @@ func (f *fakeControlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(body, &in)
 		f.wait(r.Context(), in.Index, in.WaitSeconds)
 		f.mu.Lock()
-		resp := &agentapi.PollResponse{Index: f.index}
+		resp := &agentapi.PollResponse{Index: f.index, DNS: f.dns, Network: f.network}
 		for _, at := range f.tasks {
 			if at.Task.LastStatus != "STOPPED" {
 				resp.Tasks = append(resp.Tasks, *at)
