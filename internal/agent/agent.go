@@ -252,13 +252,33 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // waitForRuntime waits for the container engine, which may be restarting.
 func (a *Agent) waitForRuntime(ctx context.Context) (runtime.Info, error) {
+	return WaitForRuntime(ctx, a.rt, a.log)
+}
+
+// WaitForRuntime waits until the container engine answers and describes
+// it. It logs once that the engine is not reachable, with what the
+// runtime says about it, and once that it was found; the attempts in
+// between, backing off to every 10 s, log at debug level.
+func WaitForRuntime(ctx context.Context, rt runtime.Runtime, log *slog.Logger) (runtime.Info, error) {
 	delay := 500 * time.Millisecond
+	var since time.Time // of the first failure
 	for {
-		info, err := a.rt.Info(ctx)
+		info, err := rt.Info(ctx)
 		if err == nil {
+			if !since.IsZero() {
+				log.Info("container engine found", "docker_version", info.Version, "waited", time.Since(since).Round(time.Millisecond))
+			}
 			return info, nil
 		}
-		a.log.Warn("container engine not reachable; retrying", "err", err, "retry_in", delay)
+		if ctx.Err() != nil {
+			return runtime.Info{}, ctx.Err()
+		}
+		if since.IsZero() {
+			since = time.Now()
+			log.Warn("container engine not reachable; waiting for it, and running no tasks until it answers", "err", err)
+		} else {
+			log.Debug("container engine still not reachable", "err", err, "retry_in", delay)
+		}
 		select {
 		case <-ctx.Done():
 			return runtime.Info{}, ctx.Err()

@@ -74,11 +74,11 @@ func (d *Docker) Close() error { return d.cli.Close() }
 func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 	info, err := d.cli.Info(ctx)
 	if err != nil {
-		return runtime.Info{}, fmt.Errorf("docker info: %w", err)
+		return runtime.Info{}, d.engineError("docker info", err)
 	}
 	v, err := d.cli.ServerVersion(ctx)
 	if err != nil {
-		return runtime.Info{}, fmt.Errorf("docker version: %w", err)
+		return runtime.Info{}, d.engineError("docker version", err)
 	}
 	return runtime.Info{
 		Version:      info.ServerVersion,
@@ -88,6 +88,15 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		CPUs:         info.NCPU,
 		MemoryBytes:  info.MemTotal,
 	}, nil
+}
+
+// engineError wraps an error of a call to the engine; when no engine
+// answers, it says where it was looked for and how to start one.
+func (d *Docker) engineError(op string, err error) error {
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("no Docker engine answers at %s; start it with `dockerd` or the system's service (`systemctl start docker`), or set DOCKER_HOST to one that runs: %w", d.cli.DaemonHost(), err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // negotiatedVersion returns the API version requests use, negotiating it
