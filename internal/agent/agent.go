@@ -95,6 +95,9 @@ type Agent struct {
 	instanceArn string
 	pauseImage  string
 	metadata    *metadataServer
+	// stateDir is cfg.StateDir made absolute, and host this host's name:
+	// the installation its containers' labels name.
+	stateDir, host string
 
 	proxyImageMu sync.Mutex
 	proxyImage   string // built on first use
@@ -165,6 +168,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.InstanceType == "" {
 		cfg.InstanceType = "wharf.node"
 	}
+	stateDir := ""
+	if cfg.StateDir != "" {
+		abs, err := filepath.Abs(cfg.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("agent: state directory %s: %w", cfg.StateDir, err)
+		}
+		stateDir = abs
+	}
+	host, _ := os.Hostname() // without one, containers carry no host and are never taken for orphans
 	return &Agent{
 		cfg:   cfg,
 		cp:    newControlPlane(cfg.Endpoint, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey),
@@ -175,6 +187,8 @@ func New(cfg Config) (*Agent, error) {
 		finished: map[string]bool{},
 		sc:       newSCRegistry(),
 		relays:   newRelays(),
+		stateDir: stateDir,
+		host:     host,
 
 		scrapeEvery: 10 * time.Second,
 	}, nil

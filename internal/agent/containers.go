@@ -46,6 +46,9 @@ func (m *taskManager) labels(name, role string) map[string]string {
 		labelRole:          role,
 		labelManaged:       "true",
 	}
+	if m.a.stateDir != "" && m.a.host != "" {
+		l[labelStateDir], l[labelHost] = m.a.stateDir, m.a.host
+	}
 	return l
 }
 

@@ -7,7 +7,12 @@ import "time"
 
 var BridgeGateway = bridgeGateway
 
-const LabelInstance = labelInstance
+const (
+	LabelInstance = labelInstance
+	LabelManaged  = labelManaged
+	LabelStateDir = labelStateDir
+	LabelHost     = labelHost
+)
 
 func (a *Agent) SetScrapeEvery(d time.Duration) { a.scrapeEvery = d }
 

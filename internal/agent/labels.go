@@ -28,6 +28,16 @@ const (
 	roleProxy          = "proxy" // a Service Connect task's proxy
 )
 
+// Labels tying a container to the installation it belongs to: the
+// absolute path of the creating agent's state directory, and the host it
+// is on. A container whose directory is gone from its host belongs to a
+// deleted installation (a removed `wharf dev` data directory), and the
+// janitors of that host remove it.
+const (
+	labelStateDir = "wharf.state-dir"
+	labelHost     = "wharf.host"
+)
+
 // randomHex returns n random lower-case hex digits from crypto/rand.
 func randomHex(n int) string {
 	b := make([]byte, (n+1)/2)
