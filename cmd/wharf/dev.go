@@ -13,9 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/wharfhq/wharf/internal/agent"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/runtime"
 	"github.com/wharfhq/wharf/internal/server"
 )
 
@@ -76,47 +80,121 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("Wharf %s is running.\n\n  endpoint  %s\n  region    %s\n  data      %s\n  nodes     %d\n\n%s\nUse it from another shell:\n\n  source %s\n  aws --endpoint-url $AWS_ENDPOINT_URL ecs list-container-instances\n\nPress Ctrl-C to stop; the state stays in %s.\n",
 		version, srv.Endpoint(), f.region, f.dataDir, nodes, env, envFile, f.dataDir)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	if err := startDevAgents(ctx, &f, &af, nodes, srv.Endpoint(), cfg.Logger); err != nil {
-		return err
-	}
-	return <-done
-}
-
-// startDevAgents runs n agents on the local Docker engine, named node-1...
-// node-n, in availability zones REGIONa, REGIONb, ...
-func startDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, endpoint string, logger *slog.Logger) error {
-	if n <= 0 {
-		return nil
-	}
-	rt, closeRT, err := af.runtime()
+	nodesCtx, stopNodes := context.WithCancel(ctx)
+	defer stopNodes()
+	agents, err := newDevAgents(nodesCtx, &f, &af, nodes, srv.Endpoint(), cfg.Logger)
 	if err != nil {
 		return err
 	}
-	go func() { <-ctx.Done(); closeRT() }()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	err = <-done
+	stopNodes()
+	agents.wait()
+	agents.report(f.dataDir)
+	return err
+}
+
+// devAgents are `wharf dev`'s node agents on the local Docker engine.
+type devAgents struct {
+	agents  []*agent.Agent
+	rt      runtime.Runtime
+	closeRT func()
+	wg      sync.WaitGroup
+	found   atomic.Bool // the engine answered
+}
+
+// newDevAgents starts n agents, named node-1... node-n, in availability
+// zones REGIONa, REGIONb, ..., once the engine answers, until ctx ends.
+// Until the engine answers, the API serves on and the agents wait.
+func newDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, endpoint string, logger *slog.Logger) (*devAgents, error) {
+	d := &devAgents{}
+	if n <= 0 {
+		return d, nil
+	}
+	rt, closeRT, err := af.runtime()
+	if err != nil {
+		return nil, err
+	}
+	d.rt, d.closeRT = rt, closeRT
+	alog := logger.With("component", "agent")
 	for i := range n {
 		cfg, err := af.config()
 		if err != nil {
-			return err
+			closeRT()
+			return nil, err
 		}
 		cfg.Name = fmt.Sprintf("node-%d", i+1)
 		cfg.StateDir = filepath.Join(f.dataDir, "agents", cfg.Name)
 		cfg.AvailabilityZone = f.region + string(rune('a'+i%26))
 		cfg.Endpoint, cfg.Cluster, cfg.Region = endpoint, "default", f.region
 		cfg.AccessKeyID, cfg.SecretAccessKey = f.accessKeyID, f.secretAccessKey
-		cfg.Runtime, cfg.Logger = rt, logger.With("component", "agent")
+		cfg.Runtime, cfg.Logger = rt, alog
 		a, err := agent.New(cfg)
 		if err != nil {
-			return err
+			closeRT()
+			return nil, err
 		}
-		go func() {
-			if err := a.Run(ctx); err != nil && ctx.Err() == nil {
-				logger.Error("agent stopped", "node", cfg.Name, "err", err)
-			}
-		}()
+		d.agents = append(d.agents, a)
 	}
-	return nil
+	d.wg.Go(func() {
+		// One wait for the engine the nodes share, so that a missing
+		// engine is reported once rather than by every node.
+		if _, err := agent.WaitForRuntime(ctx, rt, alog); err != nil {
+			return
+		}
+		d.found.Store(true)
+		var nodes sync.WaitGroup
+		for i, a := range d.agents {
+			nodes.Go(func() {
+				if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+					logger.Error("agent stopped", "node", fmt.Sprintf("node-%d", i+1), "err", err)
+				}
+			})
+		}
+		nodes.Wait()
+	})
+	return d, nil
+}
+
+// wait waits for the agents, which stop with the context they started
+// with.
+func (d *devAgents) wait() { d.wg.Wait() }
+
+// report says what the stopped agents leave running, which the next start
+// with the same data directory adopts, and releases the engine.
+func (d *devAgents) report(dataDir string) {
+	if d.rt == nil {
+		return
+	}
+	defer d.closeRT()
+	if !d.found.Load() {
+		return // nothing ran
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var tasks, containers int
+	for _, a := range d.agents {
+		t, c, err := a.Running(ctx)
+		if err != nil {
+			fmt.Printf("Could not list the task containers left running: %v\n", err)
+			return
+		}
+		tasks, containers = tasks+t, containers+c
+	}
+	if containers == 0 {
+		fmt.Println("Stopped; no task containers are left running.")
+		return
+	}
+	fmt.Printf("Stopped, leaving %s of %s running; `wharf dev --data-dir %s` adopts them when it starts again (or delete %s, and the next `wharf dev` removes them).\n",
+		plural(containers, "container"), plural(tasks, "task"), dataDir, dataDir)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func devEnv(endpoint, id, secret, region, dnsAddr string) string {

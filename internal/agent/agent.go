@@ -264,6 +264,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// Running counts the containers of this agent's instance that run on the
+// engine, and the tasks they belong to: after Run has returned, what it
+// leaves running for the next agent with its state directory to adopt.
+func (a *Agent) Running(ctx context.Context) (tasks, containers int, err error) {
+	arn := a.InstanceArn()
+	if arn == "" {
+		return 0, 0, nil
+	}
+	states, err := a.rt.List(ctx, map[string]string{labelInstance: arn})
+	if err != nil {
+		return 0, 0, fmt.Errorf("list the containers of %s: %w", arn, err)
+	}
+	seen := map[string]bool{}
+	for _, st := range states {
+		if st.Running {
+			containers++
+			seen[st.Labels[labelTaskArn]] = true
+		}
+	}
+	return len(seen), containers, nil
+}
+
 // waitForRuntime waits for the container engine, which may be restarting.
 func (a *Agent) waitForRuntime(ctx context.Context) (runtime.Info, error) {
 	return WaitForRuntime(ctx, a.rt, a.log)
