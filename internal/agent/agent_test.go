@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func TestSpec(t *testing.T) {
 	m := &taskManager{a: a, td: td, task: ecsapi.Task{TaskArn: "arn:aws:ecs:r:1:task/c/0123456789abcdef0123456789abcdef",
 		Overrides: &ecsapi.TaskOverride{ContainerOverrides: []ecsapi.ContainerOverride{{Name: "web", Environment: []ecsapi.KeyValuePair{{Name: "A", Value: "2"}}}}}},
 		containers: map[string]*ctr{}}
-	c := &ctr{def: &m.td.ContainerDefinitions[0], token: "tok"}
+	c := &ctr{def: &m.td.ContainerDefinitions[0], token: "tok", dockerName: containerName(td.Family, td.Revision, "web")}
 	m.containers["web"] = c
 	spec, err := m.spec(c)
 	if err != nil {
@@ -107,7 +108,7 @@ func TestSpec(t *testing.T) {
 	if !strings.Contains(env, "A=2") || !strings.Contains(env, "ECS_CONTAINER_METADATA_URI_V4=http://") || !strings.Contains(env, ":51679/v4/tok") {
 		t.Fatalf("env %v", spec.Env)
 	}
-	if spec.Name != "wharf-0123456789ab-web" || spec.CPUShares != 2 || spec.MemoryLimit != 256<<20 || spec.MemoryReservation != 128<<20 || spec.StopTimeout != 7e9 {
+	if !regexp.MustCompile(`^ecs-f-2-web-[0-9a-f]{20}$`).MatchString(spec.Name) || spec.CPUShares != 2 || spec.MemoryLimit != 256<<20 || spec.MemoryReservation != 128<<20 || spec.StopTimeout != 7e9 {
 		t.Fatalf("spec %+v", spec)
 	}
 	if spec.NetworkMode != "bridge" || len(spec.PortBindings) != 1 || spec.PortBindings[0].HostPort != 0 || spec.PortBindings[0].Protocol != "tcp" {
@@ -122,6 +123,30 @@ func TestSpec(t *testing.T) {
 	m.td.NetworkMode, m.pauseID = ecsapi.NetworkModeAwsvpc, "pause-id"
 	if spec, _ := m.spec(c); spec.NetworkMode != "container:pause-id" || len(spec.PortBindings) != 0 {
 		t.Fatalf("awsvpc spec %s %+v", spec.NetworkMode, spec.PortBindings)
+	}
+}
+
+func TestContainerName(t *testing.T) {
+	for _, tc := range []struct {
+		family   string
+		revision int32
+		name     string
+		want     string
+	}{
+		{"web", 3, "nginx", `^ecs-web-3-nginx-[0-9a-f]{20}$`},
+		{"shop_api", 12, "log_router.v2", `^ecs-shop_api-12-logrouterv2-[0-9a-f]{20}$`},
+		{"vpc", 1, pauseContainerName, `^ecs-vpc-1-internalecspause-[0-9a-f]{20}$`},
+		{"Web", 1, "App-1", `^ecs-Web-1-App-1-[0-9a-f]{20}$`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := containerName(tc.family, tc.revision, tc.name)
+			if !regexp.MustCompile(tc.want).MatchString(got) {
+				t.Fatalf("containerName(%q, %d, %q) = %q, want %s", tc.family, tc.revision, tc.name, got, tc.want)
+			}
+			if again := containerName(tc.family, tc.revision, tc.name); again == got {
+				t.Fatalf("two containers named %q", got)
+			}
+		})
 	}
 }
 

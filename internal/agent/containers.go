@@ -17,9 +17,23 @@ func taskID(arn string) string {
 	return arn[strings.LastIndex(arn, "/")+1:]
 }
 
-func containerName(taskArn, name string) string {
-	return "wharf-" + taskID(taskArn)[:12] + "-" + name
+// containerName makes the engine's name for a container of a task, as the
+// ECS agent does: ecs-<family>-<revision>-<name>-<20 random hex digits>,
+// the container's name keeping only letters, digits and hyphens (the
+// pause container, ~internal~ecs~pause, becomes internalecspause). The
+// name is only for people: the agent finds its containers by their labels.
+func containerName(family string, revision int32, name string) string {
+	kept := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return -1
+	}, name)
+	return fmt.Sprintf("ecs-%s-%d-%s-%s", family, revision, kept, randomHex(20))
 }
+
+// pauseContainerName is the ECS agent's name of a task's pause container.
+const pauseContainerName = "~internal~ecs~pause"
 
 // overrides returns the task's override for a container, if any.
 func overrides(t *ecsapi.Task, name string) *ecsapi.ContainerOverride {
@@ -68,7 +82,7 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 	cd := c.def
 	ov := overrides(&m.task, cd.Name)
 	spec := &runtime.ContainerSpec{
-		Name:           containerName(m.task.TaskArn, cd.Name),
+		Name:           c.dockerName,
 		Image:          cd.Image,
 		Command:        cd.Command,
 		Entrypoint:     cd.EntryPoint,
@@ -166,7 +180,10 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 			if alias == "" {
 				alias = name
 			}
-			spec.Links = append(spec.Links, containerName(m.task.TaskArn, name)+":"+alias)
+			if target := m.containers[name]; target != nil {
+				name = target.dockerName
+			}
+			spec.Links = append(spec.Links, name+":"+alias)
 		}
 	}
 	if m.td.NetworkMode != ecsapi.NetworkModeAwsvpc && !scBridge { // else in the task's hosts file

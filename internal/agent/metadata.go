@@ -191,7 +191,7 @@ func (s *metadataServer) containerMeta(ctx context.Context, m *taskManager, name
 	cm := containerMetadata{
 		DockerID:      c.id,
 		Name:          name,
-		DockerName:    containerName(m.task.TaskArn, name),
+		DockerName:    c.dockerName,
 		Image:         c.def.Image,
 		Labels:        map[string]string{},
 		DesiredStatus: m.desired,

@@ -139,7 +139,7 @@ func (m *taskManager) injectServiceConnect(at *agentapi.AssignedTask) {
 func (m *taskManager) proxySpec(c *ctr) *runtime.ContainerSpec {
 	gateway := m.a.metadataHost(m.td.NetworkMode)
 	spec := &runtime.ContainerSpec{
-		Name:  containerName(m.task.TaskArn, c.def.Name),
+		Name:  c.dockerName,
 		Image: c.def.Image,
 		// nftables capture lets the proxy's alias listeners coexist with
 		// applications listening on the aliases' ports on every address.

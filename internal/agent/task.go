@@ -36,6 +36,10 @@ type ctr struct {
 	// nor shown by the metadata endpoint.
 	role   string
 	hidden bool
+
+	// dockerName is the engine's name of the container: made up for a new
+	// one, the engine's for an adopted one.
+	dockerName string
 }
 
 func (c *ctr) essential() bool { return c.def.Essential == nil || *c.def.Essential }
@@ -98,7 +102,7 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 	}
 	for i := range m.td.ContainerDefinitions {
 		cd := &m.td.ContainerDefinitions[i]
-		c := &ctr{def: cd, status: "PENDING", token: metadataToken(), role: roleTaskContainer}
+		c := &ctr{def: cd, dockerName: containerName(m.td.Family, m.td.Revision, cd.Name), status: "PENDING", token: metadataToken(), role: roleTaskContainer}
 		if m.sc != nil && cd.Name == m.sc.proxy {
 			c.role, c.hidden = roleProxy, m.sc.hidden
 		}
@@ -248,6 +252,9 @@ func (m *taskManager) adopt(ctx context.Context) error {
 			continue
 		}
 		c.id = st.ID
+		if st.Name != "" {
+			c.dockerName = st.Name
+		}
 		if tok := st.Labels[labelMetadataToken]; tok != "" && tok != c.token {
 			m.a.metadata.retoken(m, c.def.Name, c.token, tok)
 			c.token = tok
@@ -377,7 +384,7 @@ func (m *taskManager) start(ctx context.Context) error {
 			}
 		case <-timeout.C:
 			if m.sc != nil && !m.sc.proxyReady() {
-				return fmt.Errorf("DependencyConditionNotMet: the Service Connect proxy did not apply its configuration within the start timeout; see `docker logs %s`", containerName(m.task.TaskArn, m.sc.proxy))
+				return fmt.Errorf("DependencyConditionNotMet: the Service Connect proxy did not apply its configuration within the start timeout; see `docker logs %s`", m.containers[m.sc.proxy].dockerName)
 			}
 			return errors.New("DependencyConditionNotMet: a container's dependsOn conditions were not met within its start timeout")
 		}
@@ -421,9 +428,9 @@ func (m *taskManager) provision(ctx context.Context) error {
 func (m *taskManager) runPause(ctx context.Context, network string, configure func(*runtime.ContainerSpec)) error {
 	if m.pauseID == "" {
 		spec := &runtime.ContainerSpec{
-			Name:        containerName(m.task.TaskArn, "pause"),
+			Name:        containerName(m.td.Family, m.td.Revision, pauseContainerName),
 			Image:       m.a.pauseImage,
-			Labels:      m.labels("~internal~ecs~pause", rolePause),
+			Labels:      m.labels(pauseContainerName, rolePause),
 			NetworkMode: network,
 			StopTimeout: 5 * time.Second,
 		}
