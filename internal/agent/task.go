@@ -744,7 +744,9 @@ func (m *taskManager) stop(ctx context.Context, reason string) {
 				if err := m.a.rt.Stop(ctx, c.id, timeout); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 					m.log.Warn("stopping a container failed", "container", name, "err", err)
 				}
-				m.refresh(ctx, c)
+				if err := m.refresh(ctx, c); err != nil && ctx.Err() == nil {
+					m.log.Warn("reading a stopped container's state from the engine failed; its exit code is unknown", "container", name, "err", err)
+				}
 			}()
 		}
 		wg.Wait()
