@@ -31,6 +31,7 @@ type serverFlags struct {
 	readRate        float64
 	writeRate       float64
 	retention       time.Duration
+	history         time.Duration
 	agentGrace      time.Duration
 	agentLostAfter  time.Duration
 	healthyAfter    time.Duration
@@ -56,6 +57,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.Float64Var(&f.readRate, "read-rate", 500, "read requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
 	fs.Float64Var(&f.writeRate, "write-rate", 200, "mutating requests per second per access key before ThrottlingException (0: unlimited); bursts of twice as many pass")
 	fs.DurationVar(&f.retention, "retention", time.Hour, "how long stopped tasks and deleted clusters, services and instances stay describable")
+	fs.DurationVar(&f.history, "deployment-history", 90*24*time.Hour, "how long service deployments and service revisions stay after a deployment ends")
 	fs.DurationVar(&f.agentGrace, "agent-grace", 30*time.Second, "how long a container instance stays agentConnected after its agent's last contact")
 	fs.DurationVar(&f.agentLostAfter, "agent-lost-after", 5*time.Minute, "how long an agent may stay disconnected before its service tasks are replaced elsewhere")
 	fs.DurationVar(&f.healthyAfter, "healthy-after", 40*time.Second, "how long after RUNNING a service task without health checks counts as healthy in deployments")
@@ -106,13 +108,14 @@ func (f *serverFlags) config() (server.Config, error) {
 			ReadRate:     f.readRate, ReadBurst: int(2 * f.readRate),
 			WriteRate: f.writeRate, WriteBurst: int(2 * f.writeRate),
 		},
-		Retention:    f.retention,
-		AgentGrace:   f.agentGrace,
-		AwsvpcSubnet: f.awsvpcSubnet,
-		Controller:   ecs.ControllerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
-		DNSListen:    f.dnsListen,
-		DNSForward:   dnsForwarders(f.dnsForward),
-		Logger:       logger,
+		Retention:         f.retention,
+		DeploymentHistory: f.history,
+		AgentGrace:        f.agentGrace,
+		AwsvpcSubnet:      f.awsvpcSubnet,
+		Controller:        ecs.ControllerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
+		DNSListen:         f.dnsListen,
+		DNSForward:        dnsForwarders(f.dnsForward),
+		Logger:            logger,
 
 		CertificateLifetime: f.certLifetime,
 	}

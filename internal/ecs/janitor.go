@@ -103,6 +103,9 @@ func (s *Service) sweep(ctx context.Context) error {
 				return !used, err
 			}},
 		}
+		if err := s.sweepHistory(ctx, c); err != nil {
+			return err
+		}
 		for _, step := range steps {
 			kvs, err := s.st.List(ctx, c.key(step.prefix))
 			if err != nil {

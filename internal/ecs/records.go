@@ -58,6 +58,12 @@ type serviceRecord struct {
 	// CountFrom holds, for deployments a rollback made PRIMARY again, when
 	// that happened: their earlier failures no longer count.
 	CountFrom map[string]time.Time `json:"wharfCountFrom,omitempty"`
+	// Revisions maps the deployments listed (and the last completed one)
+	// to their service revisions' ARNs.
+	Revisions map[string]string `json:"wharfRevisions,omitempty"`
+	// CurrentServiceDeploymentKey is where the service deployment the
+	// service's currentServiceDeployment names is stored.
+	CurrentServiceDeploymentKey string `json:"wharfCurrentServiceDeploymentKey,omitempty"`
 	// Steady and UnableToStart remember conditions already announced in
 	// the service's events.
 	Steady        bool `json:"wharfSteady,omitempty"`

@@ -39,6 +39,9 @@ type Config struct {
 	// TokenKey signs pagination tokens; servers sharing a store must share
 	// it. Empty means one is kept in the store.
 	TokenKey []byte
+	// History is how long service deployments and service revisions stay
+	// after a service deployment ends. Default 90 days, as ECS.
+	History time.Duration
 	// AgentGrace is how long an instance stays agentConnected after its
 	// agent's last poll. Default 30 s.
 	AgentGrace time.Duration
@@ -68,6 +71,7 @@ type Service struct {
 	account   string
 	region    string
 	retention time.Duration
+	history   time.Duration
 	tokens    *awsproto.Tokens
 	log       *slog.Logger
 	now       func() time.Time
@@ -100,6 +104,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = time.Hour
 	}
+	if cfg.History == 0 {
+		cfg.History = 90 * 24 * time.Hour
+	}
 	if cfg.DefaultRegion == "" {
 		cfg.DefaultRegion = "us-east-1"
 	}
@@ -130,6 +137,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		account:   cfg.Account,
 		region:    cfg.DefaultRegion,
 		retention: cfg.Retention,
+		history:   cfg.History,
 		tokens:    awsproto.NewTokens(key),
 		log:       cfg.Logger,
 		now:       cfg.Now,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/api"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/controller"
 	"github.com/wharfhq/wharf/internal/scheduler"
@@ -483,8 +484,17 @@ func (a *applier) apply(p *controller.Plan) error {
 		}
 		a.changed = true
 	}
+	if p.Rollout != "" {
+		if err := a.rolloutChanged(p); err != nil {
+			return err
+		}
+	}
 	if p.RollbackTo != "" && svc.LastCompleted != nil {
-		a.rollback()
+		if err := a.s.rollingBack(a.tx, a.c, svc, a.cluster, svc.LastCompleted.Id, p.RolloutReason); err != nil {
+			return err
+		}
+		rollBack(svc, a.c.now)
+		a.changed = true
 		return nil
 	}
 	if svc.Steady != p.Steady || svc.UnableToStart != p.UnableToStart {
@@ -542,6 +552,7 @@ func (a *applier) apply(p *controller.Plan) error {
 			}
 		}
 		svc.Deployments = kept
+		svc.pruneRevisions()
 		a.changed = true
 	}
 	if svc.Status == "DRAINING" {
@@ -557,12 +568,12 @@ func (a *applier) apply(p *controller.Plan) error {
 	return nil
 }
 
-// rollback makes the last completed deployment PRIMARY again, with the
-// task definition and network configuration it had, and brings it back to
-// the service's desired count. Its tasks that still run stay; the failed
-// deployment's drain as the rollout goes on.
-func (a *applier) rollback() {
-	svc := a.svc
+// rollBack makes the last completed deployment PRIMARY again, with the
+// configuration of its service revision, and brings it back to the
+// service's desired count. Its tasks that still run stay; the other
+// deployments' drain as the rollout goes on. Its failures from before no
+// longer count.
+func rollBack(svc *serviceRecord, now time.Time) {
 	d := *svc.LastCompleted
 	mtls := mutualTLS(d.ServiceConnectConfiguration, svc.Tags)
 	rest := svc.Deployments[:0:0]
@@ -578,7 +589,7 @@ func (a *applier) rollback() {
 	d.DesiredCount = svc.DesiredCount
 	d.RolloutState = ecsapi.DeploymentRolloutStateInProgress
 	d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", d.Id)
-	d.UpdatedAt = callTime(a.c)
+	d.UpdatedAt = api.NewTime(now)
 	svc.Deployments = append([]ecsapi.Deployment{d}, rest...)
 	svc.TaskDefinition, svc.NetworkConfiguration = d.TaskDefinition, d.NetworkConfiguration
 	if svc.CountFrom == nil {
@@ -589,9 +600,8 @@ func (a *applier) rollback() {
 			delete(svc.CountFrom, id)
 		}
 	}
-	svc.CountFrom[d.Id] = a.c.now
+	svc.CountFrom[d.Id] = now
 	svc.setMutualTLS(d.Id, mtls)
-	a.changed = true
 }
 
 // strategies are the service's placement strategies, ECS's service

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
-	"time"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/cloudmap"
@@ -216,6 +215,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		d.VolumeConfigurations = in.VolumeConfigurations
 		svc.Deployments = []ecsapi.Deployment{d}
 		svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, in.Tags))
+		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, &td.TaskDefinition, nil); err != nil {
+			return err
+		}
 		out = svc.Service
 		if err := tx.Put(k, svc); err != nil {
 			return err
@@ -277,7 +279,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		return nil, err
 	}
 	var out ecsapi.Service
-	var countFrom map[string]time.Time
+	var rec *serviceRecord
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
@@ -381,17 +383,24 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			d.VolumeConfigurations = volumes
 			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
 			svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, svc.Tags))
+			tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cl.ClusterName)
+			if err != nil {
+				return err
+			}
+			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, &td.TaskDefinition, tasks); err != nil {
+				return err
+			}
 		} else {
 			svc.Deployments[0].DesiredCount = svc.DesiredCount
 			svc.Deployments[0].UpdatedAt = callTime(c)
 		}
-		out, countFrom = svc.Service, svc.CountFrom
+		out, rec = svc.Service, svc
 		return tx.Put(k, svc)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.serviceCounts(ctx, c, &out, countFrom); err != nil {
+	if err := s.serviceCounts(ctx, c, &out, rec); err != nil {
 		return nil, err
 	}
 	return &ecsapi.UpdateServiceResponse{Service: &out}, nil
@@ -478,8 +487,10 @@ func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool,
 }
 
 // serviceCounts fills a service's and its deployments' task counts from
-// its tasks; a deployment's failed tasks count from countFrom[id] on.
-func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, countFrom map[string]time.Time) error {
+// its tasks (a deployment's failed tasks count from rec.CountFrom[id] on),
+// and the current service revisions' counts.
+func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, rec *serviceRecord) error {
+	countFrom := rec.CountFrom
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
 	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
 	if err != nil {
@@ -522,6 +533,16 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 			}
 		}
 	}
+	svc.CurrentServiceRevisions = nil
+	for _, d := range svc.Deployments {
+		if arn := rec.Revisions[d.Id]; arn != "" {
+			sum := ecsapi.ServiceCurrentRevisionSummary{Arn: arn, RunningTaskCount: d.RunningCount, PendingTaskCount: d.PendingCount}
+			if d.Status == "PRIMARY" {
+				sum.RequestedTaskCount = svc.DesiredCount
+			}
+			svc.CurrentServiceRevisions = append(svc.CurrentServiceRevisions, sum)
+		}
+	}
 	return nil
 }
 
@@ -552,7 +573,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			continue
 		}
 		v := svc.Service
-		if err := s.serviceCounts(ctx, c, &v, svc.CountFrom); err != nil {
+		if err := s.serviceCounts(ctx, c, &v, &svc); err != nil {
 			return nil, err
 		}
 		if !contains(in.Include, ecsapi.ServiceFieldTags) {

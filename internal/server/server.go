@@ -40,6 +40,9 @@ type Config struct {
 	// Retention is how long stopped tasks and deleted resources stay
 	// describable. Default one hour.
 	Retention time.Duration
+	// DeploymentHistory is how long service deployments and revisions
+	// stay after a deployment ends. Default 90 days.
+	DeploymentHistory time.Duration
 	// SweepInterval is how often expired state is removed. Default 30 s.
 	SweepInterval time.Duration
 	// AgentGrace is how long an instance stays agentConnected after its
@@ -98,6 +101,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Account:             cfg.Account,
 		DefaultRegion:       cfg.Region,
 		Retention:           cfg.Retention,
+		History:             cfg.DeploymentHistory,
 		AgentGrace:          cfg.AgentGrace,
 		AwsvpcSubnet:        cfg.AwsvpcSubnet,
 		CertificateLifetime: cfg.CertificateLifetime,
