@@ -74,9 +74,15 @@ type ValidationError struct {
 	// InvalidParameterException.
 	Code     string
 	Problems []string
+	// Message, when set, is the whole message: a problem the service
+	// reports on its own rather than in a list (see Validator.OneOf).
+	Message string
 }
 
 func (e *ValidationError) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
 	n := len(e.Problems)
 	s := "s"
 	if n == 1 {
@@ -103,6 +109,7 @@ type Operation struct {
 // Validator collects constraint violations while walking an input.
 type Validator struct {
 	problems []string
+	alone    string // the first problem reported on its own
 }
 
 // Add records a problem.
@@ -120,13 +127,37 @@ func (v *Validator) Enum(path, value string, allowed []string) {
 	v.Add("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [%s]", value, path, strings.Join(allowed, ", "))
 }
 
+// OneOf records a value outside an enumeration as ECS words it:
+// "<field> should be one of [A,B]", where field is the member's name (the
+// last name in path, list positions skipped) or its label in labels. ECS
+// reports such a problem on its own, without the "N validation errors
+// detected" list of the model's other constraints.
+func (v *Validator) OneOf(path string, allowed []string, labels map[string]string) {
+	field := path
+	parts := strings.Split(path, ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if _, err := strconv.Atoi(parts[i]); err != nil && parts[i] != "member" {
+			field = parts[i]
+			break
+		}
+	}
+	if l, ok := labels[field]; ok {
+		field = l
+	}
+	msg := field + " should be one of [" + strings.Join(allowed, ",") + "]"
+	v.problems = append(v.problems, msg)
+	if v.alone == "" {
+		v.alone = msg
+	}
+}
+
 // Err returns the collected problems as a *ValidationError with the given
 // code, or nil when there are none.
 func (v *Validator) Err(code string) error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return &ValidationError{Code: code, Problems: v.problems}
+	return &ValidationError{Code: code, Problems: v.problems, Message: v.alone}
 }
 
 // In reports whether s is one of allowed.

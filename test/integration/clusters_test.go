@@ -150,6 +150,6 @@ func TestClusters(t *testing.T) {
 		_, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("has space")})
 		wantCode(t, err, "InvalidParameterException", "")
 		_, err = e.ecs.DescribeClusters(ctx, &ecs.DescribeClustersInput{Include: []types.ClusterField{"BOGUS"}})
-		wantCode(t, err, "InvalidParameterException", "enum value set")
+		wantError(t, err, "InvalidParameterException", "include should be one of [ATTACHMENTS,CONFIGURATIONS,SETTINGS,STATISTICS,TAGS]")
 	})
 }

@@ -50,6 +50,19 @@ func wantCode(t *testing.T, err error, code, msgPart string) {
 	}
 }
 
+// wantError checks that err is an API error with the given code and
+// exactly the given message.
+func wantError(t *testing.T, err error, code, msg string) {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("got %v, want %s: %s", err, code, msg)
+	}
+	if ae.ErrorCode() != code || ae.ErrorMessage() != msg {
+		t.Fatalf("got %s: %q\nwant %s: %q", ae.ErrorCode(), ae.ErrorMessage(), code, msg)
+	}
+}
+
 // env is a started server and a client of it.
 type env struct {
 	srv *testenv.Server

@@ -210,7 +210,7 @@ func TestTaskDefinitions(t *testing.T) {
 				in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
 				in.NetworkMode = types.NetworkModeAwsvpc
 			}},
-			{"bad network mode", "InvalidParameterException", "enum value set", func(in *ecs.RegisterTaskDefinitionInput) { in.NetworkMode = "mesh" }},
+			{"bad network mode", "InvalidParameterException", "networkMode should be one of [bridge,host,awsvpc,none]", func(in *ecs.RegisterTaskDefinitionInput) { in.NetworkMode = "mesh" }},
 			{"bad family", "ClientException", "Family", func(in *ecs.RegisterTaskDefinitionInput) { in.Family = aws.String("no/slash") }},
 			{"bad memberOf", "InvalidParameterException", "expression", func(in *ecs.RegisterTaskDefinitionInput) {
 				in.PlacementConstraints = []types.TaskDefinitionPlacementConstraint{{Type: types.TaskDefinitionPlacementConstraintTypeMemberOf, Expression: aws.String("attribute:x ==")}}

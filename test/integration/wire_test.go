@@ -73,9 +73,9 @@ func TestWireErrors(t *testing.T) {
 		{"malformed json", "CreateCluster", `{"clusterName":`, key, secret, now, 400, "SerializationException", ""},
 		{"wrong type", "CreateCluster", `{"clusterName":42}`, key, secret, now, 400, "SerializationException", "clusterName"},
 		{"missing required", "DescribeTaskDefinition", `{}`, key, secret, now, 400, "InvalidParameterException", "Value null at 'taskDefinition' failed to satisfy constraint: Member must not be null"},
-		{"bad enum", "ListTasks", `{"desiredStatus":"SLEEPING"}`, key, secret, now, 400, "InvalidParameterException", "Member must satisfy enum value set"},
+		{"bad enum", "ListTasks", `{"desiredStatus":"SLEEPING"}`, key, secret, now, 400, "InvalidParameterException", "desiredStatus should be one of [RUNNING,PENDING,STOPPED]"},
 		{"oversize body", "CreateCluster", `{"clusterName":"` + strings.Repeat("a", 2<<20) + `"}`, key, secret, now, 413, "RequestEntityTooLargeException", ""},
-		{"unknown cluster", "ListTasks", `{"cluster":"nope"}`, key, secret, now, 400, "ClusterNotFoundException", "Cluster not found"},
+		{"unknown cluster", "ListTasks", `{"cluster":"nope"}`, key, secret, now, 400, "ClusterNotFoundException", "Cluster not found."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -59,7 +59,7 @@ type shapeSpec struct {
 }
 
 type config struct {
-	service, pkg, out, modelPath, invalidCode, unsupportedCode string
+	service, pkg, out, modelPath, invalidCode, unsupportedCode, enumForm string
 }
 
 func main() {
@@ -70,9 +70,13 @@ func main() {
 	flag.StringVar(&c.modelPath, "model", "", "path of service-2.json(.gz); found in the installed botocore when empty")
 	flag.StringVar(&c.invalidCode, "invalid-code", "InvalidParameterException", "error code for input that fails the model's constraints")
 	flag.StringVar(&c.unsupportedCode, "unsupported-code", "UnsupportedFeatureException", "error code for operations the server does not implement")
+	flag.StringVar(&c.enumForm, "enum-form", "model", `how a value outside an enumeration is reported: "model" (in the "N validation errors detected" list) or "one-of" ("<field> should be one of [A,B]", as ECS; the package defines enumLabels, a map of member names to the words ECS uses instead)`)
 	flag.Parse()
 	if c.service == "" || c.pkg == "" {
 		log.Fatal("apigen: -service and -package are required")
+	}
+	if c.enumForm != "model" && c.enumForm != "one-of" {
+		log.Fatalf("apigen: -enum-form must be model or one-of, not %q", c.enumForm)
 	}
 	if err := run(c); err != nil {
 		log.Fatalf("apigen: %v", err)
@@ -502,6 +506,10 @@ func (g *gen) valueChecks(b *bytes.Buffer, field, p string, r *ref, patterns map
 	switch s.Type {
 	case "string":
 		if len(s.Enum) > 0 {
+			if g.c.enumForm == "one-of" {
+				fmt.Fprintf(b, "if !api.In(string(%s), %sValues) { v.OneOf(%s, %sValues, enumLabels) }\n", val, lowerFirst(r.Shape), p, lowerFirst(r.Shape))
+				return
+			}
 			fmt.Fprintf(b, "if !api.In(string(%s), %sValues) { v.Enum(%s, string(%s), %sValues) }\n", val, lowerFirst(r.Shape), p, val, lowerFirst(r.Shape))
 			return
 		}

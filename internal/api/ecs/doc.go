@@ -2,4 +2,4 @@
 // operation table, generated from the botocore service model.
 package ecs
 
-//go:generate go run ../../../tools/apigen -service ecs -package ecs -invalid-code InvalidParameterException -out .
+//go:generate go run ../../../tools/apigen -service ecs -package ecs -invalid-code InvalidParameterException -enum-form one-of -out .

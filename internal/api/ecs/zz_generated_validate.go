@@ -42,7 +42,7 @@ func (x *Attribute) validate(v *api.Validator, path string) {
 	}
 	if x.TargetType != "" {
 		if !api.In(string(x.TargetType), targetTypeValues) {
-			v.Enum(join(path, "targetType"), string(x.TargetType), targetTypeValues)
+			v.OneOf(join(path, "targetType"), targetTypeValues, enumLabels)
 		}
 	}
 }
@@ -53,7 +53,7 @@ func (x *AutoRepairConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.ActionsStatus != "" {
 		if !api.In(string(x.ActionsStatus), autoRepairActionsStatusValues) {
-			v.Enum(join(path, "actionsStatus"), string(x.ActionsStatus), autoRepairActionsStatusValues)
+			v.OneOf(join(path, "actionsStatus"), autoRepairActionsStatusValues, enumLabels)
 		}
 	}
 }
@@ -67,7 +67,7 @@ func (x *AutoScalingGroupProvider) validate(v *api.Validator, path string) {
 	}
 	if x.ManagedDraining != "" {
 		if !api.In(string(x.ManagedDraining), managedDrainingValues) {
-			v.Enum(join(path, "managedDraining"), string(x.ManagedDraining), managedDrainingValues)
+			v.OneOf(join(path, "managedDraining"), managedDrainingValues, enumLabels)
 		}
 	}
 	if x.ManagedScaling != nil {
@@ -75,7 +75,7 @@ func (x *AutoScalingGroupProvider) validate(v *api.Validator, path string) {
 	}
 	if x.ManagedTerminationProtection != "" {
 		if !api.In(string(x.ManagedTerminationProtection), managedTerminationProtectionValues) {
-			v.Enum(join(path, "managedTerminationProtection"), string(x.ManagedTerminationProtection), managedTerminationProtectionValues)
+			v.OneOf(join(path, "managedTerminationProtection"), managedTerminationProtectionValues, enumLabels)
 		}
 	}
 }
@@ -86,7 +86,7 @@ func (x *AutoScalingGroupProviderUpdate) validate(v *api.Validator, path string)
 	}
 	if x.ManagedDraining != "" {
 		if !api.In(string(x.ManagedDraining), managedDrainingValues) {
-			v.Enum(join(path, "managedDraining"), string(x.ManagedDraining), managedDrainingValues)
+			v.OneOf(join(path, "managedDraining"), managedDrainingValues, enumLabels)
 		}
 	}
 	if x.ManagedScaling != nil {
@@ -94,7 +94,7 @@ func (x *AutoScalingGroupProviderUpdate) validate(v *api.Validator, path string)
 	}
 	if x.ManagedTerminationProtection != "" {
 		if !api.In(string(x.ManagedTerminationProtection), managedTerminationProtectionValues) {
-			v.Enum(join(path, "managedTerminationProtection"), string(x.ManagedTerminationProtection), managedTerminationProtectionValues)
+			v.OneOf(join(path, "managedTerminationProtection"), managedTerminationProtectionValues, enumLabels)
 		}
 	}
 }
@@ -105,7 +105,7 @@ func (x *AwsVpcConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.AssignPublicIp != "" {
 		if !api.In(string(x.AssignPublicIp), assignPublicIpValues) {
-			v.Enum(join(path, "assignPublicIp"), string(x.AssignPublicIp), assignPublicIpValues)
+			v.OneOf(join(path, "assignPublicIp"), assignPublicIpValues, enumLabels)
 		}
 	}
 	if x.Subnets == nil {
@@ -140,7 +140,7 @@ func (x *CapacityReservationRequest) validate(v *api.Validator, path string) {
 	}
 	if x.ReservationPreference != "" {
 		if !api.In(string(x.ReservationPreference), capacityReservationPreferenceValues) {
-			v.Enum(join(path, "reservationPreference"), string(x.ReservationPreference), capacityReservationPreferenceValues)
+			v.OneOf(join(path, "reservationPreference"), capacityReservationPreferenceValues, enumLabels)
 		}
 	}
 }
@@ -169,7 +169,7 @@ func (x *ClusterSetting) validate(v *api.Validator, path string) {
 	}
 	if x.Name != "" {
 		if !api.In(string(x.Name), clusterSettingNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), clusterSettingNameValues)
+			v.OneOf(join(path, "name"), clusterSettingNameValues, enumLabels)
 		}
 	}
 }
@@ -233,7 +233,7 @@ func (x *ContainerDefinition) validate(v *api.Validator, path string) {
 	}
 	if x.VersionConsistency != "" {
 		if !api.In(string(x.VersionConsistency), versionConsistencyValues) {
-			v.Enum(join(path, "versionConsistency"), string(x.VersionConsistency), versionConsistencyValues)
+			v.OneOf(join(path, "versionConsistency"), versionConsistencyValues, enumLabels)
 		}
 	}
 }
@@ -246,7 +246,7 @@ func (x *ContainerDependency) validate(v *api.Validator, path string) {
 		v.Required(join(path, "condition"))
 	} else {
 		if !api.In(string(x.Condition), containerConditionValues) {
-			v.Enum(join(path, "condition"), string(x.Condition), containerConditionValues)
+			v.OneOf(join(path, "condition"), containerConditionValues, enumLabels)
 		}
 	}
 	if x.ContainerName == "" {
@@ -296,7 +296,7 @@ func (x *ContinueServiceDeploymentRequest) validate(v *api.Validator, path strin
 	}
 	if x.Action != "" {
 		if !api.In(string(x.Action), deploymentLifecycleHookActionValues) {
-			v.Enum(join(path, "action"), string(x.Action), deploymentLifecycleHookActionValues)
+			v.OneOf(join(path, "action"), deploymentLifecycleHookActionValues, enumLabels)
 		}
 	}
 	if x.HookId == "" {
@@ -378,7 +378,7 @@ func (x *CreateDaemonRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), daemonPropagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), daemonPropagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), daemonPropagateTagsValues, enumLabels)
 		}
 	}
 	if x.Tags != nil {
@@ -436,7 +436,7 @@ func (x *CreateManagedInstancesProviderConfiguration) validate(v *api.Validator,
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateMITagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateMITagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateMITagsValues, enumLabels)
 		}
 	}
 }
@@ -447,7 +447,7 @@ func (x *CreateServiceRequest) validate(v *api.Validator, path string) {
 	}
 	if x.AvailabilityZoneRebalancing != "" {
 		if !api.In(string(x.AvailabilityZoneRebalancing), availabilityZoneRebalancingValues) {
-			v.Enum(join(path, "availabilityZoneRebalancing"), string(x.AvailabilityZoneRebalancing), availabilityZoneRebalancingValues)
+			v.OneOf(join(path, "availabilityZoneRebalancing"), availabilityZoneRebalancingValues, enumLabels)
 		}
 	}
 	if x.CapacityProviderStrategy != nil {
@@ -463,7 +463,7 @@ func (x *CreateServiceRequest) validate(v *api.Validator, path string) {
 	}
 	if x.LaunchType != "" {
 		if !api.In(string(x.LaunchType), launchTypeValues) {
-			v.Enum(join(path, "launchType"), string(x.LaunchType), launchTypeValues)
+			v.OneOf(join(path, "launchType"), launchTypeValues, enumLabels)
 		}
 	}
 	if x.NetworkConfiguration != nil {
@@ -481,12 +481,12 @@ func (x *CreateServiceRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateTagsValues, enumLabels)
 		}
 	}
 	if x.SchedulingStrategy != "" {
 		if !api.In(string(x.SchedulingStrategy), schedulingStrategyValues) {
-			v.Enum(join(path, "schedulingStrategy"), string(x.SchedulingStrategy), schedulingStrategyValues)
+			v.OneOf(join(path, "schedulingStrategy"), schedulingStrategyValues, enumLabels)
 		}
 	}
 	if x.ServiceConnectConfiguration != nil {
@@ -529,7 +529,7 @@ func (x *CreateTaskSetRequest) validate(v *api.Validator, path string) {
 	}
 	if x.LaunchType != "" {
 		if !api.In(string(x.LaunchType), launchTypeValues) {
-			v.Enum(join(path, "launchType"), string(x.LaunchType), launchTypeValues)
+			v.OneOf(join(path, "launchType"), launchTypeValues, enumLabels)
 		}
 	}
 	if x.NetworkConfiguration != nil {
@@ -639,7 +639,7 @@ func (x *DeleteAccountSettingRequest) validate(v *api.Validator, path string) {
 		v.Required(join(path, "name"))
 	} else {
 		if !api.In(string(x.Name), settingNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), settingNameValues)
+			v.OneOf(join(path, "name"), settingNameValues, enumLabels)
 		}
 	}
 }
@@ -767,7 +767,7 @@ func (x *DeploymentConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.Strategy != "" {
 		if !api.In(string(x.Strategy), deploymentStrategyValues) {
-			v.Enum(join(path, "strategy"), string(x.Strategy), deploymentStrategyValues)
+			v.OneOf(join(path, "strategy"), deploymentStrategyValues, enumLabels)
 		}
 	}
 }
@@ -780,7 +780,7 @@ func (x *DeploymentController) validate(v *api.Validator, path string) {
 		v.Required(join(path, "type"))
 	} else {
 		if !api.In(string(x.Type), deploymentControllerTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), deploymentControllerTypeValues)
+			v.OneOf(join(path, "type"), deploymentControllerTypeValues, enumLabels)
 		}
 	}
 }
@@ -793,14 +793,14 @@ func (x *DeploymentLifecycleHook) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.LifecycleStages {
 			if e0 != "" {
 				if !api.In(string(e0), deploymentLifecycleHookStageValues) {
-					v.Enum(join(path, "lifecycleStages")+"."+strconv.Itoa(i0+1)+".member", string(e0), deploymentLifecycleHookStageValues)
+					v.OneOf(join(path, "lifecycleStages")+"."+strconv.Itoa(i0+1)+".member", deploymentLifecycleHookStageValues, enumLabels)
 				}
 			}
 		}
 	}
 	if x.TargetType != "" {
 		if !api.In(string(x.TargetType), deploymentLifecycleHookTargetTypeValues) {
-			v.Enum(join(path, "targetType"), string(x.TargetType), deploymentLifecycleHookTargetTypeValues)
+			v.OneOf(join(path, "targetType"), deploymentLifecycleHookTargetTypeValues, enumLabels)
 		}
 	}
 	if x.TimeoutConfiguration != nil {
@@ -814,7 +814,7 @@ func (x *DeploymentLifecycleHookTimeoutConfiguration) validate(v *api.Validator,
 	}
 	if x.Action != "" {
 		if !api.In(string(x.Action), deploymentLifecycleHookActionValues) {
-			v.Enum(join(path, "action"), string(x.Action), deploymentLifecycleHookActionValues)
+			v.OneOf(join(path, "action"), deploymentLifecycleHookActionValues, enumLabels)
 		}
 	}
 	if x.TimeoutInMinutes != nil {
@@ -853,7 +853,7 @@ func (x *DescribeCapacityProvidersRequest) validate(v *api.Validator, path strin
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), capacityProviderFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), capacityProviderFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", capacityProviderFieldValues, enumLabels)
 				}
 			}
 		}
@@ -868,7 +868,7 @@ func (x *DescribeClustersRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), clusterFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), clusterFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", clusterFieldValues, enumLabels)
 				}
 			}
 		}
@@ -886,7 +886,7 @@ func (x *DescribeContainerInstancesRequest) validate(v *api.Validator, path stri
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), containerInstanceFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), containerInstanceFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", containerInstanceFieldValues, enumLabels)
 				}
 			}
 		}
@@ -937,7 +937,7 @@ func (x *DescribeExpressGatewayServiceRequest) validate(v *api.Validator, path s
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), expressGatewayServiceIncludeValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), expressGatewayServiceIncludeValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", expressGatewayServiceIncludeValues, enumLabels)
 				}
 			}
 		}
@@ -973,7 +973,7 @@ func (x *DescribeServicesRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), serviceFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), serviceFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", serviceFieldValues, enumLabels)
 				}
 			}
 		}
@@ -991,7 +991,7 @@ func (x *DescribeTaskDefinitionRequest) validate(v *api.Validator, path string) 
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), taskDefinitionFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), taskDefinitionFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", taskDefinitionFieldValues, enumLabels)
 				}
 			}
 		}
@@ -1012,7 +1012,7 @@ func (x *DescribeTaskSetsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), taskSetFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), taskSetFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", taskSetFieldValues, enumLabels)
 				}
 			}
 		}
@@ -1030,7 +1030,7 @@ func (x *DescribeTasksRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Include {
 			if e0 != "" {
 				if !api.In(string(e0), taskFieldValues) {
-					v.Enum(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", string(e0), taskFieldValues)
+					v.OneOf(join(path, "include")+"."+strconv.Itoa(i0+1)+".member", taskFieldValues, enumLabels)
 				}
 			}
 		}
@@ -1051,7 +1051,7 @@ func (x *Device) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Permissions {
 			if e0 != "" {
 				if !api.In(string(e0), deviceCgroupPermissionValues) {
-					v.Enum(join(path, "permissions")+"."+strconv.Itoa(i0+1)+".member", string(e0), deviceCgroupPermissionValues)
+					v.OneOf(join(path, "permissions")+"."+strconv.Itoa(i0+1)+".member", deviceCgroupPermissionValues, enumLabels)
 				}
 			}
 		}
@@ -1070,7 +1070,7 @@ func (x *DockerVolumeConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.Scope != "" {
 		if !api.In(string(x.Scope), scopeValues) {
-			v.Enum(join(path, "scope"), string(x.Scope), scopeValues)
+			v.OneOf(join(path, "scope"), scopeValues, enumLabels)
 		}
 	}
 }
@@ -1081,14 +1081,14 @@ func (x *EBSTagSpecification) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateTagsValues, enumLabels)
 		}
 	}
 	if x.ResourceType == "" {
 		v.Required(join(path, "resourceType"))
 	} else {
 		if !api.In(string(x.ResourceType), eBSResourceTypeValues) {
-			v.Enum(join(path, "resourceType"), string(x.ResourceType), eBSResourceTypeValues)
+			v.OneOf(join(path, "resourceType"), eBSResourceTypeValues, enumLabels)
 		}
 	}
 	if x.Tags != nil {
@@ -1107,7 +1107,7 @@ func (x *EFSAuthorizationConfig) validate(v *api.Validator, path string) {
 	}
 	if x.Iam != "" {
 		if !api.In(string(x.Iam), eFSAuthorizationConfigIAMValues) {
-			v.Enum(join(path, "iam"), string(x.Iam), eFSAuthorizationConfigIAMValues)
+			v.OneOf(join(path, "iam"), eFSAuthorizationConfigIAMValues, enumLabels)
 		}
 	}
 }
@@ -1124,7 +1124,7 @@ func (x *EFSVolumeConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.TransitEncryption != "" {
 		if !api.In(string(x.TransitEncryption), eFSTransitEncryptionValues) {
-			v.Enum(join(path, "transitEncryption"), string(x.TransitEncryption), eFSTransitEncryptionValues)
+			v.OneOf(join(path, "transitEncryption"), eFSTransitEncryptionValues, enumLabels)
 		}
 	}
 }
@@ -1137,7 +1137,7 @@ func (x *EnvironmentFile) validate(v *api.Validator, path string) {
 		v.Required(join(path, "type"))
 	} else {
 		if !api.In(string(x.Type), environmentFileTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), environmentFileTypeValues)
+			v.OneOf(join(path, "type"), environmentFileTypeValues, enumLabels)
 		}
 	}
 	if x.Value == "" {
@@ -1157,7 +1157,7 @@ func (x *ExecuteCommandConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.Logging != "" {
 		if !api.In(string(x.Logging), executeCommandLoggingValues) {
-			v.Enum(join(path, "logging"), string(x.Logging), executeCommandLoggingValues)
+			v.OneOf(join(path, "logging"), executeCommandLoggingValues, enumLabels)
 		}
 	}
 }
@@ -1197,7 +1197,7 @@ func (x *ExpressGatewayScalingTarget) validate(v *api.Validator, path string) {
 	}
 	if x.AutoScalingMetric != "" {
 		if !api.In(string(x.AutoScalingMetric), expressGatewayServiceScalingMetricValues) {
-			v.Enum(join(path, "autoScalingMetric"), string(x.AutoScalingMetric), expressGatewayServiceScalingMetricValues)
+			v.OneOf(join(path, "autoScalingMetric"), expressGatewayServiceScalingMetricValues, enumLabels)
 		}
 	}
 }
@@ -1251,7 +1251,7 @@ func (x *FirelensConfiguration) validate(v *api.Validator, path string) {
 		v.Required(join(path, "type"))
 	} else {
 		if !api.In(string(x.Type), firelensConfigurationTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), firelensConfigurationTypeValues)
+			v.OneOf(join(path, "type"), firelensConfigurationTypeValues, enumLabels)
 		}
 	}
 }
@@ -1304,7 +1304,7 @@ func (x *InstanceLaunchTemplate) validate(v *api.Validator, path string) {
 	}
 	if x.CapacityOptionType != "" {
 		if !api.In(string(x.CapacityOptionType), capacityOptionTypeValues) {
-			v.Enum(join(path, "capacityOptionType"), string(x.CapacityOptionType), capacityOptionTypeValues)
+			v.OneOf(join(path, "capacityOptionType"), capacityOptionTypeValues, enumLabels)
 		}
 	}
 	if x.CapacityReservations != nil {
@@ -1318,7 +1318,7 @@ func (x *InstanceLaunchTemplate) validate(v *api.Validator, path string) {
 	}
 	if x.Monitoring != "" {
 		if !api.In(string(x.Monitoring), managedInstancesMonitoringOptionsValues) {
-			v.Enum(join(path, "monitoring"), string(x.Monitoring), managedInstancesMonitoringOptionsValues)
+			v.OneOf(join(path, "monitoring"), managedInstancesMonitoringOptionsValues, enumLabels)
 		}
 	}
 	if x.NetworkConfiguration == nil {
@@ -1341,7 +1341,7 @@ func (x *InstanceLaunchTemplateUpdate) validate(v *api.Validator, path string) {
 	}
 	if x.Monitoring != "" {
 		if !api.In(string(x.Monitoring), managedInstancesMonitoringOptionsValues) {
-			v.Enum(join(path, "monitoring"), string(x.Monitoring), managedInstancesMonitoringOptionsValues)
+			v.OneOf(join(path, "monitoring"), managedInstancesMonitoringOptionsValues, enumLabels)
 		}
 	}
 	if x.StorageConfiguration != nil {
@@ -1357,7 +1357,7 @@ func (x *InstanceRequirementsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.AcceleratorManufacturers {
 			if e0 != "" {
 				if !api.In(string(e0), acceleratorManufacturerValues) {
-					v.Enum(join(path, "acceleratorManufacturers")+"."+strconv.Itoa(i0+1)+".member", string(e0), acceleratorManufacturerValues)
+					v.OneOf(join(path, "acceleratorManufacturers")+"."+strconv.Itoa(i0+1)+".member", acceleratorManufacturerValues, enumLabels)
 				}
 			}
 		}
@@ -1366,7 +1366,7 @@ func (x *InstanceRequirementsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.AcceleratorNames {
 			if e0 != "" {
 				if !api.In(string(e0), acceleratorNameValues) {
-					v.Enum(join(path, "acceleratorNames")+"."+strconv.Itoa(i0+1)+".member", string(e0), acceleratorNameValues)
+					v.OneOf(join(path, "acceleratorNames")+"."+strconv.Itoa(i0+1)+".member", acceleratorNameValues, enumLabels)
 				}
 			}
 		}
@@ -1375,7 +1375,7 @@ func (x *InstanceRequirementsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.AcceleratorTypes {
 			if e0 != "" {
 				if !api.In(string(e0), acceleratorTypeValues) {
-					v.Enum(join(path, "acceleratorTypes")+"."+strconv.Itoa(i0+1)+".member", string(e0), acceleratorTypeValues)
+					v.OneOf(join(path, "acceleratorTypes")+"."+strconv.Itoa(i0+1)+".member", acceleratorTypeValues, enumLabels)
 				}
 			}
 		}
@@ -1400,19 +1400,19 @@ func (x *InstanceRequirementsRequest) validate(v *api.Validator, path string) {
 	}
 	if x.BareMetal != "" {
 		if !api.In(string(x.BareMetal), bareMetalValues) {
-			v.Enum(join(path, "bareMetal"), string(x.BareMetal), bareMetalValues)
+			v.OneOf(join(path, "bareMetal"), bareMetalValues, enumLabels)
 		}
 	}
 	if x.BurstablePerformance != "" {
 		if !api.In(string(x.BurstablePerformance), burstablePerformanceValues) {
-			v.Enum(join(path, "burstablePerformance"), string(x.BurstablePerformance), burstablePerformanceValues)
+			v.OneOf(join(path, "burstablePerformance"), burstablePerformanceValues, enumLabels)
 		}
 	}
 	if x.CpuManufacturers != nil {
 		for i0, e0 := range x.CpuManufacturers {
 			if e0 != "" {
 				if !api.In(string(e0), cpuManufacturerValues) {
-					v.Enum(join(path, "cpuManufacturers")+"."+strconv.Itoa(i0+1)+".member", string(e0), cpuManufacturerValues)
+					v.OneOf(join(path, "cpuManufacturers")+"."+strconv.Itoa(i0+1)+".member", cpuManufacturerValues, enumLabels)
 				}
 			}
 		}
@@ -1439,21 +1439,21 @@ func (x *InstanceRequirementsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.InstanceGenerations {
 			if e0 != "" {
 				if !api.In(string(e0), instanceGenerationValues) {
-					v.Enum(join(path, "instanceGenerations")+"."+strconv.Itoa(i0+1)+".member", string(e0), instanceGenerationValues)
+					v.OneOf(join(path, "instanceGenerations")+"."+strconv.Itoa(i0+1)+".member", instanceGenerationValues, enumLabels)
 				}
 			}
 		}
 	}
 	if x.LocalStorage != "" {
 		if !api.In(string(x.LocalStorage), localStorageValues) {
-			v.Enum(join(path, "localStorage"), string(x.LocalStorage), localStorageValues)
+			v.OneOf(join(path, "localStorage"), localStorageValues, enumLabels)
 		}
 	}
 	if x.LocalStorageTypes != nil {
 		for i0, e0 := range x.LocalStorageTypes {
 			if e0 != "" {
 				if !api.In(string(e0), localStorageTypeValues) {
-					v.Enum(join(path, "localStorageTypes")+"."+strconv.Itoa(i0+1)+".member", string(e0), localStorageTypeValues)
+					v.OneOf(join(path, "localStorageTypes")+"."+strconv.Itoa(i0+1)+".member", localStorageTypeValues, enumLabels)
 				}
 			}
 		}
@@ -1492,7 +1492,7 @@ func (x *ListAccountSettingsRequest) validate(v *api.Validator, path string) {
 	}
 	if x.Name != "" {
 		if !api.In(string(x.Name), settingNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), settingNameValues)
+			v.OneOf(join(path, "name"), settingNameValues, enumLabels)
 		}
 	}
 }
@@ -1505,7 +1505,7 @@ func (x *ListAttributesRequest) validate(v *api.Validator, path string) {
 		v.Required(join(path, "targetType"))
 	} else {
 		if !api.In(string(x.TargetType), targetTypeValues) {
-			v.Enum(join(path, "targetType"), string(x.TargetType), targetTypeValues)
+			v.OneOf(join(path, "targetType"), targetTypeValues, enumLabels)
 		}
 	}
 }
@@ -1522,7 +1522,7 @@ func (x *ListContainerInstancesRequest) validate(v *api.Validator, path string) 
 	}
 	if x.Status != "" {
 		if !api.In(string(x.Status), containerInstanceStatusValues) {
-			v.Enum(join(path, "status"), string(x.Status), containerInstanceStatusValues)
+			v.OneOf(join(path, "status"), containerInstanceStatusValues, enumLabels)
 		}
 	}
 }
@@ -1538,7 +1538,7 @@ func (x *ListDaemonDeploymentsRequest) validate(v *api.Validator, path string) {
 		for i0, e0 := range x.Status {
 			if e0 != "" {
 				if !api.In(string(e0), daemonDeploymentStatusValues) {
-					v.Enum(join(path, "status")+"."+strconv.Itoa(i0+1)+".member", string(e0), daemonDeploymentStatusValues)
+					v.OneOf(join(path, "status")+"."+strconv.Itoa(i0+1)+".member", daemonDeploymentStatusValues, enumLabels)
 				}
 			}
 		}
@@ -1551,17 +1551,17 @@ func (x *ListDaemonTaskDefinitionsRequest) validate(v *api.Validator, path strin
 	}
 	if x.Revision != "" {
 		if !api.In(string(x.Revision), daemonTaskDefinitionRevisionFilterValues) {
-			v.Enum(join(path, "revision"), string(x.Revision), daemonTaskDefinitionRevisionFilterValues)
+			v.OneOf(join(path, "revision"), daemonTaskDefinitionRevisionFilterValues, enumLabels)
 		}
 	}
 	if x.Sort != "" {
 		if !api.In(string(x.Sort), sortOrderValues) {
-			v.Enum(join(path, "sort"), string(x.Sort), sortOrderValues)
+			v.OneOf(join(path, "sort"), sortOrderValues, enumLabels)
 		}
 	}
 	if x.Status != "" {
 		if !api.In(string(x.Status), daemonTaskDefinitionStatusFilterValues) {
-			v.Enum(join(path, "status"), string(x.Status), daemonTaskDefinitionStatusFilterValues)
+			v.OneOf(join(path, "status"), daemonTaskDefinitionStatusFilterValues, enumLabels)
 		}
 	}
 }
@@ -1583,7 +1583,7 @@ func (x *ListServiceDeploymentsRequest) validate(v *api.Validator, path string) 
 		for i0, e0 := range x.Status {
 			if e0 != "" {
 				if !api.In(string(e0), serviceDeploymentStatusValues) {
-					v.Enum(join(path, "status")+"."+strconv.Itoa(i0+1)+".member", string(e0), serviceDeploymentStatusValues)
+					v.OneOf(join(path, "status")+"."+strconv.Itoa(i0+1)+".member", serviceDeploymentStatusValues, enumLabels)
 				}
 			}
 		}
@@ -1605,17 +1605,17 @@ func (x *ListServicesRequest) validate(v *api.Validator, path string) {
 	}
 	if x.LaunchType != "" {
 		if !api.In(string(x.LaunchType), launchTypeValues) {
-			v.Enum(join(path, "launchType"), string(x.LaunchType), launchTypeValues)
+			v.OneOf(join(path, "launchType"), launchTypeValues, enumLabels)
 		}
 	}
 	if x.ResourceManagementType != "" {
 		if !api.In(string(x.ResourceManagementType), resourceManagementTypeValues) {
-			v.Enum(join(path, "resourceManagementType"), string(x.ResourceManagementType), resourceManagementTypeValues)
+			v.OneOf(join(path, "resourceManagementType"), resourceManagementTypeValues, enumLabels)
 		}
 	}
 	if x.SchedulingStrategy != "" {
 		if !api.In(string(x.SchedulingStrategy), schedulingStrategyValues) {
-			v.Enum(join(path, "schedulingStrategy"), string(x.SchedulingStrategy), schedulingStrategyValues)
+			v.OneOf(join(path, "schedulingStrategy"), schedulingStrategyValues, enumLabels)
 		}
 	}
 }
@@ -1635,7 +1635,7 @@ func (x *ListTaskDefinitionFamiliesRequest) validate(v *api.Validator, path stri
 	}
 	if x.Status != "" {
 		if !api.In(string(x.Status), taskDefinitionFamilyStatusValues) {
-			v.Enum(join(path, "status"), string(x.Status), taskDefinitionFamilyStatusValues)
+			v.OneOf(join(path, "status"), taskDefinitionFamilyStatusValues, enumLabels)
 		}
 	}
 }
@@ -1646,12 +1646,12 @@ func (x *ListTaskDefinitionsRequest) validate(v *api.Validator, path string) {
 	}
 	if x.Sort != "" {
 		if !api.In(string(x.Sort), sortOrderValues) {
-			v.Enum(join(path, "sort"), string(x.Sort), sortOrderValues)
+			v.OneOf(join(path, "sort"), sortOrderValues, enumLabels)
 		}
 	}
 	if x.Status != "" {
 		if !api.In(string(x.Status), taskDefinitionStatusValues) {
-			v.Enum(join(path, "status"), string(x.Status), taskDefinitionStatusValues)
+			v.OneOf(join(path, "status"), taskDefinitionStatusValues, enumLabels)
 		}
 	}
 }
@@ -1662,12 +1662,12 @@ func (x *ListTasksRequest) validate(v *api.Validator, path string) {
 	}
 	if x.DesiredStatus != "" {
 		if !api.In(string(x.DesiredStatus), desiredStatusValues) {
-			v.Enum(join(path, "desiredStatus"), string(x.DesiredStatus), desiredStatusValues)
+			v.OneOf(join(path, "desiredStatus"), desiredStatusValues, enumLabels)
 		}
 	}
 	if x.LaunchType != "" {
 		if !api.In(string(x.LaunchType), launchTypeValues) {
-			v.Enum(join(path, "launchType"), string(x.LaunchType), launchTypeValues)
+			v.OneOf(join(path, "launchType"), launchTypeValues, enumLabels)
 		}
 	}
 }
@@ -1680,7 +1680,7 @@ func (x *LogConfiguration) validate(v *api.Validator, path string) {
 		v.Required(join(path, "logDriver"))
 	} else {
 		if !api.In(string(x.LogDriver), logDriverValues) {
-			v.Enum(join(path, "logDriver"), string(x.LogDriver), logDriverValues)
+			v.OneOf(join(path, "logDriver"), logDriverValues, enumLabels)
 		}
 	}
 	if x.SecretOptions != nil {
@@ -1701,7 +1701,7 @@ func (x *ManagedAgentStateChange) validate(v *api.Validator, path string) {
 		v.Required(join(path, "managedAgentName"))
 	} else {
 		if !api.In(string(x.ManagedAgentName), managedAgentNameValues) {
-			v.Enum(join(path, "managedAgentName"), string(x.ManagedAgentName), managedAgentNameValues)
+			v.OneOf(join(path, "managedAgentName"), managedAgentNameValues, enumLabels)
 		}
 	}
 	if x.Status == "" {
@@ -1750,7 +1750,7 @@ func (x *ManagedScaling) validate(v *api.Validator, path string) {
 	}
 	if x.Status != "" {
 		if !api.In(string(x.Status), managedScalingStatusValues) {
-			v.Enum(join(path, "status"), string(x.Status), managedScalingStatusValues)
+			v.OneOf(join(path, "status"), managedScalingStatusValues, enumLabels)
 		}
 	}
 	if x.TargetCapacity != nil {
@@ -1778,7 +1778,7 @@ func (x *NetworkBinding) validate(v *api.Validator, path string) {
 	}
 	if x.Protocol != "" {
 		if !api.In(string(x.Protocol), transportProtocolValues) {
-			v.Enum(join(path, "protocol"), string(x.Protocol), transportProtocolValues)
+			v.OneOf(join(path, "protocol"), transportProtocolValues, enumLabels)
 		}
 	}
 }
@@ -1798,7 +1798,7 @@ func (x *PlacementConstraint) validate(v *api.Validator, path string) {
 	}
 	if x.Type != "" {
 		if !api.In(string(x.Type), placementConstraintTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), placementConstraintTypeValues)
+			v.OneOf(join(path, "type"), placementConstraintTypeValues, enumLabels)
 		}
 	}
 }
@@ -1809,7 +1809,7 @@ func (x *PlacementStrategy) validate(v *api.Validator, path string) {
 	}
 	if x.Type != "" {
 		if !api.In(string(x.Type), placementStrategyTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), placementStrategyTypeValues)
+			v.OneOf(join(path, "type"), placementStrategyTypeValues, enumLabels)
 		}
 	}
 }
@@ -1825,7 +1825,7 @@ func (x *PlatformDevice) validate(v *api.Validator, path string) {
 		v.Required(join(path, "type"))
 	} else {
 		if !api.In(string(x.Type), platformDeviceTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), platformDeviceTypeValues)
+			v.OneOf(join(path, "type"), platformDeviceTypeValues, enumLabels)
 		}
 	}
 }
@@ -1836,12 +1836,12 @@ func (x *PortMapping) validate(v *api.Validator, path string) {
 	}
 	if x.AppProtocol != "" {
 		if !api.In(string(x.AppProtocol), applicationProtocolValues) {
-			v.Enum(join(path, "appProtocol"), string(x.AppProtocol), applicationProtocolValues)
+			v.OneOf(join(path, "appProtocol"), applicationProtocolValues, enumLabels)
 		}
 	}
 	if x.Protocol != "" {
 		if !api.In(string(x.Protocol), transportProtocolValues) {
-			v.Enum(join(path, "protocol"), string(x.Protocol), transportProtocolValues)
+			v.OneOf(join(path, "protocol"), transportProtocolValues, enumLabels)
 		}
 	}
 }
@@ -1855,7 +1855,7 @@ func (x *ProxyConfiguration) validate(v *api.Validator, path string) {
 	}
 	if x.Type != "" {
 		if !api.In(string(x.Type), proxyConfigurationTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), proxyConfigurationTypeValues)
+			v.OneOf(join(path, "type"), proxyConfigurationTypeValues, enumLabels)
 		}
 	}
 }
@@ -1868,7 +1868,7 @@ func (x *PutAccountSettingDefaultRequest) validate(v *api.Validator, path string
 		v.Required(join(path, "name"))
 	} else {
 		if !api.In(string(x.Name), settingNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), settingNameValues)
+			v.OneOf(join(path, "name"), settingNameValues, enumLabels)
 		}
 	}
 	if x.Value == "" {
@@ -1884,7 +1884,7 @@ func (x *PutAccountSettingRequest) validate(v *api.Validator, path string) {
 		v.Required(join(path, "name"))
 	} else {
 		if !api.In(string(x.Name), settingNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), settingNameValues)
+			v.OneOf(join(path, "name"), settingNameValues, enumLabels)
 		}
 	}
 	if x.Value == "" {
@@ -1996,17 +1996,17 @@ func (x *RegisterTaskDefinitionRequest) validate(v *api.Validator, path string) 
 	}
 	if x.IpcMode != "" {
 		if !api.In(string(x.IpcMode), ipcModeValues) {
-			v.Enum(join(path, "ipcMode"), string(x.IpcMode), ipcModeValues)
+			v.OneOf(join(path, "ipcMode"), ipcModeValues, enumLabels)
 		}
 	}
 	if x.NetworkMode != "" {
 		if !api.In(string(x.NetworkMode), networkModeValues) {
-			v.Enum(join(path, "networkMode"), string(x.NetworkMode), networkModeValues)
+			v.OneOf(join(path, "networkMode"), networkModeValues, enumLabels)
 		}
 	}
 	if x.PidMode != "" {
 		if !api.In(string(x.PidMode), pidModeValues) {
-			v.Enum(join(path, "pidMode"), string(x.PidMode), pidModeValues)
+			v.OneOf(join(path, "pidMode"), pidModeValues, enumLabels)
 		}
 	}
 	if x.PlacementConstraints != nil {
@@ -2021,7 +2021,7 @@ func (x *RegisterTaskDefinitionRequest) validate(v *api.Validator, path string) 
 		for i0, e0 := range x.RequiresCompatibilities {
 			if e0 != "" {
 				if !api.In(string(e0), compatibilityValues) {
-					v.Enum(join(path, "requiresCompatibilities")+"."+strconv.Itoa(i0+1)+".member", string(e0), compatibilityValues)
+					v.OneOf(join(path, "requiresCompatibilities")+"."+strconv.Itoa(i0+1)+".member", compatibilityValues, enumLabels)
 				}
 			}
 		}
@@ -2061,7 +2061,7 @@ func (x *ResourceRequirement) validate(v *api.Validator, path string) {
 		v.Required(join(path, "type"))
 	} else {
 		if !api.In(string(x.Type), resourceTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), resourceTypeValues)
+			v.OneOf(join(path, "type"), resourceTypeValues, enumLabels)
 		}
 	}
 	if x.Value == "" {
@@ -2080,7 +2080,7 @@ func (x *RunTaskRequest) validate(v *api.Validator, path string) {
 	}
 	if x.LaunchType != "" {
 		if !api.In(string(x.LaunchType), launchTypeValues) {
-			v.Enum(join(path, "launchType"), string(x.LaunchType), launchTypeValues)
+			v.OneOf(join(path, "launchType"), launchTypeValues, enumLabels)
 		}
 	}
 	if x.NetworkConfiguration != nil {
@@ -2101,7 +2101,7 @@ func (x *RunTaskRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateTagsValues, enumLabels)
 		}
 	}
 	if x.Tags != nil {
@@ -2128,12 +2128,12 @@ func (x *RuntimePlatform) validate(v *api.Validator, path string) {
 	}
 	if x.CpuArchitecture != "" {
 		if !api.In(string(x.CpuArchitecture), cPUArchitectureValues) {
-			v.Enum(join(path, "cpuArchitecture"), string(x.CpuArchitecture), cPUArchitectureValues)
+			v.OneOf(join(path, "cpuArchitecture"), cPUArchitectureValues, enumLabels)
 		}
 	}
 	if x.OperatingSystemFamily != "" {
 		if !api.In(string(x.OperatingSystemFamily), oSFamilyValues) {
-			v.Enum(join(path, "operatingSystemFamily"), string(x.OperatingSystemFamily), oSFamilyValues)
+			v.OneOf(join(path, "operatingSystemFamily"), oSFamilyValues, enumLabels)
 		}
 	}
 }
@@ -2153,7 +2153,7 @@ func (x *Scale) validate(v *api.Validator, path string) {
 	}
 	if x.Unit != "" {
 		if !api.In(string(x.Unit), scaleUnitValues) {
-			v.Enum(join(path, "unit"), string(x.Unit), scaleUnitValues)
+			v.OneOf(join(path, "unit"), scaleUnitValues, enumLabels)
 		}
 	}
 }
@@ -2178,12 +2178,12 @@ func (x *ServiceConnectAccessLogConfiguration) validate(v *api.Validator, path s
 		v.Required(join(path, "format"))
 	} else {
 		if !api.In(string(x.Format), serviceConnectAccessLoggingFormatValues) {
-			v.Enum(join(path, "format"), string(x.Format), serviceConnectAccessLoggingFormatValues)
+			v.OneOf(join(path, "format"), serviceConnectAccessLoggingFormatValues, enumLabels)
 		}
 	}
 	if x.IncludeQueryParameters != "" {
 		if !api.In(string(x.IncludeQueryParameters), serviceConnectIncludeQueryParametersValues) {
-			v.Enum(join(path, "includeQueryParameters"), string(x.IncludeQueryParameters), serviceConnectIncludeQueryParametersValues)
+			v.OneOf(join(path, "includeQueryParameters"), serviceConnectIncludeQueryParametersValues, enumLabels)
 		}
 	}
 }
@@ -2299,7 +2299,7 @@ func (x *ServiceManagedEBSVolumeConfiguration) validate(v *api.Validator, path s
 	}
 	if x.FilesystemType != "" {
 		if !api.In(string(x.FilesystemType), taskFilesystemTypeValues) {
-			v.Enum(join(path, "filesystemType"), string(x.FilesystemType), taskFilesystemTypeValues)
+			v.OneOf(join(path, "filesystemType"), taskFilesystemTypeValues, enumLabels)
 		}
 	}
 	if x.RoleArn == "" {
@@ -2339,7 +2339,7 @@ func (x *StartTaskRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateTagsValues, enumLabels)
 		}
 	}
 	if x.Tags != nil {
@@ -2369,7 +2369,7 @@ func (x *StopServiceDeploymentRequest) validate(v *api.Validator, path string) {
 	}
 	if x.StopType != "" {
 		if !api.In(string(x.StopType), stopServiceDeploymentStopTypeValues) {
-			v.Enum(join(path, "stopType"), string(x.StopType), stopServiceDeploymentStopTypeValues)
+			v.OneOf(join(path, "stopType"), stopServiceDeploymentStopTypeValues, enumLabels)
 		}
 	}
 }
@@ -2478,7 +2478,7 @@ func (x *TaskDefinitionPlacementConstraint) validate(v *api.Validator, path stri
 	}
 	if x.Type != "" {
 		if !api.In(string(x.Type), taskDefinitionPlacementConstraintTypeValues) {
-			v.Enum(join(path, "type"), string(x.Type), taskDefinitionPlacementConstraintTypeValues)
+			v.OneOf(join(path, "type"), taskDefinitionPlacementConstraintTypeValues, enumLabels)
 		}
 	}
 }
@@ -2489,7 +2489,7 @@ func (x *TaskManagedEBSVolumeConfiguration) validate(v *api.Validator, path stri
 	}
 	if x.FilesystemType != "" {
 		if !api.In(string(x.FilesystemType), taskFilesystemTypeValues) {
-			v.Enum(join(path, "filesystemType"), string(x.FilesystemType), taskFilesystemTypeValues)
+			v.OneOf(join(path, "filesystemType"), taskFilesystemTypeValues, enumLabels)
 		}
 	}
 	if x.RoleArn == "" {
@@ -2579,7 +2579,7 @@ func (x *Ulimit) validate(v *api.Validator, path string) {
 		v.Required(join(path, "name"))
 	} else {
 		if !api.In(string(x.Name), ulimitNameValues) {
-			v.Enum(join(path, "name"), string(x.Name), ulimitNameValues)
+			v.OneOf(join(path, "name"), ulimitNameValues, enumLabels)
 		}
 	}
 }
@@ -2681,7 +2681,7 @@ func (x *UpdateContainerInstancesStateRequest) validate(v *api.Validator, path s
 		v.Required(join(path, "status"))
 	} else {
 		if !api.In(string(x.Status), containerInstanceStatusValues) {
-			v.Enum(join(path, "status"), string(x.Status), containerInstanceStatusValues)
+			v.OneOf(join(path, "status"), containerInstanceStatusValues, enumLabels)
 		}
 	}
 }
@@ -2704,7 +2704,7 @@ func (x *UpdateDaemonRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), daemonPropagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), daemonPropagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), daemonPropagateTagsValues, enumLabels)
 		}
 	}
 }
@@ -2741,7 +2741,7 @@ func (x *UpdateManagedInstancesProviderConfiguration) validate(v *api.Validator,
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateMITagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateMITagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateMITagsValues, enumLabels)
 		}
 	}
 }
@@ -2767,7 +2767,7 @@ func (x *UpdateServiceRequest) validate(v *api.Validator, path string) {
 	}
 	if x.AvailabilityZoneRebalancing != "" {
 		if !api.In(string(x.AvailabilityZoneRebalancing), availabilityZoneRebalancingValues) {
-			v.Enum(join(path, "availabilityZoneRebalancing"), string(x.AvailabilityZoneRebalancing), availabilityZoneRebalancingValues)
+			v.OneOf(join(path, "availabilityZoneRebalancing"), availabilityZoneRebalancingValues, enumLabels)
 		}
 	}
 	if x.CapacityProviderStrategy != nil {
@@ -2796,7 +2796,7 @@ func (x *UpdateServiceRequest) validate(v *api.Validator, path string) {
 	}
 	if x.PropagateTags != "" {
 		if !api.In(string(x.PropagateTags), propagateTagsValues) {
-			v.Enum(join(path, "propagateTags"), string(x.PropagateTags), propagateTagsValues)
+			v.OneOf(join(path, "propagateTags"), propagateTagsValues, enumLabels)
 		}
 	}
 	if x.Service == "" {
