@@ -384,7 +384,8 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 				return err
 			}
 			if ir.Status != "INACTIVE" {
-				return clientCode("ClusterContainsContainerInstancesException", "The Cluster cannot be deleted while Container Instances are active or draining. Deregister them with `aws ecs deregister-container-instance` first.")
+				return clientCode("ClusterContainsContainerInstancesException", "The Cluster cannot be deleted while Container Instances are active or draining.").
+					WithHint("deregister the container instances of cluster %q with `aws ecs deregister-container-instance` first", name)
 			}
 		}
 		services, err := tx.List(c.key("services", name) + "/")
@@ -397,7 +398,8 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 				return err
 			}
 			if sr.Status != "INACTIVE" {
-				return clientCode("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active. Delete them with `aws ecs delete-service --force` first.")
+				return clientCode("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.").
+					WithHint("delete the services of cluster %q with `aws ecs delete-service --force` first", name)
 			}
 		}
 		tasks, err := tx.List(c.key("tasks", name) + "/")
@@ -410,7 +412,8 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 				return err
 			}
 			if tr.LastStatus != "STOPPED" {
-				return clientCode("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active. Stop them with `aws ecs stop-task` first.")
+				return clientCode("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.").
+					WithHint("stop the tasks of cluster %q with `aws ecs stop-task` first", name)
 			}
 		}
 		now := c.now

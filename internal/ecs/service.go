@@ -241,26 +241,32 @@ func newUUID() string {
 
 var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
 
-// Errors as ECS sends them.
+// Errors as ECS sends them. Where ECS has a message for a condition, the
+// message is ECS's text exactly; what Wharf would add (which name, what to
+// do next) goes in the error's hint, which the server logs
+// (api.Error.WithHint).
 
-func invalidParameter(format string, args ...any) error {
+func invalidParameter(format string, args ...any) *api.Error {
 	return api.ClientError("InvalidParameterException", fmt.Sprintf(format, args...))
 }
 
-func clientError(format string, args ...any) error {
+func clientError(format string, args ...any) *api.Error {
 	return api.ClientError("ClientException", fmt.Sprintf(format, args...))
 }
 
 func clusterNotFound(name string) error {
-	return api.ClientError("ClusterNotFoundException", fmt.Sprintf("Cluster not found. No cluster named %q exists in this region; create it with `aws ecs create-cluster --cluster-name %s`.", name, name))
+	return api.ClientError("ClusterNotFoundException", "Cluster not found.").
+		WithHint("no cluster named %q exists in this region; create it with `aws ecs create-cluster --cluster-name %s`", name, name)
 }
 
 func serviceNotFound(name string) error {
-	return api.ClientError("ServiceNotFoundException", fmt.Sprintf("Service not found. No service named %q exists in this cluster; list them with `aws ecs list-services`.", name))
+	return api.ClientError("ServiceNotFoundException", "Service not found.").
+		WithHint("no service named %q exists in this cluster; list them with `aws ecs list-services`", name)
 }
 
 func serviceNotActive(name string) error {
-	return api.ClientError("ServiceNotActiveException", fmt.Sprintf("Service was not ACTIVE. Service %q is being deleted or was deleted; create it again with `aws ecs create-service`.", name))
+	return api.ClientError("ServiceNotActiveException", "Service was not ACTIVE.").
+		WithHint("service %q is being deleted or was deleted; create it again with `aws ecs create-service`", name)
 }
 
 func notFound(what string) error {
@@ -282,7 +288,7 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-func clientCode(code, msg string) error { return api.ClientError(code, msg) }
+func clientCode(code, msg string) *api.Error { return api.ClientError(code, msg) }
 
 // decodeKV decodes a listed value.
 func decodeKV(kv store.KV, v any) error {

@@ -154,14 +154,16 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if ok, err := tx.Get(k, &existing); err != nil {
 			return err
 		} else if ok && existing.Status != "INACTIVE" {
-			return invalidParameter("Creation of service was not idempotent: service %q already exists in cluster %q. Change it with `aws ecs update-service`.", in.ServiceName, cl.ClusterName)
+			return invalidParameter("Creation of service was not idempotent.").
+				WithHint("service %q already exists in cluster %q; change it with `aws ecs update-service`", in.ServiceName, cl.ClusterName)
 		}
 		td, err := s.findTaskDef(tx, c, in.TaskDefinition)
 		if err != nil {
 			return err
 		}
 		if td.Status != ecsapi.TaskDefinitionStatusActive {
-			return clientError("TaskDefinition is inactive: %s was deregistered; register a new revision for the service.", td.TaskDefinitionArn)
+			return clientError("TaskDefinition is inactive").
+				WithHint("%s was deregistered; register a new revision for the service", td.TaskDefinitionArn)
 		}
 		if err := s.checkRegistries(tx, c, in.ServiceRegistries, &td.TaskDefinition); err != nil {
 			return err
@@ -292,7 +294,8 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				return err
 			}
 			if td.Status != ecsapi.TaskDefinitionStatusActive {
-				return clientError("TaskDefinition is inactive: %s was deregistered.", td.TaskDefinitionArn)
+				return clientError("TaskDefinition is inactive").
+					WithHint("%s was deregistered; register a new revision for the service", td.TaskDefinitionArn)
 			}
 			deploy = deploy || td.TaskDefinitionArn != svc.TaskDefinition
 			svc.TaskDefinition = td.TaskDefinitionArn
@@ -440,7 +443,8 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 			return err
 		}
 		if svc.DesiredCount > 0 && !deref(in.Force) && svc.SchedulingStrategy != ecsapi.SchedulingStrategyDaemon {
-			return invalidParameter("The service cannot be stopped while it is scaled above 0. Scale it to 0 with `aws ecs update-service --desired-count 0`, or delete it with --force.")
+			return invalidParameter("The service cannot be stopped while it is scaled above 0.").
+				WithHint("scale %q to 0 with `aws ecs update-service --desired-count 0`, or delete it with --force", svc.ServiceName)
 		}
 		svc.Status, svc.DesiredCount = "DRAINING", 0
 		for i := range svc.Deployments {

@@ -123,6 +123,10 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 	essential := false
 	for i := range containers {
 		cd := &containers[i]
+		if cd.Name == "" {
+			return nil, clientError("Container.name should not be null or empty.").
+				WithHint("containerDefinitions[%d] has no name", i)
+		}
 		if !namePattern.MatchString(cd.Name) {
 			return nil, clientError("Container name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", cd.Name)
 		}
@@ -131,7 +135,8 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 		}
 		names[cd.Name] = cd
 		if strings.TrimSpace(cd.Image) == "" {
-			return nil, clientError("Container.image should not be null or empty (container %q).", cd.Name)
+			return nil, clientError("Container.image should not be null or empty.").
+				WithHint("container %q has no image", cd.Name)
 		}
 		if cd.Cpu < 0 {
 			return nil, clientError("Invalid 'cpu' setting for container %q: it must not be negative.", cd.Name)
@@ -354,7 +359,8 @@ func taskCPU(s string) (string, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < 128 || n > 196608 {
-		return "", clientError("Invalid 'cpu' setting for task: %q. Give CPU units (e.g. 1024) or vCPUs (e.g. \"1 vCPU\"), at least 128 units.", s)
+		return "", clientError("Invalid 'cpu' setting for task. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.").
+			WithHint("cpu %q: give CPU units (such as 1024) or vCPUs (such as \"1 vCPU\"), at least 128 units", s)
 	}
 	return strconv.Itoa(n), nil
 }
@@ -370,7 +376,8 @@ func taskMemory(s string) (string, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < 6 {
-		return "", clientError("Invalid 'memory' setting for task: %q. Give MiB (e.g. 2048) or GB (e.g. \"2GB\").", s)
+		return "", clientError("Invalid 'memory' setting for task. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.").
+			WithHint("memory %q: give MiB (such as 2048) or GB (such as \"2GB\")", s)
 	}
 	return strconv.Itoa(n), nil
 }
@@ -470,7 +477,8 @@ func (s *Service) findTaskDef(r reader, c call, ref string) (*taskDefRecord, err
 	if err != nil {
 		return nil, err
 	}
-	missing := clientError("Unable to describe task definition %q: it does not exist. Register it with `aws ecs register-task-definition`.", ref)
+	missing := clientError("Unable to describe task definition.").
+		WithHint("task definition %q does not exist; register it with `aws ecs register-task-definition`", ref)
 	var td taskDefRecord
 	if rev > 0 {
 		ok, err := r.Get(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)

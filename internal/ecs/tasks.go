@@ -412,7 +412,8 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return err
 		}
 		if len(instances) == 0 {
-			return invalidParameter("No Container Instances were found in your cluster. Register one, or start `wharf dev`, which runs an agent.")
+			return invalidParameter("No Container Instances were found in your cluster.").
+				WithHint("cluster %q has no container instances: run `wharf agent` against it, or start `wharf dev`, which runs an agent", cl.ClusterName)
 		}
 		tasks, err := clusterTasks(tx, c, cl.ClusterName)
 		if err != nil {
@@ -470,7 +471,8 @@ func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, 
 		return nil, err
 	}
 	if td.Status != ecsapi.TaskDefinitionStatusActive {
-		return nil, clientError("TaskDefinition is inactive: %s was deregistered; register a new revision to run it.", td.TaskDefinitionArn)
+		return nil, invalidParameter("TaskDefinition is inactive").
+			WithHint("%s was deregistered; register a new revision to run it", td.TaskDefinitionArn)
 	}
 	if err := checkOverrides(&td.TaskDefinition, ov); err != nil {
 		return nil, err
@@ -644,7 +646,8 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 			return err
 		}
 		if t == nil {
-			return invalidParameter("The referenced task was not found: %q in cluster %q.", in.Task, cl.ClusterName)
+			return invalidParameter("The referenced task was not found.").
+				WithHint("no task %q in cluster %q", in.Task, cl.ClusterName)
 		}
 		if err := s.stopTask(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
 			return err
@@ -898,7 +901,8 @@ func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, c
 			return err
 		}
 		if t == nil {
-			return invalidParameter("The referenced task was not found: %q in cluster %q.", ref, cl.ClusterName)
+			return invalidParameter("The referenced task was not found.").
+				WithHint("no task %q in cluster %q", ref, cl.ClusterName)
 		}
 		t.Acknowledged = true
 		if err := change(tx, t); err != nil {
