@@ -374,6 +374,9 @@ func (s *Service) findInstance(r reader, c call, cluster, ref string) (*instance
 // DescribeContainerInstances describes container instances.
 func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.DescribeContainerInstancesRequest) (*ecsapi.DescribeContainerInstancesResponse, error) {
 	c := s.call(ctx)
+	if len(in.ContainerInstances) == 0 {
+		return nil, invalidParameter("Container instance cannot be empty.")
+	}
 	if len(in.ContainerInstances) > 100 {
 		return nil, invalidParameter("At most 100 container instances can be described at once.")
 	}

@@ -109,9 +109,6 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	if err := checkLaunchType(in.LaunchType); err != nil {
-		return nil, err
-	}
 	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
 		return nil, err
 	}
@@ -130,12 +127,15 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	if err != nil {
 		return nil, err
 	}
+	if err := checkServiceSupport(serviceAsks{
+		loadBalancers: in.LoadBalancers, deployment: in.DeploymentConfiguration, controller: in.DeploymentController,
+		managedTags: in.EnableECSManagedTags, execute: in.EnableExecuteCommand, volumes: in.VolumeConfigurations, lattice: in.VpcLatticeConfigurations,
+	}); err != nil {
+		return nil, err
+	}
 	controller := in.DeploymentController
 	if controller == nil {
 		controller = &ecsapi.DeploymentController{Type: ecsapi.DeploymentControllerTypeEcs}
-	}
-	if controller.Type != ecsapi.DeploymentControllerTypeEcs {
-		return nil, clientCode("UnsupportedFeatureException", fmt.Sprintf("The %s deployment controller is not supported by Wharf yet; use ECS (rolling updates).", controller.Type))
 	}
 	request := *in
 	request.ClientToken = ""
@@ -168,9 +168,15 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if err := s.checkRegistries(tx, c, in.ServiceRegistries, &td.TaskDefinition); err != nil {
 			return err
 		}
-		launchType := in.LaunchType
-		if launchType == "" && len(in.CapacityProviderStrategy) == 0 {
-			launchType = ecsapi.LaunchTypeEc2
+		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, &td.TaskDefinition)
+		if err != nil {
+			return err
+		}
+		if err := checkNetworkConfiguration(in.NetworkConfiguration, &td.TaskDefinition); err != nil {
+			return err
+		}
+		if err := checkStartable(&td.TaskDefinition); err != nil {
+			return err
 		}
 		scheduling := in.SchedulingStrategy
 		if scheduling == "" {
@@ -280,6 +286,15 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
 		return nil, err
 	}
+	if err := checkServiceSupport(serviceAsks{
+		loadBalancers: in.LoadBalancers, deployment: in.DeploymentConfiguration, controller: in.DeploymentController,
+		managedTags: deref(in.EnableECSManagedTags), execute: deref(in.EnableExecuteCommand), volumes: in.VolumeConfigurations, lattice: in.VpcLatticeConfigurations,
+	}); err != nil {
+		return nil, err
+	}
+	if len(in.CapacityProviderStrategy) > 0 {
+		return nil, notYet("capacityProviderStrategy")
+	}
 	var out ecsapi.Service
 	var rec *serviceRecord
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
@@ -321,6 +336,9 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			}
 			svc.PlacementStrategy, deploy = in.PlacementStrategy, true
 		}
+		if in.PlatformVersion != "" && svc.LaunchType == ecsapi.LaunchTypeEc2 {
+			return invalidParameter("The platform version must be null when specifying an EC2 launch type.")
+		}
 		if in.PlatformVersion != "" && in.PlatformVersion != svc.PlatformVersion {
 			svc.PlatformVersion, deploy = in.PlatformVersion, true
 		}
@@ -333,12 +351,21 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if in.ServiceRegistries != nil && changed(svc.ServiceRegistries, in.ServiceRegistries) {
 			svc.ServiceRegistries, deploy = in.ServiceRegistries, true
 		}
-		if in.ServiceRegistries != nil || in.TaskDefinition != "" {
+		if in.ServiceRegistries != nil || in.TaskDefinition != "" || in.NetworkConfiguration != nil {
 			td, err := s.findTaskDef(tx, c, svc.TaskDefinition)
 			if err != nil {
 				return err
 			}
 			if err := s.checkRegistries(tx, c, svc.ServiceRegistries, &td.TaskDefinition); err != nil {
+				return err
+			}
+			if _, err := checkLaunchType(svc.LaunchType, nil, "", &td.TaskDefinition); err != nil {
+				return err
+			}
+			if err := checkNetworkConfiguration(svc.NetworkConfiguration, &td.TaskDefinition); err != nil {
+				return err
+			}
+			if err := checkStartable(&td.TaskDefinition); err != nil {
 				return err
 			}
 		}

@@ -230,6 +230,14 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 	if contains(in.RequiresCompatibilities, ecsapi.CompatibilityFargate) && fargateErr != nil {
 		return nil, fargateErr
 	}
+	for _, rc := range in.RequiresCompatibilities {
+		if !contains(td.Compatibilities, rc) {
+			td.Compatibilities = append(td.Compatibilities, rc)
+		}
+	}
+	if err := checkTaskDefSupport(td); err != nil {
+		return nil, err
+	}
 	return td, nil
 }
 
@@ -396,7 +404,13 @@ func fargateCheck(td *ecsapi.TaskDefinition) error {
 	cpu, _ := strconv.Atoi(td.Cpu)
 	mem, _ := strconv.Atoi(td.Memory)
 	if !fargateSize(cpu, mem) {
-		return clientError("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid CPU and memory combinations.", cpu, mem)
+		return clientError("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for the valid values.", cpu, mem)
+	}
+	if td.PidMode != "" && td.PidMode != ecsapi.PidModeTask {
+		return clientError("Tasks using the Fargate launch type do not support pidMode '%s'. The supported value for pidMode is 'task'.", td.PidMode)
+	}
+	if td.IpcMode != "" {
+		return clientError("Tasks using the Fargate launch type do not support ipcMode.")
 	}
 	for _, v := range td.Volumes {
 		if v.Host != nil && v.Host.SourcePath != "" {

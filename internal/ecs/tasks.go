@@ -382,9 +382,6 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	if err := checkLaunchType(in.LaunchType); err != nil {
-		return nil, err
-	}
 	if err := checkPlacement(in.PlacementConstraints, in.PlacementStrategy); err != nil {
 		return nil, err
 	}
@@ -404,6 +401,16 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		}
 		l, err := s.launchOf(tx, c, cl, in.TaskDefinition, in.Overrides)
 		if err != nil {
+			return err
+		}
+		td := &l.td.TaskDefinition
+		if l.launchType, err = checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td); err != nil {
+			return err
+		}
+		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
+			return err
+		}
+		if err := checkLaunchSupport(td, in.EnableECSManagedTags, in.EnableExecuteCommand, in.VolumeConfigurations, in.Overrides); err != nil {
 			return err
 		}
 		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
@@ -457,9 +464,45 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	return out, nil
 }
 
-func checkLaunchType(lt ecsapi.LaunchType) error {
-	if lt != "" && lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeExternal {
-		return clientCode("PlatformTaskDefinitionIncompatibilityException", fmt.Sprintf("Launch type %s is not available in Wharf yet; use EC2 (the default), which runs tasks on the cluster's container instances.", lt))
+// checkLaunchType checks how a launch asks to run td as ECS does, and
+// returns the launch type its tasks get. Tasks run on the cluster's
+// container instances: EC2 (the default) and EXTERNAL.
+func checkLaunchType(lt ecsapi.LaunchType, providers []ecsapi.CapacityProviderStrategyItem, platformVersion string, td *ecsapi.TaskDefinition) (ecsapi.LaunchType, error) {
+	switch {
+	case lt != "" && len(providers) > 0:
+		return "", invalidParameter("Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.")
+	case len(providers) > 0:
+		return "", notYet("capacityProviderStrategy")
+	case lt == "":
+		lt = ecsapi.LaunchTypeEc2
+	}
+	if !contains(td.Compatibilities, ecsapi.Compatibility(lt)) {
+		return "", invalidParameter("Task definition does not support launch_type %s.", lt).
+			WithHint("%s is compatible with %v", td.TaskDefinitionArn, td.Compatibilities)
+	}
+	if lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeExternal {
+		return "", notYet("launchType %s", lt).
+			WithHint("Wharf runs tasks on the cluster's container instances: use EC2 (the default) or EXTERNAL")
+	}
+	if platformVersion != "" && lt == ecsapi.LaunchTypeEc2 {
+		return "", invalidParameter("The platform version must be null when specifying an EC2 launch type.")
+	}
+	return lt, nil
+}
+
+// checkNetworkConfiguration checks a launch's network configuration
+// against its task definition as ECS does. Wharf gives awsvpc tasks their
+// addresses from its own subnet (--awsvpc-subnet), whatever subnets and
+// security groups the configuration names.
+func checkNetworkConfiguration(nc *ecsapi.NetworkConfiguration, td *ecsapi.TaskDefinition) error {
+	if nc == nil || nc.AwsvpcConfiguration == nil {
+		return nil
+	}
+	if td.NetworkMode != ecsapi.NetworkModeAwsvpc {
+		return invalidParameter("Network Configuration is not valid for the given networkMode of this task definition.")
+	}
+	if len(nc.AwsvpcConfiguration.Subnets) == 0 {
+		return invalidParameter("subnets can not be empty.")
 	}
 	return nil
 }
@@ -518,6 +561,13 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		}
 		l, err := s.launchOf(tx, c, cl, in.TaskDefinition, in.Overrides)
 		if err != nil {
+			return err
+		}
+		td := &l.td.TaskDefinition
+		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
+			return err
+		}
+		if err := checkLaunchSupport(td, in.EnableECSManagedTags, in.EnableExecuteCommand, in.VolumeConfigurations, in.Overrides); err != nil {
 			return err
 		}
 		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
@@ -692,6 +742,9 @@ func orDefault(s, def string) string {
 // DescribeTasks describes tasks, reporting unknown ones as failures.
 func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksRequest) (*ecsapi.DescribeTasksResponse, error) {
 	c := s.call(ctx)
+	if len(in.Tasks) == 0 {
+		return nil, invalidParameter("Tasks cannot be empty.")
+	}
 	if len(in.Tasks) > 100 {
 		return nil, invalidParameter("At most 100 tasks can be described at once.")
 	}
