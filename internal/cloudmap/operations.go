@@ -129,39 +129,33 @@ var errFailed = errors.New("operation failed")
 // Besides following the store, it looks for unfinished operations every few
 // seconds, which also resumes those interrupted by a restart.
 func (s *Service) runOperations(ctx context.Context) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		events, _ := s.st.Watch(wctx, Prefix, 0)
-		s.catchUp(ctx)
-		tick := time.NewTicker(3 * time.Second)
-	follow:
-		for {
-			select {
-			case <-ctx.Done():
-				break follow
-			case ev, ok := <-events:
-				if !ok {
-					break follow
-				}
-				region, kind, id, ok := ParseKey(ev.Key)
-				if !ok || kind != "operations" || ev.Value == nil {
-					continue
-				}
-				var op struct {
-					Status sd.OperationStatus `json:"Status"`
-				}
-				if json.Unmarshal(ev.Value, &op) == nil && !finished(op.Status) {
-					s.advance(ctx, region, id)
-				}
-			case <-tick.C:
-				s.catchUp(ctx)
+	tick := time.NewTicker(3 * time.Second)
+	defer tick.Stop()
+	events := s.st.Follow(ctx, Prefix)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
 			}
-		}
-		tick.Stop()
-		cancel()
-		if ctx.Err() == nil {
-			s.log.Warn("cloudmap: the operations watch ended; following the store again")
-			sleep(ctx, 100*time.Millisecond)
+			if ev.Restart {
+				s.catchUp(ctx)
+				continue
+			}
+			region, kind, id, ok := ParseKey(ev.Key)
+			if !ok || kind != "operations" || ev.Value == nil {
+				continue
+			}
+			var op struct {
+				Status sd.OperationStatus `json:"Status"`
+			}
+			if json.Unmarshal(ev.Value, &op) == nil && !finished(op.Status) {
+				s.advance(ctx, region, id)
+			}
+		case <-tick.C:
+			s.catchUp(ctx)
 		}
 	}
 }

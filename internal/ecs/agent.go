@@ -178,28 +178,19 @@ func taskHealth(t *taskRecord, td *taskDefRecord) ecsapi.HealthStatus {
 // heartbeats until ctx ends: an instance is connected while its heartbeat
 // key lives. Several servers may run it at once.
 func (s *Service) MonitorAgents(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := s.syncAgents(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("agent monitor: resync failed", "err", err)
-		}
-		events, errc := s.st.Watch(ctx, "heartbeats/", 0)
-		for ev := range events {
-			parts := strings.Split(strings.TrimPrefix(ev.Key, "heartbeats/"), "/")
-			if len(parts) != 3 || (ev.Value != nil && ev.Previous != nil) {
-				continue
+	for ev := range s.st.Follow(ctx, "heartbeats/") {
+		if ev.Restart {
+			if err := s.syncAgents(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("agent monitor: resync failed", "err", err)
 			}
-			if err := s.syncAgent(ctx, call{region: parts[0], now: s.now().UTC()}, parts[1], parts[2]); err != nil && ctx.Err() == nil {
-				s.log.Warn("agent monitor: update failed", "cluster", parts[1], "instance_id", parts[2], "err", err)
-			}
+			continue
 		}
-		select {
-		case err := <-errc:
-			s.log.Debug("agent monitor: watch ended; resyncing", "err", err)
-		default:
+		parts := strings.Split(strings.TrimPrefix(ev.Key, "heartbeats/"), "/")
+		if len(parts) != 3 || (ev.Value != nil && ev.Previous != nil) {
+			continue
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
+		if err := s.syncAgent(ctx, call{region: parts[0], now: s.now().UTC()}, parts[1], parts[2]); err != nil && ctx.Err() == nil {
+			s.log.Warn("agent monitor: update failed", "cluster", parts[1], "instance_id", parts[2], "err", err)
 		}
 	}
 }

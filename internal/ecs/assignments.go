@@ -124,25 +124,11 @@ func (s *Service) FollowChanges(ctx context.Context) {
 
 // follow watches prefix and tells hub which key each change touches.
 func (s *Service) follow(ctx context.Context, prefix string, hub *changes, keyOf func(store.Event) string) {
-	for ctx.Err() == nil {
-		rev, err := s.st.Revision(ctx)
-		if err != nil {
-			sleep(ctx, time.Second)
-			continue
-		}
-		events, errc := s.st.Watch(ctx, prefix, rev+1)
-		hub.restart(rev)
-		for ev := range events {
-			if key := keyOf(ev); key != "" {
-				hub.changed(key, ev.Revision)
-			}
-		}
-		select {
-		case err := <-errc:
-			if ctx.Err() == nil {
-				s.log.Debug("watch ended; restarting", "prefix", prefix, "err", err)
-			}
-		default:
+	for ev := range s.st.Follow(ctx, prefix) {
+		if ev.Restart {
+			hub.restart(ev.Revision)
+		} else if key := keyOf(ev); key != "" {
+			hub.changed(key, ev.Revision)
 		}
 	}
 }

@@ -261,7 +261,9 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 	return nil
 }
 
-// ListClusters lists the ARNs of ACTIVE clusters.
+// ListClusters lists the ARNs of clusters, INACTIVE ones included: as in
+// ECS, a deleted cluster stays listed until it is removed, after the
+// retention period.
 func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersRequest) (*ecsapi.ListClustersResponse, error) {
 	c := s.call(ctx)
 	limit, err := pageSize(in.MaxResults, 100, 100)
@@ -278,7 +280,7 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 		if err := decodeKV(kv, &r); err != nil {
 			return "", false, err
 		}
-		return r.ClusterArn, r.Status == "ACTIVE", nil
+		return r.ClusterArn, true, nil
 	})
 	if err != nil {
 		return nil, err

@@ -49,10 +49,18 @@ func (cc *ControllerConfig) defaults() {
 	}
 }
 
-// maxStartsPerPass bounds the tasks one pass places, keeping its
-// transaction (a task, its index entry and at worst an instance per task)
-// under etcd's default limit of 128 operations.
+// maxStartsPerPass bounds the tasks one pass places, so that other
+// services get their turn.
 const maxStartsPerPass = 40
+
+// A pass's transaction stays within etcd's limit of operations
+// (store.MaxOps): a task takes at most opsPerStart compares or writes (the
+// task, its index entry, its instance, an address and its read), and
+// opsReserve are left for the service's own records.
+const (
+	opsPerStart = 5
+	opsReserve  = 8
+)
 
 // maxPassesInARow bounds the passes one service gets in a row while it
 // still has tasks to place, so that other services get their turn.
@@ -106,7 +114,7 @@ type clusterRef struct{ region, cluster string }
 
 // control reconciles services as their clusters change, until ctx ends.
 func (s *Service) control(ctx context.Context, l *store.Leadership, cc ControllerConfig) {
-	events, _ := s.st.Watch(ctx, "ecs/", 0)
+	events := s.st.Follow(ctx, "ecs/")
 	dirty := map[clusterRef]bool{}
 	retry := map[clusterRef]time.Time{}
 	resync := time.NewTicker(cc.Resync)
@@ -120,7 +128,6 @@ func (s *Service) control(ctx context.Context, l *store.Leadership, cc Controlle
 			dirty[r] = true
 		}
 	}
-	markAll()
 	for ctx.Err() == nil {
 		// Gather what changed for a moment, then act on it all.
 		timer := time.NewTimer(50 * time.Millisecond)
@@ -131,10 +138,12 @@ func (s *Service) control(ctx context.Context, l *store.Leadership, cc Controlle
 				timer.Stop()
 				return
 			case ev, ok := <-events:
-				if !ok {
-					events, _ = s.st.Watch(ctx, "ecs/", 0)
+				switch {
+				case !ok:
+					timer.Stop()
+					return
+				case ev.Restart:
 					markAll()
-					continue
 				}
 				if ref, ok := clusterOfKey(ev.Key); ok {
 					dirty[ref] = true
@@ -290,7 +299,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		if err := a.apply(&plan); err != nil {
 			return err
 		}
-		more = a.placed == maxStartsPerPass && plan.Start > maxStartsPerPass
+		more = a.full || a.placed == maxStartsPerPass && plan.Start > maxStartsPerPass
 		if !a.changed {
 			return nil
 		}
@@ -449,6 +458,8 @@ type applier struct {
 	instances []*instanceRecord
 	changed   bool
 	placed    int
+	// full is set when the transaction had no room for more starts.
+	full bool
 }
 
 func (a *applier) event(msg string) {
@@ -652,6 +663,10 @@ func (a *applier) start(n int) error {
 	}
 	var started []string
 	for _, idx := range res.Chosen {
+		if compares, writes := a.tx.Size(); max(compares, writes)+opsPerStart > store.MaxOps-opsReserve {
+			a.full = true
+			break
+		}
 		r := a.instances[idx]
 		t, err := a.s.newTask(a.tx, a.c, l, r, d)
 		if err != nil {
@@ -669,7 +684,7 @@ func (a *applier) start(n int) error {
 	if len(started) > 0 {
 		a.event(fmt.Sprintf("(service %s) has started %d tasks: %s.", svc.ServiceName, len(started), taskList(started)))
 	}
-	if len(res.Chosen) < n {
+	if len(res.Chosen) < n && !a.full {
 		msg := unplaceable(svc.ServiceName, res.Failures, len(a.instances))
 		if !a.recentEvent(msg) {
 			a.event(msg)

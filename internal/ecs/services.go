@@ -600,7 +600,13 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			return nil, err
 		}
 		if !ok {
-			out.Failures = append(out.Failures, failureOf(s.arn(c, "service/"+cluster+"/"+name), "MISSING", ""))
+			// ECS names a missing service by the ARN it was given, or by
+			// the short form service/NAME, without the cluster.
+			arn := ref
+			if !isARN(ref) {
+				arn = s.arn(c, "service/"+name)
+			}
+			out.Failures = append(out.Failures, failureOf(arn, "MISSING", ""))
 			continue
 		}
 		v := svc.Service

@@ -85,8 +85,12 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 	case "cluster":
 		var r clusterRecord
 		k := c.key("clusters", rest)
-		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status != "ACTIVE" {
+		ok, err := tx.Get(k, &r)
+		if err != nil || !ok {
 			return nil, orNotFound(err, "The specified cluster could not be found.")
+		}
+		if r.Status != "ACTIVE" {
+			return nil, invalidParameter("The specified cluster is inactive. Specify an active cluster and try again.")
 		}
 		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "service":

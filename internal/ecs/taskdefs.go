@@ -86,9 +86,9 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 		TaskRoleArn:             in.TaskRoleArn,
 		ExecutionRoleArn:        in.ExecutionRoleArn,
 		NetworkMode:             mode,
-		Volumes:                 in.Volumes,
+		Volumes:                 volumesOf(in.Volumes),
 		Status:                  ecsapi.TaskDefinitionStatusActive,
-		PlacementConstraints:    in.PlacementConstraints,
+		PlacementConstraints:    emptyIfNil(in.PlacementConstraints),
 		RequiresCompatibilities: in.RequiresCompatibilities,
 		Cpu:                     cpu,
 		Memory:                  mem,
@@ -192,9 +192,10 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 				return nil, err
 			}
 		}
-		if len(ports) > 0 {
-			cd.PortMappings = ports
-		}
+		cd.PortMappings = ports
+		cd.Environment = emptyIfNil(cd.Environment)
+		cd.MountPoints = emptyIfNil(cd.MountPoints)
+		cd.VolumesFrom = emptyIfNil(cd.VolumesFrom)
 	}
 	if !essential {
 		return nil, clientError("At least one container of a task definition must be essential.")
@@ -239,6 +240,21 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 		return nil, err
 	}
 	return td, nil
+}
+
+// volumesOf copies a registration's volumes with ECS's defaults: an EFS
+// volume's rootDirectory is "/" unless given.
+func volumesOf(in []ecsapi.Volume) []ecsapi.Volume {
+	out := make([]ecsapi.Volume, len(in))
+	copy(out, in)
+	for i := range out {
+		if efs := out[i].EfsVolumeConfiguration; efs != nil && efs.RootDirectory == "" {
+			v := *efs
+			v.RootDirectory = "/"
+			out[i].EfsVolumeConfiguration = &v
+		}
+	}
+	return out
 }
 
 func normalizePort(container string, mode ecsapi.NetworkMode, pm *ecsapi.PortMapping, hostPorts map[string]string, portNames map[string]bool) error {

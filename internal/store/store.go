@@ -52,6 +52,8 @@ type Store struct {
 	embedded *embed.Etcd
 	prefix   string
 	log      *slog.Logger
+	// watch is Watch; Follow's tests replace it with watches that fail.
+	watch func(ctx context.Context, prefix string, from int64) (<-chan Event, <-chan error)
 }
 
 // Open connects to etcd, starting the embedded one first when no endpoints
@@ -67,6 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.DialTimeout = 10 * time.Second
 	}
 	s := &Store{prefix: strings.TrimSuffix(cfg.Prefix, "/"), log: cfg.Logger}
+	s.watch = s.Watch
 	endpoints := cfg.Endpoints
 	if len(endpoints) == 0 {
 		e, err := startEmbedded(ctx, cfg.DataDir)
@@ -386,6 +389,24 @@ func (tx *Tx) Put(key string, v any) error {
 // Delete removes key when the transaction commits.
 func (tx *Tx) Delete(key string) { tx.writes[tx.s.Key(key)] = deleted }
 
+// MaxOps is how many compares, and how many writes, one transaction may
+// hold: etcd's default limit of operations per transaction (--max-txn-ops).
+const MaxOps = 128
+
+// Size returns how many compares and writes the commit would send, each of
+// which etcd bounds by MaxOps.
+func (tx *Tx) Size() (compares, writes int) {
+	compares = len(tx.reads) + len(tx.ranges) + len(tx.fences)
+	for k := range tx.writes {
+		if _, ok := tx.listed[k]; ok {
+			if _, read := tx.reads[k]; !read {
+				compares++
+			}
+		}
+	}
+	return compares, len(tx.writes)
+}
+
 func (tx *Tx) commit() (bool, error) {
 	if len(tx.writes) == 0 {
 		return true, nil
@@ -478,6 +499,9 @@ type Event struct {
 	Value    []byte // nil for deletions
 	Previous []byte // the value before the change, if any
 	Revision int64
+	// Restart marks Follow's (re)start of a watch from Revision on; the
+	// event names no key.
+	Restart bool
 }
 
 // Watch streams changes under prefix from revision from on (0: from now).

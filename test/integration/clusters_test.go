@@ -119,16 +119,19 @@ func TestClusters(t *testing.T) {
 		if aws.ToString(del.Cluster.Status) != "INACTIVE" {
 			t.Fatalf("status after delete %s", aws.ToString(del.Cluster.Status))
 		}
-		// Deleted clusters stay describable as INACTIVE and leave the list.
+		// Deleted clusters stay describable as INACTIVE, and listed, for
+		// the retention period, as in ECS.
 		d := must(e.ecs.DescribeClusters(ctx, &ecs.DescribeClustersInput{Clusters: []string{"busy"}}))(t)
 		if len(d.Clusters) != 1 || aws.ToString(d.Clusters[0].Status) != "INACTIVE" {
 			t.Fatalf("describe after delete: %+v %+v", d.Clusters, d.Failures)
 		}
 		l := must(e.ecs.ListClusters(ctx, &ecs.ListClustersInput{}))(t)
+		listed := false
 		for _, a := range l.ClusterArns {
-			if a == aws.ToString(del.Cluster.ClusterArn) {
-				t.Fatal("deleted cluster still listed")
-			}
+			listed = listed || a == aws.ToString(del.Cluster.ClusterArn)
+		}
+		if !listed {
+			t.Fatalf("deleted cluster not listed during the retention period: %v", l.ClusterArns)
 		}
 		_, err = e.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String("busy")})
 		wantCode(t, err, "ClusterNotFoundException", "")
