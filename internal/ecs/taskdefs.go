@@ -160,6 +160,11 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 		if cd.StopTimeout != nil && *cd.StopTimeout < 0 {
 			return nil, clientError("Invalid 'stopTimeout' for container '%s': it must not be negative.", cd.Name)
 		}
+		if mode == ecsapi.NetworkModeAwsvpc {
+			if err := checkAwsvpcContainer(cd); err != nil {
+				return nil, err
+			}
+		}
 		if len(cd.Links) > 0 && mode != ecsapi.NetworkModeBridge {
 			return nil, clientError("Links are only supported with the bridge network mode (container '%s').", cd.Name)
 		}
@@ -257,6 +262,24 @@ func volumesOf(in []ecsapi.Volume) []ecsapi.Volume {
 	return out
 }
 
+// checkAwsvpcContainer refuses, as ECS does, container settings that an
+// awsvpc task's network namespace decides.
+func checkAwsvpcContainer(cd *ecsapi.ContainerDefinition) error {
+	switch {
+	case len(cd.Links) > 0:
+		return clientError("Links are not supported when networkMode=awsvpc")
+	case cd.Hostname != "":
+		return clientError("hostname is not supported on container when networkMode=awsvpc")
+	case len(cd.DnsServers) > 0:
+		return clientError("DNS servers are not supported on container when networkMode=awsvpc")
+	case len(cd.ExtraHosts) > 0:
+		return clientError("Extra hosts are not supported on container when networkMode=awsvpc")
+	case deref(cd.DisableNetworking):
+		return clientError("Disable Networking is not supported on container when networkMode=awsvpc")
+	}
+	return nil
+}
+
 func normalizePort(container string, mode ecsapi.NetworkMode, pm *ecsapi.PortMapping, hostPorts map[string]string, portNames map[string]bool) error {
 	if pm.Protocol == "" {
 		pm.Protocol = ecsapi.TransportProtocolTcp
@@ -282,7 +305,8 @@ func normalizePort(container string, mode ecsapi.NetworkMode, pm *ecsapi.PortMap
 	switch mode {
 	case ecsapi.NetworkModeAwsvpc, ecsapi.NetworkModeHost:
 		if pm.HostPort != nil && *pm.HostPort != 0 && *pm.HostPort != *pm.ContainerPort {
-			return clientError("Invalid 'portMappings' for container '%s': with network mode %s, hostPort must equal containerPort (%d) or be left out.", container, mode, *pm.ContainerPort)
+			return clientError("When networkMode=%s, the host ports and container ports in port mappings must match.", mode).
+				WithHint("container %q maps containerPort %d to hostPort %d", container, *pm.ContainerPort, *pm.HostPort)
 		}
 		pm.HostPort = ptr(*pm.ContainerPort)
 	case ecsapi.NetworkModeNone:

@@ -149,6 +149,43 @@ func TestAWSErrorTexts(t *testing.T) {
 		{"fargate ipcMode", "ClientException", "Tasks using the Fargate launch type do not support ipcMode.", func() error {
 			return register(func(in *ecs.RegisterTaskDefinitionInput) { fargate(in); in.IpcMode = types.IpcModeHost })
 		}},
+		// Terraform users' logs: "ClientException: When networkMode=awsvpc,
+		// the host ports and container ports in port mappings must match."
+		{"awsvpc port mapping", "ClientException", "When networkMode=awsvpc, the host ports and container ports in port mappings must match.", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode = types.NetworkModeAwsvpc
+				in.ContainerDefinitions[0].PortMappings = []types.PortMapping{{ContainerPort: aws.Int32(80), HostPort: aws.Int32(8080)}}
+			})
+		}},
+		// A policy project's rules quote RegisterTaskDefinition's refusals
+		// of awsvpc containers; amazon-ecs-cli's notes quote the one of
+		// links.
+		{"awsvpc links", "ClientException", "Links are not supported when networkMode=awsvpc", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode, in.ContainerDefinitions[0].Links = types.NetworkModeAwsvpc, []string{"db"}
+			})
+		}},
+		{"awsvpc hostname", "ClientException", "hostname is not supported on container when networkMode=awsvpc", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode, in.ContainerDefinitions[0].Hostname = types.NetworkModeAwsvpc, aws.String("web")
+			})
+		}},
+		{"awsvpc dns servers", "ClientException", "DNS servers are not supported on container when networkMode=awsvpc", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode, in.ContainerDefinitions[0].DnsServers = types.NetworkModeAwsvpc, []string{"10.0.0.2"}
+			})
+		}},
+		{"awsvpc extra hosts", "ClientException", "Extra hosts are not supported on container when networkMode=awsvpc", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode = types.NetworkModeAwsvpc
+				in.ContainerDefinitions[0].ExtraHosts = []types.HostEntry{{Hostname: aws.String("db"), IpAddress: aws.String("10.0.0.9")}}
+			})
+		}},
+		{"awsvpc disable networking", "ClientException", "Disable Networking is not supported on container when networkMode=awsvpc", func() error {
+			return register(func(in *ecs.RegisterTaskDefinitionInput) {
+				in.NetworkMode, in.ContainerDefinitions[0].DisableNetworking = types.NetworkModeAwsvpc, aws.Bool(true)
+			})
+		}},
 		// DeleteCluster errors in users' logs and test notes.
 		{"delete a cluster with instances", "ClusterContainsContainerInstancesException", "The Cluster cannot be deleted while Container Instances are active or draining.", func() error {
 			_, err := e.ecs.DeleteCluster(ctx, &ecs.DeleteClusterInput{Cluster: aws.String("held")})

@@ -202,7 +202,7 @@ func TestTaskDefinitions(t *testing.T) {
 			{"unknown volume", "ClientException", "sourceVolume", func(in *ecs.RegisterTaskDefinitionInput) {
 				in.ContainerDefinitions[0].MountPoints = []types.MountPoint{{SourceVolume: aws.String("nope"), ContainerPath: aws.String("/x")}}
 			}},
-			{"awsvpc host port differs", "ClientException", "hostPort", func(in *ecs.RegisterTaskDefinitionInput) {
+			{"awsvpc host port differs", "ClientException", "When networkMode=awsvpc, the host ports and container ports in port mappings must match.", func(in *ecs.RegisterTaskDefinitionInput) {
 				in.NetworkMode = types.NetworkModeAwsvpc
 				in.ContainerDefinitions[0].PortMappings = []types.PortMapping{{ContainerPort: aws.Int32(80), HostPort: aws.Int32(81)}}
 			}},
