@@ -200,7 +200,9 @@ func TestServiceDeploymentHistoryExpires(t *testing.T) {
 	rev1 := aws.ToString(svc.CurrentServiceRevisions[0].Arn)
 	simTaskDef(t, e, "short")
 	second := aws.ToString(must(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("short"), TaskDefinition: aws.String("short:2")}))(t).Service.CurrentServiceDeployment)
-	waitService(t, e, "c", "short", "the second deployment", func(s types.Service) bool { return stable(s) && strings.HasSuffix(aws.ToString(s.TaskDefinition), ":2") })
+	waitService(t, e, "c", "short", "the second deployment", func(s types.Service) bool {
+		return stable(s) && strings.HasSuffix(aws.ToString(s.TaskDefinition), ":2")
+	})
 	waitFor(t, "the first service deployment and its revision to go", func() bool {
 		d := must(e.ecs.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{first}}))(t)
 		r := must(e.ecs.DescribeServiceRevisions(ctx, &ecs.DescribeServiceRevisionsInput{ServiceRevisionArns: []string{rev1}}))(t)
