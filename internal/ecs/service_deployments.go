@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/big"
@@ -565,11 +566,6 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 // more; all of a service's once its record is gone. Each removal re-reads
 // the service in its transaction.
 func (s *Service) sweepHistory(ctx context.Context, c call) error {
-	type ref struct{ cluster, service string }
-	split := func(prefix, key string) (ref, bool) {
-		parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-		return ref{parts[0], parts[min(1, len(parts)-1)]}, len(parts) == 3
-	}
 	expired := func(sd *serviceDeploymentRecord) bool {
 		end := sd.FinishedAt
 		if end == nil {
@@ -579,62 +575,61 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 	}
 	// referred holds the revisions that kept service deployments name.
 	referred := map[string]bool{}
-	prefix := c.key("service-deployments") + "/"
+	err := s.sweepServiceHistory(ctx, c, "service-deployments", func(svc *serviceRecord, raw store.KV) (bool, error) {
+		var sd serviceDeploymentRecord
+		if err := decodeKV(raw, &sd); err != nil {
+			return false, err
+		}
+		if svc == nil || expired(&sd) || !svc.owns(sd.CreatedAt) {
+			return true, nil
+		}
+		referred[sd.TargetServiceRevision.Arn] = true
+		if sd.Rollback != nil {
+			referred[sd.Rollback.ServiceRevisionArn] = true
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.sweepServiceHistory(ctx, c, "service-revisions", func(svc *serviceRecord, raw store.KV) (bool, error) {
+		var rev serviceRevisionRecord
+		if err := decodeKV(raw, &rev); err != nil {
+			return false, err
+		}
+		current := svc != nil && slices.Contains(slices.Collect(maps.Values(svc.Revisions)), rev.ServiceRevisionArn)
+		return svc == nil || !svc.owns(rev.CreatedAt) || !referred[rev.ServiceRevisionArn] && !current, nil
+	})
+}
+
+// sweepServiceHistory removes the records under kind/<cluster>/<service>/
+// that drop, given the service (nil once it is gone), says to remove, each
+// in a transaction that reads the service and the record again.
+func (s *Service) sweepServiceHistory(ctx context.Context, c call, kind string, drop func(svc *serviceRecord, kv store.KV) (bool, error)) error {
+	prefix := c.key(kind) + "/"
 	kvs, err := s.st.List(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	for _, kv := range kvs {
-		r, ok := split(prefix, kv.Key)
-		if !ok {
+		parts := strings.Split(strings.TrimPrefix(kv.Key, prefix), "/")
+		if len(parts) != 3 {
 			continue
 		}
 		err := s.st.Update(ctx, func(tx *store.Tx) error {
-			svc, err := getRecord[serviceRecord](tx, c.key("services", r.cluster, r.service))
+			svc, err := getRecord[serviceRecord](tx, c.key("services", parts[0], parts[1]))
 			if err != nil {
 				return err
 			}
-			sd, err := getRecord[serviceDeploymentRecord](tx, kv.Key)
-			if err != nil || sd == nil {
+			var raw json.RawMessage
+			if ok, err := tx.Get(kv.Key, &raw); err != nil || !ok {
 				return err
 			}
-			if svc == nil || expired(sd) || !svc.owns(sd.CreatedAt) {
+			gone, err := drop(svc, store.KV{Key: kv.Key, Value: raw})
+			if gone {
 				tx.Delete(kv.Key)
-				return nil
 			}
-			referred[sd.TargetServiceRevision.Arn] = true
-			if sd.Rollback != nil {
-				referred[sd.Rollback.ServiceRevisionArn] = true
-			}
-			return nil
-		})
-		if err != nil {
 			return err
-		}
-	}
-	prefix = c.key("service-revisions") + "/"
-	revs, err := s.st.List(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	for _, kv := range revs {
-		r, ok := split(prefix, kv.Key)
-		if !ok {
-			continue
-		}
-		err := s.st.Update(ctx, func(tx *store.Tx) error {
-			svc, err := getRecord[serviceRecord](tx, c.key("services", r.cluster, r.service))
-			if err != nil {
-				return err
-			}
-			rev, err := getRecord[serviceRevisionRecord](tx, kv.Key)
-			if err != nil || rev == nil {
-				return err
-			}
-			if svc == nil || !svc.owns(rev.CreatedAt) || !referred[rev.ServiceRevisionArn] && !slices.Contains(slices.Collect(maps.Values(svc.Revisions)), rev.ServiceRevisionArn) {
-				tx.Delete(kv.Key)
-			}
-			return nil
 		})
 		if err != nil {
 			return err
