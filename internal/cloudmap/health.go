@@ -3,11 +3,9 @@ package cloudmap
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,39 +40,19 @@ const maxParallelChecks = 32
 // checkers' election, and campaigns again when leadership is lost, until
 // ctx ends.
 func (s *Service) runHealthChecks(ctx context.Context) {
-	host, _ := os.Hostname()
-	id := fmt.Sprintf("%s/%d/%p", host, os.Getpid(), s)
-	for ctx.Err() == nil {
-		l, err := s.st.Campaign(ctx, "cloudmap-health", id, 10)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("cloudmap: health checker election failed; retrying", "err", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		lctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-l.Done:
-			case <-lctx.Done():
-			}
-			cancel()
-		}()
+	s.st.WhileLeading(ctx, "cloudmap-health", "the Cloud Map health checker", 10, func(ctx context.Context, l *store.Leadership) {
 		t := time.NewTicker(s.interval)
-		for lctx.Err() == nil {
-			if err := s.checkAll(lctx, l); err != nil && lctx.Err() == nil {
+		defer t.Stop()
+		for ctx.Err() == nil {
+			if err := s.checkAll(ctx, l); err != nil && ctx.Err() == nil {
 				s.log.Warn("cloudmap: health checks failed; retrying at the next interval", "err", err)
 			}
 			select {
-			case <-lctx.Done():
+			case <-ctx.Done():
 			case <-t.C:
 			}
 		}
-		t.Stop()
-		cancel()
-		l.Resign()
-	}
+	})
 }
 
 // checkAll runs one round of checks in every region.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -74,33 +73,9 @@ const maxEvents = 100
 // returns when ctx ends.
 func (s *Service) RunController(ctx context.Context, cc ControllerConfig) {
 	cc.defaults()
-	host, _ := os.Hostname()
-	id := fmt.Sprintf("%s/%d", host, os.Getpid())
-	for ctx.Err() == nil {
-		l, err := s.st.Campaign(ctx, "controller", id, 10)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("controller election failed; retrying", "err", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		s.log.Info("leading the service scheduler")
-		lctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-l.Done:
-			case <-lctx.Done():
-			}
-			cancel()
-		}()
-		s.control(lctx, l, cc)
-		cancel()
-		l.Resign()
-		if ctx.Err() == nil {
-			s.log.Warn("lost the service scheduler leadership; campaigning again")
-		}
-	}
+	s.st.WhileLeading(ctx, "controller", "the service scheduler", 10, func(ctx context.Context, l *store.Leadership) {
+		s.control(ctx, l, cc)
+	})
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
 
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -43,4 +46,41 @@ func (l *Leadership) Resign() {
 // former leader that lost its lease cannot write.
 func (tx *Tx) Fence(l *Leadership) {
 	tx.fences = append(tx.fences, l)
+}
+
+// WhileLeading runs run while this process leads the election name,
+// campaigning again whenever leadership is lost, until ctx ends. run's
+// context ends when leadership is lost; its writes are fenced with l.
+// what names the job in logs ("the service scheduler").
+func (s *Store) WhileLeading(ctx context.Context, name, what string, ttlSeconds int, run func(ctx context.Context, l *Leadership)) {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s/%d/%x", host, os.Getpid(), rand.Uint64())
+	for ctx.Err() == nil {
+		l, err := s.Campaign(ctx, name, id, ttlSeconds)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn(what+" election failed; retrying", "election", name, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		s.log.Info("leading "+what, "election", name)
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-l.Done:
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		run(lctx, l)
+		cancel()
+		l.Resign()
+		if ctx.Err() == nil {
+			s.log.Warn("lost "+what+" leadership; campaigning again", "election", name)
+		}
+	}
 }
