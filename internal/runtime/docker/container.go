@@ -59,6 +59,24 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 // timeout (StopTimeout, else the engine's 10s). Stopping a container that
 // is not running is not an error. ctx should allow for the timeout.
 func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	if timeout == 0 {
+		// No grace at all: the engine's stop would still send the stop
+		// signal first, and a container quick to exit on it would not be
+		// killed.
+		err := d.cli.ContainerKill(ctx, id, "KILL")
+		if err != nil && !(cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "is not running")) {
+			return fmt.Errorf("stop container %s: %w", id, classify(err))
+		}
+		waited, errc := d.cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+		select {
+		case <-waited:
+		case err := <-errc:
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("stop container %s: %w", id, classify(err))
+			}
+		}
+		return nil
+	}
 	var opts container.StopOptions
 	if timeout >= 0 {
 		s := ceilSeconds(timeout)
