@@ -110,6 +110,15 @@ func RequestFrom(ctx context.Context) (*Request, bool) {
 	return r, ok
 }
 
+// RegionOf is the region the request in ctx was signed for, or def for a
+// call that carries none (an in-process caller).
+func RegionOf(ctx context.Context, def string) string {
+	if r, ok := RequestFrom(ctx); ok && r.Region != "" {
+		return r.Region
+	}
+	return def
+}
+
 // WithRequest returns ctx carrying r; for callers that invoke operations
 // without HTTP, such as tests and in-process agents.
 func WithRequest(ctx context.Context, r *Request) context.Context {

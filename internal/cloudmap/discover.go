@@ -86,7 +86,7 @@ func (s *Service) catalog(ctx context.Context, c call, fresh bool) (*catalog, er
 	}
 	for _, kv := range kvs {
 		r := new(NamespaceRecord)
-		if err := decodeKV(kv, r); err != nil {
+		if err := kv.Decode(r); err != nil {
 			return nil, err
 		}
 		cat.namespaces = append(cat.namespaces, r)
@@ -96,7 +96,7 @@ func (s *Service) catalog(ctx context.Context, c call, fresh bool) (*catalog, er
 	}
 	for _, kv := range kvs {
 		r := new(ServiceRecord)
-		if err := decodeKV(kv, r); err != nil {
+		if err := kv.Decode(r); err != nil {
 			return nil, err
 		}
 		cat.services = append(cat.services, r)
@@ -126,7 +126,7 @@ func (s *Service) instancesAt(ctx context.Context, c call, serviceID string, rev
 	insts := make([]*InstanceRecord, 0, len(kvs))
 	for _, kv := range kvs {
 		r := new(InstanceRecord)
-		if err := decodeKV(kv, r); err != nil {
+		if err := kv.Decode(r); err != nil {
 			return nil, err
 		}
 		insts = append(insts, r)

@@ -62,7 +62,7 @@ func EnsureHTTPNamespace(tx *store.Tx, region, account, ref string, now time.Tim
 		ResourceOwner: account,
 		Properties:    &sd.NamespaceProperties{DnsProperties: &sd.DnsProperties{}, HttpProperties: &sd.HttpProperties{HttpName: ref}},
 	}}
-	if err := tx.Put("regions/"+region, true); err != nil {
+	if err := store.MarkRegion(tx, region); err != nil {
 		return nil, err
 	}
 	return ns, tx.Put(NamespaceKey(region, id), ns)
@@ -140,7 +140,7 @@ func InstancesOf(tx *store.Tx, region, serviceID string) ([]*InstanceRecord, err
 	out := make([]*InstanceRecord, 0, len(kvs))
 	for _, kv := range kvs {
 		r := new(InstanceRecord)
-		if err := decodeKV(kv, r); err != nil {
+		if err := kv.Decode(r); err != nil {
 			return nil, err
 		}
 		out = append(out, r)

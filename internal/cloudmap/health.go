@@ -57,7 +57,7 @@ func (s *Service) runHealthChecks(ctx context.Context) {
 
 // checkAll runs one round of checks in every region.
 func (s *Service) checkAll(ctx context.Context, l *store.Leadership) error {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (s *Service) checkAll(ctx context.Context, l *store.Leadership) error {
 		nsNames := map[string]string{}
 		for _, kv := range nsKVs {
 			var ns NamespaceRecord
-			if decodeKV(kv, &ns) == nil && ns.Type != sd.NamespaceTypeHttp {
+			if kv.Decode(&ns) == nil && ns.Type != sd.NamespaceTypeHttp {
 				nsNames[ns.Id] = ns.Name
 			}
 		}
@@ -80,7 +80,7 @@ func (s *Service) checkAll(ctx context.Context, l *store.Leadership) error {
 		}
 		for _, kv := range kvs {
 			var svc ServiceRecord
-			if err := decodeKV(kv, &svc); err != nil {
+			if err := kv.Decode(&svc); err != nil {
 				return err
 			}
 			if err := s.settleHealth(ctx, region, svc.Id); err != nil {
@@ -127,7 +127,7 @@ func (s *Service) checkService(ctx context.Context, l *store.Leadership, region 
 	)
 	for _, kv := range kvs {
 		var inst InstanceRecord
-		if err := decodeKV(kv, &inst); err != nil {
+		if err := kv.Decode(&inst); err != nil {
 			return err
 		}
 		ap, ok := s.target(ctx, svc.HealthCheckConfig, inst.Attributes)
@@ -305,7 +305,7 @@ func (s *Service) settleHealth(ctx context.Context, region, serviceID string) er
 	var fix []string
 	for _, kv := range kvs {
 		var inst InstanceRecord
-		if err := decodeKV(kv, &inst); err != nil {
+		if err := kv.Decode(&inst); err != nil {
 			return err
 		}
 		if inst.Health == "" || !checked && inst.Health != sd.HealthStatusHealthy {

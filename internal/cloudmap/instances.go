@@ -175,7 +175,7 @@ func (s *Service) ListInstances(ctx context.Context, in *sd.ListInstancesRequest
 	}
 	items, last, more, err := store.Scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, pageSize(in.MaxResults), func(kv store.KV) (sd.InstanceSummary, bool, error) {
 		var inst InstanceRecord
-		if err := decodeKV(kv, &inst); err != nil {
+		if err := kv.Decode(&inst); err != nil {
 			return sd.InstanceSummary{}, false, err
 		}
 		return sd.InstanceSummary{Id: inst.Id, Attributes: inst.Attributes, CreatedByAccount: inst.CreatedByAccount}, true, nil
@@ -205,7 +205,7 @@ func (s *Service) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 		}
 		items, last, more, err := store.Scan(ctx, s.st, InstancesPrefix(c.region, svc.Id), after, limit, func(kv store.KV) (*InstanceRecord, bool, error) {
 			var inst InstanceRecord
-			err := decodeKV(kv, &inst)
+			err := kv.Decode(&inst)
 			return &inst, err == nil, err
 		})
 		if err != nil {
@@ -241,7 +241,7 @@ func (s *Service) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 			return nil, instanceNotFound(svc.Id, page[i])
 		}
 		var inst InstanceRecord
-		if err := decodeKV(store.KV{Key: keys[i], Value: v}, &inst); err != nil {
+		if err := (store.KV{Key: keys[i], Value: v}).Decode(&inst); err != nil {
 			return nil, err
 		}
 		out.Status[inst.Id] = reportedHealth(svc, &inst)

@@ -204,7 +204,7 @@ func listNamespaces(tx *store.Tx, region string) ([]*NamespaceRecord, error) {
 	out := make([]*NamespaceRecord, 0, len(kvs))
 	for _, kv := range kvs {
 		var ns NamespaceRecord
-		if err := decodeKV(kv, &ns); err != nil {
+		if err := kv.Decode(&ns); err != nil {
 			return nil, err
 		}
 		out = append(out, &ns)
@@ -236,7 +236,7 @@ func (s *Service) serviceCounts(ctx context.Context, region string) (map[string]
 	out := map[string]int32{}
 	for _, kv := range kvs {
 		var svc ServiceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return nil, err
 		}
 		out[svc.NamespaceId]++
@@ -286,7 +286,7 @@ func (s *Service) ListNamespaces(ctx context.Context, in *sd.ListNamespacesReque
 	}
 	items, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"namespaces/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.NamespaceSummary, bool, error) {
 		var ns NamespaceRecord
-		if err := decodeKV(kv, &ns); err != nil {
+		if err := kv.Decode(&ns); err != nil {
 			return sd.NamespaceSummary{}, false, err
 		}
 		return sd.NamespaceSummary{

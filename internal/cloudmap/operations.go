@@ -91,7 +91,7 @@ func (s *Service) submit(tx *store.Tx, c call, sub submission) (string, error) {
 			return "", err
 		}
 	}
-	if err := markRegion(tx, c); err != nil {
+	if err := store.MarkRegion(tx, c.region); err != nil {
 		return "", err
 	}
 	return op.Id, tx.Put(OperationKey(c.region, op.Id), &op)
@@ -162,7 +162,7 @@ func (s *Service) runOperations(ctx context.Context) {
 
 // catchUp advances every unfinished operation: each holds an inflight key.
 func (s *Service) catchUp(ctx context.Context) {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("cloudmap: listing regions failed", "err", err)
@@ -180,7 +180,7 @@ func (s *Service) catchUp(ctx context.Context) {
 		seen := map[string]bool{}
 		for _, kv := range kvs {
 			var in InflightRecord
-			if decodeKV(kv, &in) == nil && !seen[in.OperationID] {
+			if kv.Decode(&in) == nil && !seen[in.OperationID] {
 				seen[in.OperationID] = true
 				s.advance(ctx, region, in.OperationID)
 			}
@@ -381,7 +381,7 @@ func (s *Service) ListOperations(ctx context.Context, in *sd.ListOperationsReque
 	}
 	ops, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"operations/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.OperationSummary, bool, error) {
 		var op OperationRecord
-		if err := decodeKV(kv, &op); err != nil {
+		if err := kv.Decode(&op); err != nil {
 			return sd.OperationSummary{}, false, err
 		}
 		return sd.OperationSummary{Id: op.Id, Status: op.Status}, match(&op), nil
@@ -528,7 +528,7 @@ func (s *Service) runSweeper(ctx context.Context) {
 }
 
 func (s *Service) sweep(ctx context.Context) error {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return err
 	}
@@ -537,17 +537,17 @@ func (s *Service) sweep(ctx context.Context) error {
 		steps := map[string]func(tx *store.Tx, kv store.KV) (bool, error){
 			"operations/": func(tx *store.Tx, kv store.KV) (bool, error) {
 				var op OperationRecord
-				err := decodeKV(kv, &op)
+				err := kv.Decode(&op)
 				return err == nil && finished(op.Status) && op.UpdateDate != nil && now.Sub(op.UpdateDate.Time) > s.retention, err
 			},
 			"requests/": func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r RequestRecord
-				err := decodeKV(kv, &r)
+				err := kv.Decode(&r)
 				return err == nil && now.Sub(r.At) > s.retention, err
 			},
 			"inflight/": func(tx *store.Tx, kv store.KV) (bool, error) {
 				var in InflightRecord
-				if err := decodeKV(kv, &in); err != nil {
+				if err := kv.Decode(&in); err != nil {
 					return false, err
 				}
 				op, err := getRecord[OperationRecord](tx, OperationKey(region, in.OperationID))
@@ -580,4 +580,3 @@ func (s *Service) sweep(ctx context.Context) error {
 	}
 	return nil
 }
-

@@ -142,11 +142,7 @@ type call struct {
 }
 
 func (s *Service) call(ctx context.Context) call {
-	c := call{region: s.region, now: s.now().UTC()}
-	if r, ok := awsproto.RequestFrom(ctx); ok && r.Region != "" {
-		c.region = r.Region
-	}
-	return c
+	return call{region: awsproto.RegionOf(ctx, s.region), now: s.now().UTC()}
 }
 
 func (s *Service) arn(c call, resource string) string {
@@ -216,30 +212,6 @@ func getRecord[T any](tx *store.Tx, key string) (*T, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// decodeKV decodes a listed value.
-func decodeKV(kv store.KV, v any) error {
-	if err := json.Unmarshal(kv.Value, v); err != nil {
-		return fmt.Errorf("decode %s: %w", kv.Key, err)
-	}
-	return nil
-}
-
-// markRegion records that a region holds state, for the sweepers.
-func markRegion(tx *store.Tx, c call) error { return tx.Put("regions/"+c.region, true) }
-
-// regions lists the regions that hold state.
-func (s *Service) regions(ctx context.Context) ([]string, error) {
-	kvs, err := s.st.List(ctx, "regions/")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(kvs))
-	for i, kv := range kvs {
-		out[i] = strings.TrimPrefix(kv.Key, "regions/")
-	}
-	return out, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -29,7 +29,7 @@ func listServices(tx *store.Tx, region string) ([]*ServiceRecord, error) {
 	out := make([]*ServiceRecord, 0, len(kvs))
 	for _, kv := range kvs {
 		var svc ServiceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return nil, err
 		}
 		out = append(out, &svc)
@@ -202,7 +202,7 @@ func (s *Service) ListServices(ctx context.Context, in *sd.ListServicesRequest) 
 	}
 	items, last, more, err := store.Scan(ctx, s.st, regionPrefix(c.region)+"services/", after, pageSize(in.MaxResults), func(kv store.KV) (sd.ServiceSummary, bool, error) {
 		var svc ServiceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return sd.ServiceSummary{}, false, err
 		}
 		for _, id := range nsIDs {

@@ -197,7 +197,7 @@ func (s *Service) MonitorAgents(ctx context.Context) {
 
 // syncAgents brings every instance's agentConnected in step.
 func (s *Service) syncAgents(ctx context.Context) error {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 			DefaultCapacityProviderStrategy: in.DefaultCapacityProviderStrategy,
 			ServiceConnectDefaults:          serviceConnectDefaults(in.ServiceConnectDefaults),
 		}}
-		if err := markRegion(tx, c); err != nil {
+		if err := store.MarkRegion(tx, c.region); err != nil {
 			return err
 		}
 		if err := s.ensureDefaultNamespace(tx, c, &out); err != nil {
@@ -211,7 +211,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 	}
 	for _, kv := range instances {
 		var r instanceRecord
-		if err := decodeKV(kv, &r); err != nil {
+		if err := kv.Decode(&r); err != nil {
 			return err
 		}
 		if r.Status != "INACTIVE" {
@@ -233,7 +233,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 	var draining int32
 	for _, kv := range services {
 		var r serviceRecord
-		if err := decodeKV(kv, &r); err != nil {
+		if err := kv.Decode(&r); err != nil {
 			return err
 		}
 		switch r.Status {
@@ -277,7 +277,7 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 	}
 	arns, last, more, err := store.Scan(ctx, s.st, c.key("clusters")+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var r clusterRecord
-		if err := decodeKV(kv, &r); err != nil {
+		if err := kv.Decode(&r); err != nil {
 			return "", false, err
 		}
 		return r.ClusterArn, true, nil
@@ -382,7 +382,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 		}
 		for _, kv := range instances {
 			var ir instanceRecord
-			if err := decodeKV(kv, &ir); err != nil {
+			if err := kv.Decode(&ir); err != nil {
 				return err
 			}
 			if ir.Status != "INACTIVE" {
@@ -396,7 +396,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 		}
 		for _, kv := range services {
 			var sr serviceRecord
-			if err := decodeKV(kv, &sr); err != nil {
+			if err := kv.Decode(&sr); err != nil {
 				return err
 			}
 			if sr.Status != "INACTIVE" {
@@ -410,7 +410,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 		}
 		for _, kv := range tasks {
 			var tr taskRecord
-			if err := decodeKV(kv, &tr); err != nil {
+			if err := kv.Decode(&tr); err != nil {
 				return err
 			}
 			if tr.LastStatus != "STOPPED" {

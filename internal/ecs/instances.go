@@ -481,7 +481,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	}
 	arns, last, more, err := store.Scan(ctx, s.st, c.key("instances", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var r instanceRecord
-		if err := decodeKV(kv, &r); err != nil {
+		if err := kv.Decode(&r); err != nil {
 			return "", false, err
 		}
 		if in.Status == "" && r.Status == "INACTIVE" || in.Status != "" && r.Status != string(in.Status) {
@@ -706,7 +706,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	more := false
 	for _, kv := range kvs {
 		var r instanceRecord
-		if err := decodeKV(kv, &r); err != nil {
+		if err := kv.Decode(&r); err != nil {
 			return nil, err
 		}
 		if r.Status == "INACTIVE" {

@@ -31,23 +31,8 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-func (s *Service) regions(ctx context.Context) ([]string, error) {
-	kvs, err := s.st.List(ctx, "regions/")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(kvs))
-	for i, kv := range kvs {
-		out[i] = strings.TrimPrefix(kv.Key, "regions/")
-	}
-	return out, nil
-}
-
-// markRegion records that a region holds state, for the sweeper.
-func markRegion(tx *store.Tx, c call) error { return tx.Put("regions/"+c.region, true) }
-
 func (s *Service) sweep(ctx context.Context) error {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return err
 	}
@@ -60,12 +45,12 @@ func (s *Service) sweep(ctx context.Context) error {
 		}{
 			{"tasks/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var t taskRecord
-				err := decodeKV(kv, &t)
+				err := kv.Decode(&t)
 				return err == nil && t.LastStatus == "STOPPED" && t.StoppedAt != nil && expired(t.StoppedAt.Time), err
 			}},
 			{"services/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var svc serviceRecord
-				if err := decodeKV(kv, &svc); err != nil {
+				if err := kv.Decode(&svc); err != nil {
 					return false, err
 				}
 				if svc.Status == "DRAINING" {
@@ -81,22 +66,22 @@ func (s *Service) sweep(ctx context.Context) error {
 			}},
 			{"instances/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r instanceRecord
-				err := decodeKV(kv, &r)
+				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
 			{"clusters/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r clusterRecord
-				err := decodeKV(kv, &r)
+				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
 			{"idempotency/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r idempotencyRecord
-				err := decodeKV(kv, &r)
+				err := kv.Decode(&r)
 				return err == nil && c.now.After(r.Expires), err
 			}},
 			{"taskdefs/", func(tx *store.Tx, kv store.KV) (bool, error) {
 				var td taskDefRecord
-				if err := decodeKV(kv, &td); err != nil || td.Status != ecsapi.TaskDefinitionStatusDeleteInProgress {
+				if err := kv.Decode(&td); err != nil || td.Status != ecsapi.TaskDefinitionStatusDeleteInProgress {
 					return false, err
 				}
 				used, err := s.taskDefInUse(tx, c, td.TaskDefinitionArn)
@@ -141,7 +126,7 @@ func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
 	}
 	for _, kv := range tasks {
 		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
+		if err := kv.Decode(&t); err != nil {
 			return false, err
 		}
 		if t.TaskDefinitionArn == arn && t.LastStatus != "STOPPED" {
@@ -154,7 +139,7 @@ func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
 	}
 	for _, kv := range services {
 		var svc serviceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return false, err
 		}
 		for _, d := range svc.Deployments {

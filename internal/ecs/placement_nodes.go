@@ -64,7 +64,7 @@ func clusterTasks(r reader, c call, cluster string) ([]*taskRecord, error) {
 	out := make([]*taskRecord, 0, len(kvs))
 	for _, kv := range kvs {
 		t := new(taskRecord)
-		if err := decodeKV(kv, t); err != nil {
+		if err := kv.Decode(t); err != nil {
 			return nil, err
 		}
 		out = append(out, t)

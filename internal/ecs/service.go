@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -158,11 +157,7 @@ type call struct {
 }
 
 func (s *Service) call(ctx context.Context) call {
-	c := call{region: s.region, now: s.now().UTC()}
-	if r, ok := awsproto.RequestFrom(ctx); ok && r.Region != "" {
-		c.region = r.Region
-	}
-	return c
+	return call{region: awsproto.RegionOf(ctx, s.region), now: s.now().UTC()}
 }
 
 // key returns the store key of a region's object.
@@ -289,14 +284,6 @@ func deref[T any](p *T) T {
 }
 
 func clientCode(code, msg string) *api.Error { return api.ClientError(code, msg) }
-
-// decodeKV decodes a listed value.
-func decodeKV(kv store.KV, v any) error {
-	if err := json.Unmarshal(kv.Value, v); err != nil {
-		return fmt.Errorf("decode %s: %w", kv.Key, err)
-	}
-	return nil
-}
 
 // callTime is the call's time as a wire timestamp.
 func callTime(c call) *api.Time { return api.NewTime(c.now) }

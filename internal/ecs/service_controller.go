@@ -169,7 +169,7 @@ func clusterOfKey(key string) (clusterRef, bool) {
 }
 
 func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
-	regions, err := s.regions(ctx)
+	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref
 	var next time.Time
 	for _, kv := range kvs {
 		var svc serviceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return time.Time{}, err
 		}
 		if svc.Status == "INACTIVE" {

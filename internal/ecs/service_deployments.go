@@ -349,7 +349,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	}
 	out, last, more, err := store.Scan(ctx, s.st, s.serviceDeploymentPrefix(c, cluster, name), from, limit, func(kv store.KV) (ecsapi.ServiceDeploymentBrief, bool, error) {
 		var sd serviceDeploymentRecord
-		if err := decodeKV(kv, &sd); err != nil {
+		if err := kv.Decode(&sd); err != nil {
 			return ecsapi.ServiceDeploymentBrief{}, false, err
 		}
 		created := sd.CreatedAt.Time
@@ -441,7 +441,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 	for _, kv := range kvs {
 		if strings.HasSuffix(kv.Key, "-"+id) {
 			sd := new(serviceDeploymentRecord)
-			if err := decodeKV(kv, sd); err != nil || !svc.owns(sd.CreatedAt) {
+			if err := kv.Decode(sd); err != nil || !svc.owns(sd.CreatedAt) {
 				return nil, nil, err
 			}
 			return sd, svc, nil
@@ -577,7 +577,7 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 	referred := map[string]bool{}
 	err := s.sweepServiceHistory(ctx, c, "service-deployments", func(svc *serviceRecord, raw store.KV) (bool, error) {
 		var sd serviceDeploymentRecord
-		if err := decodeKV(raw, &sd); err != nil {
+		if err := raw.Decode(&sd); err != nil {
 			return false, err
 		}
 		if svc == nil || expired(&sd) || !svc.owns(sd.CreatedAt) {
@@ -594,7 +594,7 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 	}
 	return s.sweepServiceHistory(ctx, c, "service-revisions", func(svc *serviceRecord, raw store.KV) (bool, error) {
 		var rev serviceRevisionRecord
-		if err := decodeKV(raw, &rev); err != nil {
+		if err := raw.Decode(&rev); err != nil {
 			return false, err
 		}
 		current := svc != nil && slices.Contains(slices.Collect(maps.Values(svc.Revisions)), rev.ServiceRevisionArn)

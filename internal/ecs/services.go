@@ -507,7 +507,7 @@ func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool,
 	}
 	for _, kv := range kvs {
 		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
+		if err := kv.Decode(&t); err != nil {
 			return false, err
 		}
 		if t.Service == name && t.LastStatus != "STOPPED" {
@@ -536,7 +536,7 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 	}
 	for _, kv := range kvs {
 		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
+		if err := kv.Decode(&t); err != nil {
 			return err
 		}
 		if t.Service != svc.ServiceName {
@@ -640,7 +640,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	}
 	arns, last, more, err := store.Scan(ctx, s.st, c.key("services", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
-		if err := decodeKV(kv, &svc); err != nil {
+		if err := kv.Decode(&svc); err != nil {
 			return "", false, err
 		}
 		ok := svc.Status != "INACTIVE" &&

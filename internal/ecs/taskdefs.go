@@ -42,7 +42,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 		if err := tx.Put(c.key("families", in.Family), &fam); err != nil {
 			return err
 		}
-		if err := markRegion(tx, c); err != nil {
+		if err := store.MarkRegion(tx, c.region); err != nil {
 			return err
 		}
 		return tx.Put(c.key("taskdefs", td.Family, padRevision(strconv.Itoa(int(td.Revision)))), &taskDefRecord{TaskDefinition: *td, Tags: in.Tags})
@@ -549,7 +549,7 @@ func (s *Service) findTaskDef(r reader, c call, ref string) (*taskDefRecord, err
 		return nil, err
 	}
 	for i := len(kvs) - 1; i >= 0; i-- {
-		if err := decodeKV(kvs[i], &td); err != nil {
+		if err := kvs[i].Decode(&td); err != nil {
 			return nil, err
 		}
 		if td.Status == ecsapi.TaskDefinitionStatusActive {
@@ -608,7 +608,7 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDe
 			continue
 		}
 		var td taskDefRecord
-		if err := decodeKV(kv, &td); err != nil {
+		if err := kv.Decode(&td); err != nil {
 			return nil, err
 		}
 		if td.Status != status {
@@ -668,7 +668,7 @@ func (s *Service) familyActive(ctx context.Context, c call, family string) (bool
 	}
 	for _, kv := range kvs {
 		var td taskDefRecord
-		if err := decodeKV(kv, &td); err != nil {
+		if err := kv.Decode(&td); err != nil {
 			return false, err
 		}
 		if td.Status == ecsapi.TaskDefinitionStatusActive {

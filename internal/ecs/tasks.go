@@ -532,7 +532,7 @@ func (s *Service) clusterInstances(tx *store.Tx, c call, cluster string) ([]*ins
 	var out []*instanceRecord
 	for _, kv := range kvs {
 		r := new(instanceRecord)
-		if err := decodeKV(kv, r); err != nil {
+		if err := kv.Decode(r); err != nil {
 			return nil, err
 		}
 		if r.Status != "INACTIVE" {
@@ -811,7 +811,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	}
 	arns, last, more, err := store.Scan(ctx, s.st, c.key("tasks", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
 		var t taskRecord
-		if err := decodeKV(kv, &t); err != nil {
+		if err := kv.Decode(&t); err != nil {
 			return "", false, err
 		}
 		ok := t.DesiredStatus == desired &&
@@ -907,7 +907,7 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 		}
 		for _, kv := range kvs {
 			var t taskRecord
-			if err := decodeKV(kv, &t); err != nil {
+			if err := kv.Decode(&t); err != nil {
 				return err
 			}
 			changed := false

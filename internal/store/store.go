@@ -213,6 +213,14 @@ type KV struct {
 	Value []byte
 }
 
+// Decode decodes the value into v, naming the key if it cannot.
+func (kv KV) Decode(v any) error {
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return nil
+}
+
 // Page lists keys under prefix in key order, starting after the key after
 // (empty for the beginning), at most limit of them (0 for all).
 func (s *Store) Page(ctx context.Context, prefix, after string, limit int) ([]KV, bool, error) {
