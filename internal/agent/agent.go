@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/wharfhq/wharf/internal/agent/helperimage"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	"github.com/wharfhq/wharf/internal/runtime"
 )
@@ -220,7 +221,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.pauseImage = a.cfg.PauseImage
 	if a.pauseImage == "" {
-		if a.pauseImage, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "pause"); err != nil {
+		if a.pauseImage, err = helperimage.Ensure(ctx, a.rt, a.cfg.Binary, "pause", map[string]string{labelManaged: "true"}); err != nil {
 			return fmt.Errorf("build the pause image: %w", err)
 		}
 	}
@@ -572,7 +573,7 @@ func (a *Agent) proxyImageTag(ctx context.Context) (string, error) {
 	tag := a.cfg.ProxyImage
 	if tag == "" {
 		var err error
-		if tag, err = ensureHelperImage(ctx, a.rt, a.cfg.Binary, "proxy"); err != nil {
+		if tag, err = helperimage.Ensure(ctx, a.rt, a.cfg.Binary, "proxy", map[string]string{labelManaged: "true"}); err != nil {
 			return "", fmt.Errorf("build the Service Connect proxy image: %w", err)
 		}
 	}

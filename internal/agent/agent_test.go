@@ -149,22 +149,3 @@ func TestContainerName(t *testing.T) {
 		})
 	}
 }
-
-func TestELFClosure(t *testing.T) {
-	if files, err := elfClosure("/bin/busybox"); err == nil && len(files) != 0 {
-		// Debian's busybox is static when busybox-static is installed.
-		t.Logf("busybox needs %v", files)
-	}
-	files, err := elfClosure("/bin/ls")
-	if err != nil {
-		t.Skipf("no dynamically linked /bin/ls here: %v", err)
-	}
-	var hasLibc, hasLoader bool
-	for p := range files {
-		hasLibc = hasLibc || strings.Contains(p, "libc.so")
-		hasLoader = hasLoader || strings.Contains(p, "ld-linux")
-	}
-	if !hasLibc || !hasLoader {
-		t.Fatalf("closure of /bin/ls: %v", files)
-	}
-}

@@ -1,4 +1,9 @@
-package agent
+// Package helperimage builds the images of the containers the agent adds
+// to tasks (the pause container, the Service Connect proxy) from the wharf
+// executable itself, so that a node needs no registry: each image holds the
+// executable, the ELF interpreter and shared libraries a dynamically linked
+// build needs, and runs `wharf <command>`.
+package helperimage
 
 import (
 	"archive/tar"
@@ -13,20 +18,25 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-
-	"github.com/wharfhq/wharf/internal/runtime"
 )
 
-// helperImages serializes helper image builds among the agents of a process.
-var helperImages sync.Mutex
+// Builder is what Ensure needs of a container engine; runtime.Runtime has
+// it.
+type Builder interface {
+	ImageExists(ctx context.Context, image string) (bool, error)
+	BuildImage(ctx context.Context, tag string, buildContext io.Reader, labels map[string]string) error
+}
 
-// ensureHelperImage returns the tag of the image that runs `wharf
-// <command>` from binary (this process's executable when empty), building
-// it from the binary and the shared libraries it needs when the engine
-// lacks it. No registry is involved.
-func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command string) (string, error) {
-	helperImages.Lock()
-	defer helperImages.Unlock()
+// builds serializes builds among the agents of a process.
+var builds sync.Mutex
+
+// Ensure returns the tag of the image that runs `wharf <command>` from
+// binary (this process's executable when empty), wharf/<command>:<the
+// first 12 hex digits of the binary's SHA-256>, building it with labels
+// when the engine lacks it.
+func Ensure(ctx context.Context, b Builder, binary, command string, labels map[string]string) (string, error) {
+	builds.Lock()
+	defer builds.Unlock()
 	if binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -45,7 +55,7 @@ func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command 
 		return "", err
 	}
 	tag := "wharf/" + command + ":" + hex.EncodeToString(h.Sum(nil)[:6])
-	if ok, err := rt.ImageExists(ctx, tag); err != nil || ok {
+	if ok, err := b.ImageExists(ctx, tag); err != nil || ok {
 		return tag, err
 	}
 	files, err := elfClosure(binary)
@@ -65,18 +75,18 @@ func ensureHelperImage(ctx context.Context, rt runtime.Runtime, binary, command 
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		b, err := os.ReadFile(files[p])
+		data, err := os.ReadFile(files[p])
 		if err != nil {
 			return "", err
 		}
-		if err := addFile(tw, "rootfs"+p, b, 0o755); err != nil {
+		if err := addFile(tw, "rootfs"+p, data, 0o755); err != nil {
 			return "", err
 		}
 	}
 	if err := tw.Close(); err != nil {
 		return "", err
 	}
-	if err := rt.BuildImage(ctx, tag, &buf, map[string]string{labelManaged: "true"}); err != nil {
+	if err := b.BuildImage(ctx, tag, &buf, labels); err != nil {
 		return "", err
 	}
 	return tag, nil
