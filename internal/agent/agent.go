@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/wharfhq/wharf/internal/agent/helperimage"
+	"github.com/wharfhq/wharf/internal/agent/hostnet"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	"github.com/wharfhq/wharf/internal/runtime"
 )
@@ -122,7 +124,7 @@ type Agent struct {
 	network  *agentapi.Network
 	awsvpc   bool   // the awsvpc network exists
 	dns      string // Wharf's DNS server, host:port
-	relays   *relays
+	relays   *hostnet.Relays
 }
 
 // New checks cfg and returns an agent; Run starts it.
@@ -187,7 +189,7 @@ func New(cfg Config) (*Agent, error) {
 
 		finished: map[string]bool{},
 		sc:       newSCRegistry(),
-		relays:   newRelays(),
+		relays:   hostnet.NewRelays(),
 		stateDir: stateDir,
 		host:     host,
 
@@ -207,16 +209,16 @@ func (a *Agent) InstanceArn() string {
 // picks them up again.
 func (a *Agent) Run(ctx context.Context) error {
 	// The task managers, which start relays, have ended when this runs.
-	defer a.relays.close()
+	defer a.relays.Close()
 	info, err := a.waitForRuntime(ctx)
 	if err != nil {
 		return err
 	}
 	if !a.cfg.Simulated {
-		if mac, err := pinBridgeMAC(bridgeInterface); err != nil {
-			a.log.Warn("the default bridge's hardware address may change as containers join it, leaving containers briefly unable to reach the agent", "bridge", bridgeInterface, "err", err)
+		if mac, err := hostnet.PinBridgeMAC(hostnet.BridgeInterface); err != nil {
+			a.log.Warn("the default bridge's hardware address may change as containers join it, leaving containers briefly unable to reach the agent", "bridge", hostnet.BridgeInterface, "err", err)
 		} else if mac != "" {
-			a.log.Info("fixed the default bridge's hardware address, which would otherwise follow its ports", "bridge", bridgeInterface, "mac", mac)
+			a.log.Info("fixed the default bridge's hardware address, which would otherwise follow its ports", "bridge", hostnet.BridgeInterface, "mac", mac)
 		}
 	}
 	a.pauseImage = a.cfg.PauseImage
@@ -433,7 +435,7 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 		{Name: aws.String("wharf.node"), Value: aws.String(a.cfg.Name)},
 		// Where bridge and host mode tasks are reached, for service
 		// registries.
-		{Name: aws.String("wharf.host-ip"), Value: aws.String(bridgeGateway())},
+		{Name: aws.String("wharf.host-ip"), Value: aws.String(hostnet.BridgeGateway())},
 	}
 	names := make([]string, 0, len(a.cfg.Attributes))
 	for k := range a.cfg.Attributes {
@@ -593,6 +595,27 @@ func (a *Agent) resolver(gateway string) string {
 	return ""
 }
 
+// ensureRelay makes sure a DNS relay of this agent listens on ip:53 and
+// forwards to upstream. It reports whether containers can use ip as their
+// resolver.
+func (a *Agent) ensureRelay(ip, upstream string) bool {
+	if ip == "" || upstream == "" {
+		return false
+	}
+	addr := net.JoinHostPort(ip, "53")
+	started, err := a.relays.Ensure(ip, upstream)
+	switch {
+	case errors.Is(err, hostnet.ErrClosed):
+		return false
+	case err != nil:
+		a.log.Warn("containers will use their default resolvers: cannot listen for DNS on the gateway", "addr", addr, "err", err)
+		return false
+	case started:
+		a.log.Info("relaying containers' DNS queries to Wharf", "listen", addr, "upstream", upstream)
+	}
+	return true
+}
+
 // networkInfo is the awsvpc network the control plane last described.
 func (a *Agent) networkInfo() *agentapi.Network {
 	a.mu.Lock()
@@ -620,6 +643,38 @@ func (a *Agent) awsvpcNetwork(ctx context.Context) (*agentapi.Network, error) {
 	a.mu.Unlock()
 	a.linkNetworks()
 	return n, nil
+}
+
+// linkNetworks lets tasks on the engine's default bridge and tasks on the
+// awsvpc network reach each other's addresses (hostnet.Link). Service
+// Connect needs it: a bridge task's proxy calls awsvpc tasks at their
+// addresses. (awsvpc tasks reach bridge tasks through host ports, which the
+// engine proxies.) It reports whether both ways are open; it does nothing
+// before the awsvpc network exists on this host, nor on a hollow node.
+func (a *Agent) linkNetworks() bool {
+	a.linkMu.Lock()
+	defer a.linkMu.Unlock()
+	if a.linked || a.cfg.Simulated {
+		return a.linked
+	}
+	n := a.networkInfo()
+	if n == nil {
+		return false
+	}
+	bridge, awsvpc, err := hostnet.Link(hostnet.BridgeGateway(), n.Gateway)
+	if errors.Is(err, hostnet.ErrNoInterface) {
+		return false
+	}
+	if err != nil {
+		if !a.linkWarned {
+			a.log.Warn("bridge tasks cannot reach awsvpc tasks' addresses, nor their Service Connect endpoints: accepting the traffic between the networks failed", "err", err)
+			a.linkWarned = true
+		}
+		return false
+	}
+	a.log.Info("bridge and awsvpc tasks can reach each other", "bridge", bridge, "awsvpc", awsvpc)
+	a.linked = true
+	return true
 }
 
 // watchEvents feeds container events to the task managers, resubscribing

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/agent/hostnet"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/runtime"
 )
@@ -163,7 +164,7 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 		spec.NetworkMode = "bridge"
 		spec.Hostname = cd.Hostname
 		if len(spec.DNSServers) == 0 {
-			if ip := m.a.resolver(bridgeGateway()); ip != "" {
+			if ip := m.a.resolver(hostnet.BridgeGateway()); ip != "" {
 				spec.DNSServers = []string{ip}
 			}
 		}

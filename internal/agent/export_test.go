@@ -1,11 +1,15 @@
 package agent
 
-import "time"
+import (
+	"time"
+
+	"github.com/wharfhq/wharf/internal/agent/hostnet"
+)
 
 // What the external tests (package agent_test, which can import testenv)
 // need of the agent's internals.
 
-var BridgeGateway = bridgeGateway
+var BridgeGateway = hostnet.BridgeGateway
 
 const (
 	LabelInstance = labelInstance

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/agent/hostnet"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 )
 
@@ -107,26 +108,9 @@ func (a *Agent) metadataHost(mode ecsapi.NetworkMode) string {
 			host = n.Gateway
 		}
 	case ecsapi.NetworkModeBridge, "":
-		host = bridgeGateway()
+		host = hostnet.BridgeGateway()
 	}
 	return net.JoinHostPort(host, strconv.Itoa(a.metadata.port))
-}
-
-// bridgeInterface is the engine's default bridge.
-const bridgeInterface = "docker0"
-
-// bridgeGateway is the host's address on the engine's default bridge.
-func bridgeGateway() string {
-	if iface, err := net.InterfaceByName(bridgeInterface); err == nil {
-		if addrs, err := iface.Addrs(); err == nil {
-			for _, addr := range addrs {
-				if ipn, ok := addr.(*net.IPNet); ok && ipn.IP.To4() != nil {
-					return ipn.IP.String()
-				}
-			}
-		}
-	}
-	return "172.17.0.1"
 }
 
 type limits struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/wharfhq/wharf/internal/agent/hostnet"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/runtime"
@@ -509,7 +510,7 @@ func (m *taskManager) provisionBridge(ctx context.Context) error {
 			spec.PortBindings = append(spec.PortBindings, runtime.PortBinding{ContainerPort: int(in.IngressPort), Protocol: "tcp"})
 		}
 		if len(spec.DNSServers) == 0 {
-			if ip := m.a.resolver(bridgeGateway()); ip != "" {
+			if ip := m.a.resolver(hostnet.BridgeGateway()); ip != "" {
 				spec.DNSServers = []string{ip}
 			}
 		}

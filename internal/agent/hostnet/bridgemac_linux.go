@@ -1,4 +1,4 @@
-package agent
+package hostnet
 
 import (
 	"crypto/rand"
@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pinBridgeMAC fixes the hardware address of the bridge named iface when
+// PinBridgeMAC fixes the hardware address of the bridge named iface when
 // the kernel chose it. A Linux bridge whose address was never set takes
 // the lowest address among its ports, so a container joining it can
 // change the gateway's address under the containers already there: their
@@ -20,7 +20,7 @@ import (
 // relay) go unanswered until the entries expire. Setting the address
 // explicitly, to the one it has (or a fresh one when it has none yet),
 // keeps it. It reports what it did, "" when nothing was needed.
-func pinBridgeMAC(iface string) (string, error) {
+func PinBridgeMAC(iface string) (string, error) {
 	b, err := os.ReadFile("/sys/class/net/" + iface + "/addr_assign_type")
 	if err != nil {
 		return "", nil // not a Linux interface we can see

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,17 +64,27 @@ func queryA(addr, name string) error {
 }
 
 // agentGoroutines lists the goroutines that run or were started by the
-// agent's package or the DNS library.
+// agent's packages (hostnet's relays among them) or the DNS library.
 func agentGoroutines() []string {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "wharf/internal/agent.") || strings.Contains(g, "github.com/miekg/dns.") {
+		if slices.ContainsFunc(strings.Split(g, "\n"), isAgentFrame) {
 			out = append(out, g)
 		}
 	}
 	return out
+}
+
+// isAgentFrame reports whether a line of a goroutine's stack names a
+// function of the agent's packages or of the DNS library (file lines,
+// which start with a tab, do not count).
+func isAgentFrame(line string) bool {
+	if strings.HasPrefix(line, "\t") {
+		return false
+	}
+	return strings.Contains(line, "wharf/internal/agent.") || strings.Contains(line, "wharf/internal/agent/") || strings.Contains(line, "github.com/miekg/dns.")
 }
 
 // TestRelayStopsWithAgent: the DNS relay an agent starts on a network's

@@ -1,7 +1,8 @@
-package agent
+package hostnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,20 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Containers resolve names through a relay on their network's gateway
-// (port 53, which is all a container's resolver configuration can name)
-// that forwards every query to Wharf's DNS server. Each agent owns the
-// relays it starts and shuts them down when it stops. Agents sharing a
-// host (the nodes of `wharf dev --nodes N`, or several processes) each
-// listen on the gateway's port with SO_REUSEPORT: the kernel spreads
-// queries over them, and the others keep answering when one stops.
-type relays struct {
+// Relays are the DNS relays one owner (an agent) runs on its containers'
+// networks' gateways. Containers resolve names through a relay on their
+// network's gateway (port 53, which is all a container's resolver
+// configuration can name) that forwards every query to Wharf's DNS server.
+// Owners sharing a host (the nodes of `wharf dev --nodes N`, or several
+// processes) each listen on the gateway's port with SO_REUSEPORT: the
+// kernel spreads queries over them, and the others keep answering when one
+// stops. The zero value is not usable; call NewRelays.
+type Relays struct {
 	mu     sync.Mutex
 	byIP   map[string]*relay
 	closed bool
 }
 
-func newRelays() *relays { return &relays{byIP: map[string]*relay{}} }
+// ErrClosed is returned by Ensure after Close.
+var ErrClosed = errors.New("the DNS relays are shut down")
+
+// NewRelays returns an empty set of relays.
+func NewRelays() *Relays { return &Relays{byIP: map[string]*relay{}} }
 
 type relay struct {
 	mu       sync.Mutex
@@ -37,37 +43,30 @@ type relay struct {
 	wg      sync.WaitGroup // the servers' goroutines
 }
 
-// ensureRelay makes sure a relay of this agent listens on ip:53 and
-// forwards to upstream. It reports whether containers can use ip as their
-// resolver.
-func (a *Agent) ensureRelay(ip, upstream string) bool {
-	if ip == "" || upstream == "" {
-		return false
-	}
-	rs := a.relays
+// Ensure makes sure a relay listens on ip:53, over UDP and TCP, and
+// forwards to upstream (host:port), taking the new upstream when one
+// listens already. It reports whether it started the relay now.
+func (rs *Relays) Ensure(ip, upstream string) (started bool, err error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.closed {
-		return false
+		return false, ErrClosed
 	}
 	if r, ok := rs.byIP[ip]; ok {
 		r.setUpstream(upstream)
-		return true
+		return false, nil
 	}
-	addr := net.JoinHostPort(ip, "53")
-	r, err := startRelay(addr, upstream)
+	r, err := startRelay(net.JoinHostPort(ip, "53"), upstream)
 	if err != nil {
-		a.log.Warn("containers will use their default resolvers: cannot listen for DNS on the gateway", "addr", addr, "err", err)
-		return false
+		return false, err
 	}
 	rs.byIP[ip] = r
-	a.log.Info("relaying containers' DNS queries to Wharf", "listen", addr, "upstream", upstream)
-	return true
+	return true, nil
 }
 
-// close shuts every relay down and waits for their goroutines; later
-// ensureRelay calls start none.
-func (rs *relays) close() {
+// Close shuts every relay down and waits for their goroutines; later
+// Ensure calls start none.
+func (rs *Relays) Close() {
 	rs.mu.Lock()
 	rs.closed = true
 	byIP := rs.byIP

@@ -1,5 +1,0 @@
-//go:build !linux
-
-package agent
-
-func pinBridgeMAC(string) (string, error) { return "", nil }
