@@ -26,6 +26,7 @@ import (
 
 	"github.com/wharfhq/wharf/internal/agent/helperimage"
 	"github.com/wharfhq/wharf/internal/agent/hostnet"
+	"github.com/wharfhq/wharf/internal/agent/metadata"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	"github.com/wharfhq/wharf/internal/runtime"
 )
@@ -97,7 +98,10 @@ type Agent struct {
 
 	instanceArn string
 	pauseImage  string
-	metadata    *metadataServer
+	// metadata is the task metadata endpoint, listening on metadataPort
+	// once Run has started it.
+	metadata     *metadata.Server
+	metadataPort int
 	// stateDir is cfg.StateDir made absolute, and host this host's name:
 	// the installation its containers' labels name.
 	stateDir, host string
@@ -188,6 +192,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks: map[string]*taskManager{},
 
 		finished: map[string]bool{},
+		metadata: metadata.New(cfg.Runtime),
 		sc:       newSCRegistry(),
 		relays:   hostnet.NewRelays(),
 		stateDir: stateDir,
@@ -231,10 +236,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if port == 0 {
 		port = a.loadState().MetadataPort
 	}
-	a.metadata, err = startMetadata(a, port)
+	a.metadataPort, err = a.metadata.Listen(port)
 	if err != nil && port != a.cfg.MetadataPort {
 		a.log.Warn("the task metadata endpoint's previous port is taken; running containers will not reach it", "port", port, "err", err)
-		a.metadata, err = startMetadata(a, a.cfg.MetadataPort)
+		a.metadataPort, err = a.metadata.Listen(a.cfg.MetadataPort)
 	}
 	if err != nil {
 		return err
@@ -367,7 +372,7 @@ func (a *Agent) register(ctx context.Context, info runtime.Info) error {
 	for {
 		arn, err := a.registerOnce(ctx, info, &st)
 		if err == nil {
-			st.ContainerInstanceArn, st.MetadataPort = arn, a.metadata.port
+			st.ContainerInstanceArn, st.MetadataPort = arn, a.metadataPort
 			a.mu.Lock()
 			a.instanceArn = arn
 			a.mu.Unlock()

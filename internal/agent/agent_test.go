@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wharfhq/wharf/internal/agent/metadata"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 )
 
@@ -81,7 +82,7 @@ func TestDependencies(t *testing.T) {
 }
 
 func TestSpec(t *testing.T) {
-	a := &Agent{cfg: Config{Cluster: "c", StopTimeout: 30e9}, metadata: &metadataServer{port: 51679}, instanceArn: "arn:ci"}
+	a := &Agent{cfg: Config{Cluster: "c", StopTimeout: 30e9}, metadata: metadata.New(nil), metadataPort: 51679, instanceArn: "arn:ci"}
 	mem, res, sto := int32(256), int32(128), int32(7)
 	td := ecsapi.TaskDefinition{
 		Family: "f", Revision: 2, NetworkMode: ecsapi.NetworkModeBridge,

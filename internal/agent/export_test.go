@@ -28,12 +28,7 @@ func (a *Agent) ContainerID(taskArn, name string) string {
 	if m == nil {
 		return ""
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c := m.containers[name]; c != nil {
-		return c.id
-	}
-	return ""
+	return m.ContainerID(name)
 }
 
 // ProxyName is the name of a Service Connect task's proxy container.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/wharfhq/wharf/internal/agent/metadata"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/runtime"
@@ -247,7 +248,7 @@ func itoa(p *int32) string { return string(must(json.Marshal(aws.ToInt32(p)))) }
 func scTestManager(t *testing.T, listed bool) *taskManager {
 	t.Helper()
 	a := &Agent{cfg: Config{Cluster: "c", StopTimeout: 30e9, StateDir: t.TempDir(), AvailabilityZone: "us-east-1a", ServiceConnectDrain: time.Second},
-		metadata: &metadataServer{port: 51679, byToken: map[string]tokenRef{}}, instanceArn: "arn:ci", sc: newSCRegistry()}
+		metadata: metadata.New(nil), metadataPort: 51679, instanceArn: "arn:ci", sc: newSCRegistry()}
 	a.log = slogDiscard()
 	at := agentapi.AssignedTask{
 		Task: ecsapi.Task{TaskArn: "arn:aws:ecs:r:1:task/c/0123456789abcdef0123456789abcdef", Attachments: []ecsapi.Attachment{{Details: []ecsapi.KeyValuePair{{Name: "privateIPv4Address", Value: "10.0.0.5"}}}}},
@@ -287,6 +288,14 @@ func TestServiceConnectInjection(t *testing.T) {
 		if strings.HasPrefix(aws.ToString(cs.ContainerName), proxyContainerPrefix) {
 			t.Fatal("a hidden proxy is reported")
 		}
+	}
+	if tm := m.TaskMetadata(context.Background()); len(tm.Containers) != 2 || slices.ContainsFunc(tm.Containers, func(c metadata.Container) bool {
+		return strings.HasPrefix(c.Name, proxyContainerPrefix)
+	}) {
+		t.Fatalf("task metadata shows containers %+v, want app and init only", tm.Containers)
+	}
+	if _, ok := m.ProxyConfig(context.Background(), "app", 0); ok {
+		t.Fatal("an application container is served a proxy configuration")
 	}
 
 	m.pauseID = "0123456789abcdef"

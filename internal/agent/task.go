@@ -127,7 +127,9 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 			}
 		}
 	}
-	a.metadata.register(m)
+	for name, c := range m.containers {
+		a.metadata.Add(c.token, m, name)
+	}
 	return m
 }
 
@@ -200,7 +202,7 @@ func (m *taskManager) markOOM(id string) {
 // stops; the containers keep running).
 func (m *taskManager) run(ctx context.Context) {
 	defer close(m.done)
-	defer m.a.metadata.unregister(m)
+	defer m.a.metadata.RemoveSource(m)
 	stopped := false
 	if m.sc != nil {
 		defer func() { m.sc.remove(stopped) }()
@@ -256,7 +258,8 @@ func (m *taskManager) adopt(ctx context.Context) error {
 			c.dockerName = st.Name
 		}
 		if tok := st.Labels[labelMetadataToken]; tok != "" && tok != c.token {
-			m.a.metadata.retoken(m, c.def.Name, c.token, tok)
+			m.a.metadata.Remove(c.token)
+			m.a.metadata.Add(tok, m, c.def.Name)
 			c.token = tok
 		}
 		m.apply(c, &st)

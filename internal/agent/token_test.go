@@ -5,6 +5,7 @@ import (
 	"testing"
 	"testing/cryptotest"
 
+	"github.com/wharfhq/wharf/internal/agent/metadata"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 )
@@ -14,7 +15,7 @@ import (
 // holds its TLS key) carry 128 bits from crypto/rand.
 func TestMetadataTokens(t *testing.T) {
 	newTokens := func() []string {
-		a := &Agent{log: slogDiscard(), metadata: &metadataServer{byToken: map[string]tokenRef{}}}
+		a := &Agent{log: slogDiscard(), metadata: metadata.New(nil)}
 		m := newTaskManager(a, agentapi.AssignedTask{
 			Task:           ecsapi.Task{TaskArn: "arn:aws:ecs:us-east-1:000000000000:task/c/0123456789abcdef0123456789abcdef"},
 			TaskDefinition: ecsapi.TaskDefinition{Family: "web", Revision: 3, ContainerDefinitions: []ecsapi.ContainerDefinition{{Name: "app"}, {Name: "log"}}},
