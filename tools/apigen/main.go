@@ -3,6 +3,13 @@
 // no documentation text from the model.
 //
 //	apigen -service ecs -package ecs -out internal/api/ecs
+//
+// Two more modes serve stored records (see records.go): -pin writes the
+// shapes reachable from -roots to a pinned schema file, and -records
+// generates storage types and their wire converters from such a file.
+//
+//	apigen -pin internal/ecs/state/schema/ecs.json -service ecs -roots Cluster,Task
+//	apigen -records -schema schema/ecs.json -package state -wire github.com/wharfhq/wharf/internal/api/ecs -out .
 package main
 
 import (
@@ -60,6 +67,9 @@ type shapeSpec struct {
 
 type config struct {
 	service, pkg, out, modelPath, invalidCode, unsupportedCode, enumForm string
+
+	pin, roots, schema, wire string
+	records                  bool
 }
 
 func main() {
@@ -71,7 +81,30 @@ func main() {
 	flag.StringVar(&c.invalidCode, "invalid-code", "InvalidParameterException", "error code for input that fails the model's constraints")
 	flag.StringVar(&c.unsupportedCode, "unsupported-code", "UnsupportedFeatureException", "error code for operations the server does not implement")
 	flag.StringVar(&c.enumForm, "enum-form", "model", `how a value outside an enumeration is reported: "model" (in the "N validation errors detected" list) or "one-of" ("<field> should be one of [A,B]", as ECS; the package defines enumLabels, a map of member names to the words ECS uses instead)`)
+	flag.StringVar(&c.pin, "pin", "", "write the shapes reachable from -roots, without documentation, to this schema file instead of generating code")
+	flag.StringVar(&c.roots, "roots", "", "with -pin: comma-separated root shapes, e.g. Cluster,Task")
+	flag.BoolVar(&c.records, "records", false, "generate storage types and wire converters (zz_generated_records.go) from the -schema pinned with -pin")
+	flag.StringVar(&c.schema, "schema", "", "with -records: the pinned schema file")
+	flag.StringVar(&c.wire, "wire", "", "with -records: import path of the package of the wire types")
 	flag.Parse()
+	switch {
+	case c.pin != "":
+		if c.service == "" || c.roots == "" {
+			log.Fatal("apigen: -pin needs -service and -roots")
+		}
+		if err := pin(c); err != nil {
+			log.Fatalf("apigen: %v", err)
+		}
+		return
+	case c.records:
+		if c.schema == "" || c.pkg == "" || c.wire == "" {
+			log.Fatal("apigen: -records needs -schema, -package and -wire")
+		}
+		if err := records(c); err != nil {
+			log.Fatalf("apigen: %v", err)
+		}
+		return
+	}
 	if c.service == "" || c.pkg == "" {
 		log.Fatal("apigen: -service and -package are required")
 	}
@@ -84,20 +117,11 @@ func main() {
 }
 
 func run(c config) error {
-	version := "unknown"
-	if c.modelPath == "" {
-		dir, v, err := botocoreData()
-		if err != nil {
-			return err
-		}
-		version = v
-		matches, _ := filepath.Glob(filepath.Join(dir, c.service, "*", "service-2.json*"))
-		if len(matches) == 0 {
-			return fmt.Errorf("no model for %q under %s", c.service, dir)
-		}
-		sort.Strings(matches)
-		c.modelPath = matches[len(matches)-1]
+	path, version, err := modelPath(c)
+	if err != nil {
+		return err
 	}
+	c.modelPath = path
 	m, err := load(c.modelPath)
 	if err != nil {
 		return err
@@ -122,6 +146,25 @@ func run(c config) error {
 	return nil
 }
 
+// modelPath returns the model file of c.service and the botocore version it
+// comes from: -model if given (version "unknown"), else the newest API
+// version in the installed botocore.
+func modelPath(c config) (path, version string, err error) {
+	if c.modelPath != "" {
+		return c.modelPath, "unknown", nil
+	}
+	dir, version, err := botocoreData()
+	if err != nil {
+		return "", "", err
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, c.service, "*", "service-2.json*"))
+	if len(matches) == 0 {
+		return "", "", fmt.Errorf("no model for %q under %s", c.service, dir)
+	}
+	sort.Strings(matches)
+	return matches[len(matches)-1], version, nil
+}
+
 // botocoreData asks the installed botocore where its models live.
 func botocoreData() (dir, version string, err error) {
 	out, err := exec.Command("python3", "-c", "import botocore,os;print(os.path.join(os.path.dirname(botocore.__file__),'data'));print(botocore.__version__)").Output()
@@ -136,6 +179,19 @@ func botocoreData() (dir, version string, err error) {
 }
 
 func load(path string) (*model, error) {
+	raw, err := readModel(path)
+	if err != nil {
+		return nil, err
+	}
+	var m model
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &m, nil
+}
+
+// readModel returns the bytes of a model file, gunzipped if it ends in .gz.
+func readModel(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -149,11 +205,7 @@ func load(path string) (*model, error) {
 		}
 		r = gz
 	}
-	var m model
-	if err := json.NewDecoder(r).Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return &m, nil
+	return io.ReadAll(r)
 }
 
 type gen struct {
