@@ -35,10 +35,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: ## API throughput and latency against moto_server
 	$(GO) run ./bench/ecsapi
 
-generate: ## regenerate the API packages from the installed botocore models
-	$(GO) generate ./internal/api/...
+generate: ## regenerate the API packages from the installed botocore models, then the stored records from their pinned schema
+	$(GO) generate ./internal/api/... ./internal/ecs/state/...
 
-verify-generate: ## check the generated API packages match the installed botocore (skipped when its version differs)
+verify-generate: ## check the stored records match their pinned schema, and the API packages the installed botocore (skipped when its version differs)
 	@./hack/verify-generated.sh
 
 fmt: ## format the code
