@@ -1,6 +1,7 @@
 // Package runtime defines what the node agent needs from a container engine.
 // runtime/docker implements it on the Docker Engine API; runtime/sim on
-// hollow nodes for scale tests.
+// hollow nodes for scale tests. runtime/runtimetest is the conformance
+// suite both pass: where they would differ, the engine is the reference.
 package runtime
 
 import (
@@ -135,11 +136,14 @@ type State struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
-	// Health is "", "starting", "healthy" or "unhealthy".
+	// Health is "", "starting", "healthy" or "unhealthy"; "" without a
+	// health check, "unhealthy" once a container with one has stopped.
 	Health string
 	// Ports are the published ports with the host ports the engine chose.
 	Ports []PortBinding
-	// Networks maps network names to the container's IPv4 address there.
+	// Networks maps the names of the networks the container is attached
+	// to to its IPv4 address there, "" unless it runs (and on host and
+	// none); a container in another's namespace has none.
 	Networks map[string]string
 	// MacAddresses maps network names to the container's MAC address there.
 	MacAddresses map[string]string
@@ -194,8 +198,13 @@ type Runtime interface {
 	// Create makes a container and returns its id. An existing container
 	// of the same name is an error.
 	Create(ctx context.Context, spec *ContainerSpec) (string, error)
+	// Start starts a container; starting a running one does nothing. A
+	// container on a network that does not exist fails (on Create or
+	// here) with ErrNotFound.
 	Start(ctx context.Context, id string) error
-	// Stop sends the stop signal, waits up to timeout, then kills.
+	// Stop sends the stop signal, waits up to timeout, then kills; a zero
+	// timeout kills at once. It returns once the container has stopped;
+	// stopping a stopped container is not an error.
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	// Remove removes a container (forcibly, with its anonymous volumes).
 	// Removing a missing container is not an error.
@@ -211,7 +220,8 @@ type Runtime interface {
 	// Stats returns one sample of a container's resource use.
 	Stats(ctx context.Context, id string) (Stats, error)
 	// Logs returns a container's output so far (stdout and stderr
-	// interleaved as text).
+	// interleaved as text). Start, Stop, Stats and Logs of an unknown
+	// container fail with ErrNotFound.
 	Logs(ctx context.Context, id string, tail int) ([]byte, error)
 
 	// EnsureNetwork creates a bridge network unless one of that name
