@@ -2,6 +2,11 @@
 // learns the tasks placed on it through a blocking poll of the control
 // plane, runs them as containers through a runtime.Runtime with ECS's task
 // lifecycle, and reports every change back through the ECS API.
+//
+// What it needs of the host has packages of its own, which the agent
+// wires: hostnet (the host's side of the task networks), metadata (the
+// task metadata endpoint, which asks the task managers) and helperimage
+// (the pause and proxy images).
 package agent
 
 import (
