@@ -12,6 +12,7 @@ import (
 
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -89,7 +90,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if err != nil {
 			return nil, err
 		}
-		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task, ServiceConnect: sc})
+		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task.Wire(), ServiceConnect: sc})
 		defs = append(defs, t.TaskDefinitionArn)
 	}
 	keys := make([]string, len(defs))
@@ -110,7 +111,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if err := json.Unmarshal(v, &td); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", keys[i], err)
 		}
-		out.Tasks[i].TaskDefinition = td.TaskDefinition
+		out.Tasks[i].TaskDefinition = td.TaskDefinition.Wire()
 	}
 	out.Network = &agentapi.Network{Name: AwsvpcNetwork, Subnet: s.subnet.String(), Gateway: s.subnet.Addr().Next().String()}
 	out.DNS, _ = s.dnsAddr.Load().(string)
@@ -251,11 +252,11 @@ func (s *Service) attachENI(tx *store.Tx, c call, t *taskRecord) error {
 	}
 	b := ip.As4()
 	mac := fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
-	attachment := ecsapi.Attachment{
+	attachment := state.Attachment{
 		Id:     newUUID(),
 		Type:   "ElasticNetworkInterface",
 		Status: "PRECREATED",
-		Details: []ecsapi.KeyValuePair{
+		Details: []state.KeyValuePair{
 			{Name: "subnetId", Value: "subnet-wharf"},
 			{Name: "networkInterfaceId", Value: "eni-" + newID()[:17]},
 			{Name: "macAddress", Value: mac},
@@ -265,7 +266,7 @@ func (s *Service) attachENI(tx *store.Tx, c call, t *taskRecord) error {
 	}
 	t.Attachments = append(t.Attachments, attachment)
 	for i := range t.Containers {
-		t.Containers[i].NetworkInterfaces = []ecsapi.NetworkInterface{{AttachmentId: attachment.Id, PrivateIpv4Address: ip.String()}}
+		t.Containers[i].NetworkInterfaces = []state.NetworkInterface{{AttachmentId: attachment.Id, PrivateIpv4Address: ip.String()}}
 	}
 	return nil
 }

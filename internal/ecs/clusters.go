@@ -7,6 +7,7 @@ import (
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -93,7 +94,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		if len(settings) == 0 {
 			settings = []ecsapi.ClusterSetting{{Name: ecsapi.ClusterSettingNameContainerInsights, Value: "disabled"}}
 		}
-		out = clusterRecord{Cluster: ecsapi.Cluster{
+		out = clusterRecord{Cluster: state.ClusterFromWire(&ecsapi.Cluster{
 			ClusterArn:                      s.arn(c, "cluster/"+name),
 			ClusterName:                     name,
 			Status:                          "ACTIVE",
@@ -103,7 +104,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 			CapacityProviders:               in.CapacityProviders,
 			DefaultCapacityProviderStrategy: in.DefaultCapacityProviderStrategy,
 			ServiceConnectDefaults:          serviceConnectDefaults(in.ServiceConnectDefaults),
-		}}
+		})}
 		if err := store.MarkRegion(tx, c.region); err != nil {
 			return err
 		}
@@ -115,7 +116,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if err != nil {
 		return nil, err
 	}
-	cl := out.Cluster
+	cl := out.Cluster.Wire()
 	return &ecsapi.CreateClusterResponse{Cluster: &cl}, nil
 }
 
@@ -182,7 +183,7 @@ func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClust
 			out.Failures = append(out.Failures, failureOf(s.arn(c, "cluster/"+name), "MISSING", ""))
 			continue
 		}
-		cl := r.Cluster
+		cl := r.Cluster.Wire()
 		if err := s.clusterCounts(ctx, c, &cl, include[ecsapi.ClusterFieldStatistics]); err != nil {
 			return nil, err
 		}
@@ -301,10 +302,10 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 	cl, err := s.updateCluster(ctx, c, in.Cluster, func(tx *store.Tx, r *clusterRecord) error {
 		r.Settings = mergeSettings(r.Settings, in.Settings)
 		if in.Configuration != nil {
-			r.Configuration = in.Configuration
+			r.Configuration = one(in.Configuration, state.ClusterConfigurationFromWire)
 		}
 		if in.ServiceConnectDefaults != nil {
-			r.ServiceConnectDefaults = serviceConnectDefaults(in.ServiceConnectDefaults)
+			r.ServiceConnectDefaults = one(serviceConnectDefaults(in.ServiceConnectDefaults), state.ClusterServiceConnectDefaultsFromWire)
 		}
 		return s.ensureDefaultNamespace(tx, c, r)
 	})
@@ -340,7 +341,7 @@ func (s *Service) updateCluster(ctx context.Context, c call, ref string, change 
 		if err := change(tx, r); err != nil {
 			return err
 		}
-		out = r.Cluster
+		out = r.Cluster.Wire()
 		return tx.Put(c.key("clusters", r.ClusterName), r)
 	})
 	if err != nil {
@@ -349,9 +350,9 @@ func (s *Service) updateCluster(ctx context.Context, c call, ref string, change 
 	return &out, nil
 }
 
-func mergeSettings(have, set []ecsapi.ClusterSetting) []ecsapi.ClusterSetting {
-	out := append([]ecsapi.ClusterSetting(nil), have...)
-	for _, st := range set {
+func mergeSettings(have []state.ClusterSetting, set []ecsapi.ClusterSetting) []state.ClusterSetting {
+	out := append([]state.ClusterSetting(nil), have...)
+	for _, st := range each(set, state.ClusterSettingFromWire) {
 		replaced := false
 		for i := range out {
 			if out[i].Name == st.Name {
@@ -420,7 +421,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 		}
 		now := c.now
 		r.Status, r.InactiveAt = "INACTIVE", &now
-		out = r.Cluster
+		out = r.Cluster.Wire()
 		return tx.Put(c.key("clusters", name), r)
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/scheduler/cql"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -48,7 +49,7 @@ func isBuiltinAttribute(name string) bool {
 }
 
 // setAttribute adds or replaces an attribute by name.
-func setAttribute(attrs []ecsapi.Attribute, a ecsapi.Attribute) []ecsapi.Attribute {
+func setAttribute(attrs []state.Attribute, a state.Attribute) []state.Attribute {
 	a.TargetId, a.TargetType = "", ""
 	for i := range attrs {
 		if attrs[i].Name == a.Name {
@@ -59,7 +60,7 @@ func setAttribute(attrs []ecsapi.Attribute, a ecsapi.Attribute) []ecsapi.Attribu
 	return append(attrs, a)
 }
 
-func attribute(attrs []ecsapi.Attribute, name string) (string, bool) {
+func attribute(attrs []state.Attribute, name string) (string, bool) {
 	for _, a := range attrs {
 		if a.Name == name {
 			return a.Value, true
@@ -110,26 +111,26 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 			if ec2ID == "" {
 				ec2ID = "i-" + newID()[:17]
 			}
-			r = &instanceRecord{ContainerInstance: ecsapi.ContainerInstance{
+			r = &instanceRecord{ContainerInstance: state.ContainerInstance{
 				ContainerInstanceArn: s.arn(c, "container-instance/"+cl.ClusterName+"/"+id),
 				Ec2InstanceId:        ec2ID,
 				RegisteredAt:         callTime(c),
-				Tags:                 in.Tags,
+				Tags:                 state.TagsFromWire(in.Tags),
 			}}
 		} else if len(in.Tags) > 0 {
 			r.Tags = mergeTags(r.Tags, in.Tags)
 		}
 		r.Status, r.InactiveAt, r.StatusReason = "ACTIVE", nil, ""
 		r.AgentConnected = true
-		r.VersionInfo = in.VersionInfo
+		r.VersionInfo = one(in.VersionInfo, state.VersionInfoFromWire)
 		if r.VersionInfo == nil {
-			r.VersionInfo = &ecsapi.VersionInfo{}
+			r.VersionInfo = &state.VersionInfo{}
 		}
 		r.Version++
 		reserved := reservedOn(existing)
 		r.RegisteredResources = registered
 		r.RemainingResources = remaining(registered, reserved)
-		r.Attributes = s.instanceAttributes(c, r.Attributes, in.Attributes, doc)
+		r.Attributes = s.instanceAttributes(c, r.Attributes, each(in.Attributes, state.AttributeFromWire), doc)
 		// Trunking is decided when an instance first registers.
 		_, trunked := attribute(r.Attributes, "ecs.awsvpc-trunk-id")
 		if existing == nil {
@@ -146,7 +147,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 				return err
 			}
 		}
-		out = r.ContainerInstance
+		out = r.ContainerInstance.Wire()
 		// Index the EC2 id, so that a registration of the same machine
 		// finds its instance.
 		if err := tx.Put(c.key("ec2", cl.ClusterName, r.Ec2InstanceId), taskIDOf(r.ContainerInstanceArn)); err != nil {
@@ -170,9 +171,9 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 // instance's awsvpc capacity (resource ENI) becomes its trunk capacity
 // (ENI_TRUNK, when the agent sent one) and it gets an awsvpc-trunk-id, as
 // instances do that register after awsvpcTrunking is enabled.
-func trunk(rs []ecsapi.Resource, attrs []ecsapi.Attribute, on bool) ([]ecsapi.Resource, []ecsapi.Attribute) {
-	var out []ecsapi.Resource
-	var trunkCap *ecsapi.Resource
+func trunk(rs []state.Resource, attrs []state.Attribute, on bool) ([]state.Resource, []state.Attribute) {
+	var out []state.Resource
+	var trunkCap *state.Resource
 	for i := range rs {
 		if rs[i].Name == "ENI_TRUNK" {
 			trunkCap = &rs[i]
@@ -186,7 +187,7 @@ func trunk(rs []ecsapi.Resource, attrs []ecsapi.Attribute, on bool) ([]ecsapi.Re
 	}
 	eni.IntegerValue = trunkCap.IntegerValue
 	if _, ok := attribute(attrs, "ecs.awsvpc-trunk-id"); !ok {
-		attrs = setAttribute(attrs, ecsapi.Attribute{Name: "ecs.awsvpc-trunk-id", Value: "eni-trunk-" + newID()[:17]})
+		attrs = setAttribute(attrs, state.Attribute{Name: "ecs.awsvpc-trunk-id", Value: "eni-trunk-" + newID()[:17]})
 	}
 	return out, attrs
 }
@@ -238,11 +239,11 @@ func reservedOn(r *instanceRecord) (reserved struct {
 	if r == nil {
 		return reserved
 	}
-	get := func(rs []ecsapi.Resource, n string) *ecsapi.Resource {
+	get := func(rs []state.Resource, n string) *state.Resource {
 		if x := resource(rs, n); x != nil {
 			return x
 		}
-		return &ecsapi.Resource{}
+		return &state.Resource{}
 	}
 	reserved.cpu = get(r.RegisteredResources, "CPU").IntegerValue - get(r.RemainingResources, "CPU").IntegerValue
 	reserved.mem = get(r.RegisteredResources, "MEMORY").IntegerValue - get(r.RemainingResources, "MEMORY").IntegerValue
@@ -260,11 +261,11 @@ func reservedOn(r *instanceRecord) (reserved struct {
 	return reserved
 }
 
-func remaining(registered []ecsapi.Resource, reserved struct {
+func remaining(registered []state.Resource, reserved struct {
 	cpu, mem   int32
 	ports, udp []string
-}) []ecsapi.Resource {
-	out := make([]ecsapi.Resource, len(registered))
+}) []state.Resource {
+	out := make([]state.Resource, len(registered))
 	for i, r := range registered {
 		r.StringSetValue = append([]string(nil), r.StringSetValue...)
 		switch r.Name {
@@ -283,8 +284,8 @@ func remaining(registered []ecsapi.Resource, reserved struct {
 }
 
 // totalResources checks and completes the resources an instance registers.
-func totalResources(rs []ecsapi.Resource) ([]ecsapi.Resource, error) {
-	out := []ecsapi.Resource{
+func totalResources(rs []ecsapi.Resource) ([]state.Resource, error) {
+	out := []state.Resource{
 		{Name: "CPU", Type: "INTEGER", IntegerValue: 2048},
 		{Name: "MEMORY", Type: "INTEGER", IntegerValue: 3904},
 		{Name: "PORTS", Type: "STRINGSET", StringSetValue: defaultReservedPorts},
@@ -314,8 +315,7 @@ func totalResources(rs []ecsapi.Resource) ([]ecsapi.Resource, error) {
 		case "":
 			return nil, invalidParameter("Every resource needs a name, such as CPU, MEMORY, PORTS or PORTS_UDP.")
 		default:
-			r.StringSetValue = append([]string(nil), r.StringSetValue...)
-			out = append(out, r)
+			out = append(out, state.ResourceFromWire(&r))
 		}
 	}
 	return out, nil
@@ -323,8 +323,8 @@ func totalResources(rs []ecsapi.Resource) ([]ecsapi.Resource, error) {
 
 // instanceAttributes merges the built-in attributes ECS sets with those the
 // registration carries, keeping attributes set later through PutAttributes.
-func (s *Service) instanceAttributes(c call, have, given []ecsapi.Attribute, doc identityDocument) []ecsapi.Attribute {
-	attrs := append([]ecsapi.Attribute(nil), have...)
+func (s *Service) instanceAttributes(c call, have, given []state.Attribute, doc identityDocument) []state.Attribute {
+	attrs := append([]state.Attribute(nil), have...)
 	defaults := map[string]string{
 		"ecs.os-type":           "linux",
 		"ecs.os-family":         "LINUX",
@@ -348,7 +348,7 @@ func (s *Service) instanceAttributes(c call, have, given []ecsapi.Attribute, doc
 	sort.Strings(names)
 	for _, n := range names {
 		if _, ok := attribute(attrs, n); !ok {
-			attrs = setAttribute(attrs, ecsapi.Attribute{Name: n, Value: defaults[n]})
+			attrs = setAttribute(attrs, state.Attribute{Name: n, Value: defaults[n]})
 		}
 	}
 	for _, a := range given {
@@ -407,9 +407,9 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 			ci.Tags = nil
 		}
 		if contains(in.Include, ecsapi.ContainerInstanceFieldContainerInstanceHealth) {
-			ci.HealthStatus = &ecsapi.ContainerInstanceHealthStatus{OverallStatus: ecsapi.InstanceHealthCheckStateOk}
+			ci.HealthStatus = &state.ContainerInstanceHealthStatus{OverallStatus: ecsapi.InstanceHealthCheckStateOk}
 		}
-		out.ContainerInstances = append(out.ContainerInstances, ci)
+		out.ContainerInstances = append(out.ContainerInstances, ci.Wire())
 	}
 	return out, nil
 }
@@ -534,7 +534,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 					return err
 				}
 			}
-			out.ContainerInstances = append(out.ContainerInstances, r.ContainerInstance)
+			out.ContainerInstances = append(out.ContainerInstances, r.ContainerInstance.Wire())
 		}
 		return nil
 	})
@@ -572,7 +572,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		now := c.now
 		r.Status, r.InactiveAt, r.AgentConnected = "INACTIVE", &now, false
 		r.Version++
-		out = r.ContainerInstance
+		out = r.ContainerInstance.Wire()
 		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
 	})
 	if err != nil {
@@ -597,7 +597,7 @@ func (s *Service) PutAttributes(ctx context.Context, in *ecsapi.PutAttributesReq
 			return nil, invalidParameter("Attribute %q needs a targetId: the container instance ARN or id.", a.Name)
 		}
 	}
-	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a ecsapi.Attribute) error {
+	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a state.Attribute) error {
 		r.Attributes = setAttribute(r.Attributes, a)
 		custom := 0
 		for _, x := range r.Attributes {
@@ -624,8 +624,8 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttribu
 			return nil, invalidParameter("Attribute %q needs a targetId: the container instance ARN or id.", a.Name)
 		}
 	}
-	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a ecsapi.Attribute) error {
-		var kept []ecsapi.Attribute
+	err := s.editAttributes(ctx, c, in.Cluster, in.Attributes, func(r *instanceRecord, a state.Attribute) error {
+		var kept []state.Attribute
 		for _, x := range r.Attributes {
 			if x.Name != a.Name {
 				kept = append(kept, x)
@@ -640,7 +640,7 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttribu
 	return &ecsapi.DeleteAttributesResponse{Attributes: in.Attributes}, nil
 }
 
-func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, ecsapi.Attribute) error) error {
+func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, state.Attribute) error) error {
 	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.activeCluster(tx, c, cluster)
@@ -659,7 +659,7 @@ func (s *Service) editAttributes(ctx context.Context, c call, cluster string, at
 			if r == nil || r.Status == "INACTIVE" {
 				return clientCode("TargetNotFoundException", fmt.Sprintf("Could not find container instance %q in cluster %q.", a.TargetId, cl.ClusterName))
 			}
-			if err := edit(r, a); err != nil {
+			if err := edit(r, state.AttributeFromWire(&a)); err != nil {
 				return err
 			}
 			changed[id] = r
@@ -723,7 +723,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 				break
 			}
 			a.TargetType, a.TargetId = ecsapi.TargetTypeContainerInstance, r.ContainerInstanceArn
-			attrs, last = append(attrs, a), pos
+			attrs, last = append(attrs, a.Wire()), pos
 		}
 		if more {
 			break

@@ -7,6 +7,7 @@ import (
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	sd "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -178,7 +179,7 @@ func (s *Service) taskRegistries(tx *store.Tx, c call, t *taskRecord) (*serviceR
 // registryPort is the port a task is reached at for a registry: the host
 // port bound to the container port in bridge and host mode, the container
 // port in awsvpc mode, or the registry's fixed port.
-func registryPort(t *taskRecord, reg *ecsapi.ServiceRegistry) int {
+func registryPort(t *taskRecord, reg *state.ServiceRegistry) int {
 	if reg.ContainerName == "" || reg.ContainerPort == nil {
 		return int(deref(reg.Port))
 	}

@@ -14,6 +14,7 @@ import (
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	sd "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/pki"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -245,7 +246,7 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 	var scc *ecsapi.ServiceConnectConfiguration
 	for _, d := range svc.Deployments {
 		if d.Id == t.StartedBy {
-			scc = d.ServiceConnectConfiguration
+			scc = one(d.ServiceConnectConfiguration, (*state.ServiceConnectConfiguration).Wire)
 		}
 	}
 	if scc == nil || !scc.Enabled {
@@ -264,7 +265,7 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 		out.AccessLog, out.AccessLogQueryStrings = string(al.Format), al.IncludeQueryParameters == ecsapi.ServiceConnectIncludeQueryParametersEnabled
 	}
 	for i, sv := range scc.Services {
-		cd, pm := portMapping(&td.TaskDefinition, sv.PortName)
+		cd, pm := portMapping(wireTD(td), sv.PortName)
 		if pm == nil {
 			continue
 		}
@@ -491,7 +492,7 @@ func routing(attrs map[string]string) *agentapi.Routing {
 
 // mutualTLS reports whether a deployment's Service Connect services
 // require callers' certificates.
-func mutualTLS(scc *ecsapi.ServiceConnectConfiguration, tags []ecsapi.Tag) bool {
+func mutualTLS(scc *state.ServiceConnectConfiguration, tags []state.Tag) bool {
 	if scc == nil || !scc.Enabled {
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/wharfhq/wharf/internal/api"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/controller"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/scheduler"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -327,7 +328,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		}
 		// Stopped tasks only matter for the circuit breaker and back-off
 		// of the deployments still listed.
-		if t.LastStatus == "STOPPED" && !hasDeployment(svc, t.StartedBy) {
+		if t.LastStatus == "STOPPED" && !svc.HasDeployment(t.StartedBy) {
 			continue
 		}
 		hc, ok := checked[t.TaskDefinitionArn]
@@ -371,7 +372,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		if err != nil {
 			return nil, nil, err
 		}
-		targets, err := daemonInstances(nodes(instances, tasks), &td.TaskDefinition, svc.PlacementConstraints)
+		targets, err := daemonInstances(nodes(instances, tasks), wireTD(td), each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -412,15 +413,6 @@ func daemonInstances(ns []scheduler.Node, td *ecsapi.TaskDefinition, constraints
 	return out, nil
 }
 
-func hasDeployment(svc *serviceRecord, id string) bool {
-	for _, d := range svc.Deployments {
-		if d.Id == id {
-			return true
-		}
-	}
-	return false
-}
-
 // applier carries out a plan inside the service's transaction.
 type applier struct {
 	s         *Service
@@ -438,7 +430,7 @@ type applier struct {
 }
 
 func (a *applier) event(msg string) {
-	a.svc.Events = append([]ecsapi.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(a.c), Message: msg}}, a.svc.Events...)
+	a.svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(a.c), Message: msg}}, a.svc.Events...)
 	a.changed = true
 }
 
@@ -538,7 +530,7 @@ func (a *applier) apply(p *controller.Plan) error {
 			}
 		}
 		svc.Deployments = kept
-		svc.pruneRevisions()
+		svc.PruneRevisions()
 		a.changed = true
 	}
 	if svc.Status == "DRAINING" {
@@ -576,18 +568,18 @@ func rollBack(svc *serviceRecord, now time.Time) {
 	d.RolloutState = ecsapi.DeploymentRolloutStateInProgress
 	d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", d.Id)
 	d.UpdatedAt = api.NewTime(now)
-	svc.Deployments = append([]ecsapi.Deployment{d}, rest...)
+	svc.Deployments = append([]state.Deployment{d}, rest...)
 	svc.TaskDefinition, svc.NetworkConfiguration = d.TaskDefinition, d.NetworkConfiguration
 	if svc.CountFrom == nil {
 		svc.CountFrom = map[string]time.Time{}
 	}
 	for id := range svc.CountFrom {
-		if !hasDeployment(svc, id) {
+		if !svc.HasDeployment(id) {
 			delete(svc.CountFrom, id)
 		}
 	}
 	svc.CountFrom[d.Id] = now
-	svc.setMutualTLS(d.Id, mtls)
+	svc.SetMutualTLS(d.Id, mtls)
 }
 
 // strategies are the service's placement strategies, ECS's service
@@ -620,10 +612,10 @@ func (a *applier) start(n int) error {
 		execute: svc.EnableExecuteCommand, launchType: ecsapi.LaunchTypeEc2, propagate: svc.PropagateTags,
 	}
 	if svc.PropagateTags == ecsapi.PropagateTagsService {
-		l.tags = svc.Tags
+		l.tags = state.WireTags(svc.Tags)
 	}
-	d := demand(&td.TaskDefinition, nil)
-	req := placementRequest(&td.TaskDefinition, d, n, l.group, svc.PlacementConstraints, nil)
+	d := demand(wireTD(td), nil)
+	req := placementRequest(wireTD(td), d, n, l.group, each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
 	req.Strategies = a.strategies()
 	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
 		// One per instance: the instances without one of the service's

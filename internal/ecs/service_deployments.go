@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/ecs/state"
+
 	"github.com/wharfhq/wharf/internal/api"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/controller"
@@ -33,33 +35,10 @@ import (
 // The inverted creation time makes key order newest first, the order
 // ListServiceDeployments answers in.
 
-type serviceDeploymentRecord struct {
-	ecsapi.ServiceDeployment
-	// Target and Sources are the deployments (ecs-svc ids) whose tasks the
-	// target and source revisions count.
-	Target  string   `json:"wharfTarget"`
-	Sources []string `json:"wharfSources,omitempty"`
-}
-
-type serviceRevisionRecord struct {
-	ecsapi.ServiceRevision
-}
-
-// owns reports whether history created at t belongs to this service and
-// not to an earlier one of the same name, deleted since.
-func (r *serviceRecord) owns(t *api.Time) bool {
-	return r.CreatedAt == nil || t == nil || !t.Time.Before(r.CreatedAt.Time)
-}
-
-// ended reports whether a service deployment has reached a final state.
-func (r *serviceDeploymentRecord) ended() bool {
-	switch r.Status {
-	case ecsapi.ServiceDeploymentStatusSuccessful, ecsapi.ServiceDeploymentStatusStopped,
-		ecsapi.ServiceDeploymentStatusRollbackSuccessful, ecsapi.ServiceDeploymentStatusRollbackFailed:
-		return true
-	}
-	return false
-}
+type (
+	serviceDeploymentRecord = state.ServiceDeploymentRecord
+	serviceRevisionRecord   = state.ServiceRevisionRecord
+)
 
 func (s *Service) serviceDeploymentPrefix(c call, cluster, service string) string {
 	return c.key("service-deployments", cluster, service) + "/"
@@ -95,7 +74,7 @@ func newServiceRevisionID() string {
 func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecord, cluster string, td *ecsapi.TaskDefinition, tasks []*taskRecord) error {
 	d := &svc.Deployments[0]
 	revID := newServiceRevisionID()
-	rev := serviceRevisionRecord{ecsapi.ServiceRevision{
+	rev := serviceRevisionRecord{ServiceRevision: state.ServiceRevision{
 		ServiceRevisionArn:          s.arn(c, "service-revision/"+cluster+"/"+svc.ServiceName+"/"+revID),
 		ServiceArn:                  svc.ServiceArn,
 		ClusterArn:                  svc.ClusterArn,
@@ -119,18 +98,18 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 		svc.Revisions = map[string]string{}
 	}
 	svc.Revisions[d.Id] = rev.ServiceRevisionArn
-	svc.pruneRevisions()
+	svc.PruneRevisions()
 
 	if err := s.updateServiceDeployment(tx, c, svc, cluster, func(sd *serviceDeploymentRecord) {
 		sd.Status, sd.StoppedAt = ecsapi.ServiceDeploymentStatusStopped, callTime(c)
 		sd.StatusReason = "ECS deployment " + d.Id + " started before this service deployment finished."
-		sd.freeze(svc, tasks)
+		freeze(sd, svc, tasks)
 	}); err != nil {
 		return err
 	}
 
 	id := newServiceDeploymentID()
-	sd := serviceDeploymentRecord{ServiceDeployment: ecsapi.ServiceDeployment{
+	sd := serviceDeploymentRecord{ServiceDeployment: state.ServiceDeployment{
 		ServiceDeploymentArn:    s.arn(c, "service-deployment/"+cluster+"/"+svc.ServiceName+"/"+id),
 		ServiceArn:              svc.ServiceArn,
 		ClusterArn:              svc.ClusterArn,
@@ -140,12 +119,12 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 		Status:                  ecsapi.ServiceDeploymentStatusInProgress,
 		StatusReason:            d.RolloutStateReason,
 		DeploymentConfiguration: svc.DeploymentConfiguration,
-		TargetServiceRevision:   &ecsapi.ServiceRevisionSummary{Arn: rev.ServiceRevisionArn},
-		SourceServiceRevisions:  []ecsapi.ServiceRevisionSummary{},
-		DeploymentCircuitBreaker: &ecsapi.ServiceDeploymentCircuitBreaker{
+		TargetServiceRevision:   &state.ServiceRevisionSummary{Arn: rev.ServiceRevisionArn},
+		SourceServiceRevisions:  []state.ServiceRevisionSummary{},
+		DeploymentCircuitBreaker: &state.ServiceDeploymentCircuitBreaker{
 			Status: ecsapi.ServiceDeploymentRollbackMonitorsStatusDisabled,
 		},
-		Alarms: &ecsapi.ServiceDeploymentAlarms{Status: ecsapi.ServiceDeploymentRollbackMonitorsStatusDisabled},
+		Alarms: &state.ServiceDeploymentAlarms{Status: ecsapi.ServiceDeploymentRollbackMonitorsStatusDisabled},
 	}, Target: d.Id}
 	if cb := svc.DeploymentConfiguration.DeploymentCircuitBreaker; cb != nil && cb.Enable {
 		sd.DeploymentCircuitBreaker.Status = ecsapi.ServiceDeploymentRollbackMonitorsStatusMonitoring
@@ -168,22 +147,12 @@ func invertedTime(t time.Time) string {
 	return fmt.Sprintf("%019d", int64(1<<62)-t.UnixNano())
 }
 
-func containerImages(td *ecsapi.TaskDefinition) []ecsapi.ContainerImage {
-	out := []ecsapi.ContainerImage{}
+func containerImages(td *ecsapi.TaskDefinition) []state.ContainerImage {
+	out := []state.ContainerImage{}
 	for _, cd := range td.ContainerDefinitions {
-		out = append(out, ecsapi.ContainerImage{ContainerName: cd.Name, Image: cd.Image})
+		out = append(out, state.ContainerImage{ContainerName: cd.Name, Image: cd.Image})
 	}
 	return out
-}
-
-// pruneRevisions forgets the revisions of deployments the service no
-// longer lists, except the one a rollback goes back to.
-func (r *serviceRecord) pruneRevisions() {
-	for id := range r.Revisions {
-		if !hasDeployment(r, id) && (r.LastCompleted == nil || r.LastCompleted.Id != id) {
-			delete(r.Revisions, id)
-		}
-	}
 }
 
 // updateServiceDeployment changes the service's current service
@@ -193,7 +162,7 @@ func (s *Service) updateServiceDeployment(tx *store.Tx, c call, svc *serviceReco
 		return nil
 	}
 	sd, err := getRecord[serviceDeploymentRecord](tx, svc.CurrentServiceDeploymentKey)
-	if err != nil || sd == nil || sd.ended() {
+	if err != nil || sd == nil || sd.Ended() {
 		return err
 	}
 	change(sd)
@@ -203,16 +172,16 @@ func (s *Service) updateServiceDeployment(tx *store.Tx, c call, svc *serviceReco
 
 // freeze records the revisions' task counts as they are when the service
 // deployment ends.
-func (r *serviceDeploymentRecord) freeze(svc *serviceRecord, tasks []*taskRecord) {
-	r.fill(svc, deploymentCounts(tasks, svc.ServiceName))
+func freeze(r *serviceDeploymentRecord, svc *serviceRecord, tasks []*taskRecord) {
+	fill(r, svc, deploymentCounts(tasks, svc.ServiceName))
 }
 
 // fill sets the revisions' counts, and the circuit breaker's, from the
 // deployments' task counts.
-func (r *serviceDeploymentRecord) fill(svc *serviceRecord, counts map[string]taskCount) {
-	summary := func(id string) ecsapi.ServiceRevisionSummary {
+func fill(r *serviceDeploymentRecord, svc *serviceRecord, counts map[string]taskCount) {
+	summary := func(id string) state.ServiceRevisionSummary {
 		n := counts[id]
-		out := ecsapi.ServiceRevisionSummary{Arn: svc.Revisions[id], RunningTaskCount: n.running, PendingTaskCount: n.pending}
+		out := state.ServiceRevisionSummary{Arn: svc.Revisions[id], RunningTaskCount: n.running, PendingTaskCount: n.pending}
 		if len(svc.Deployments) > 0 && svc.Deployments[0].Id == id {
 			out.RequestedTaskCount = svc.DesiredCount
 		}
@@ -296,7 +265,7 @@ func (a *applier) rolloutChanged(p *controller.Plan) error {
 		default:
 			return
 		}
-		sd.freeze(svc, a.tasks)
+		freeze(sd, svc, a.tasks)
 	})
 }
 
@@ -306,7 +275,7 @@ func (s *Service) rollingBack(tx *store.Tx, c call, svc *serviceRecord, cluster,
 	return s.updateServiceDeployment(tx, c, svc, cluster, func(sd *serviceDeploymentRecord) {
 		sd.Status = ecsapi.ServiceDeploymentStatusRollbackInProgress
 		sd.StatusReason = "ECS deployment circuit breaker: rolling back to deploymentId " + to + "."
-		sd.Rollback = &ecsapi.Rollback{Reason: reason, StartedAt: callTime(c), ServiceRevisionArn: svc.Revisions[to]}
+		sd.Rollback = &state.Rollback{Reason: reason, StartedAt: callTime(c), ServiceRevisionArn: svc.Revisions[to]}
 	})
 }
 
@@ -353,7 +322,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 			return ecsapi.ServiceDeploymentBrief{}, false, err
 		}
 		created := sd.CreatedAt.Time
-		ok := svc.owns(sd.CreatedAt) && (len(in.Status) == 0 || slices.Contains(in.Status, sd.Status)) &&
+		ok := svc.Owns(sd.CreatedAt) && (len(in.Status) == 0 || slices.Contains(in.Status, sd.Status)) &&
 			(after.IsZero() || created.After(after)) && (before.IsZero() || created.Before(before))
 		brief := ecsapi.ServiceDeploymentBrief{
 			ServiceDeploymentArn: sd.ServiceDeploymentArn, ServiceArn: sd.ServiceArn, ClusterArn: sd.ClusterArn,
@@ -410,15 +379,14 @@ func (s *Service) DescribeServiceDeployments(ctx context.Context, in *ecsapi.Des
 			out.Failures = append(out.Failures, failureOf(arn, "MISSING", ""))
 			continue
 		}
-		if !sd.ended() {
-			v := svc.Service
-			counts, err := s.liveCounts(ctx, c, &v)
+		if !sd.Ended() {
+			counts, err := s.liveCounts(ctx, c, &svc.Service)
 			if err != nil {
 				return nil, err
 			}
-			sd.fill(svc, counts)
+			fill(sd, svc, counts)
 		}
-		out.ServiceDeployments = append(out.ServiceDeployments, sd.ServiceDeployment)
+		out.ServiceDeployments = append(out.ServiceDeployments, sd.ServiceDeployment.Wire())
 	}
 	return out, nil
 }
@@ -441,7 +409,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 	for _, kv := range kvs {
 		if strings.HasSuffix(kv.Key, "-"+id) {
 			sd := new(serviceDeploymentRecord)
-			if err := kv.Decode(sd); err != nil || !svc.owns(sd.CreatedAt) {
+			if err := kv.Decode(sd); err != nil || !svc.Owns(sd.CreatedAt) {
 				return nil, nil, err
 			}
 			return sd, svc, nil
@@ -451,7 +419,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 }
 
 // liveCounts counts a service's tasks by deployment now.
-func (s *Service) liveCounts(ctx context.Context, c call, svc *ecsapi.Service) (map[string]taskCount, error) {
+func (s *Service) liveCounts(ctx context.Context, c call, svc *state.Service) (map[string]taskCount, error) {
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
 	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
 	if err != nil {
@@ -481,7 +449,7 @@ func (s *Service) DescribeServiceRevisions(ctx context.Context, in *ecsapi.Descr
 				if rev, err = getRecord[serviceRevisionRecord](r, s.serviceRevisionKey(c, cluster, service, id)); err != nil {
 					return nil, err
 				}
-				if rev != nil && !svc.owns(rev.CreatedAt) {
+				if rev != nil && !svc.Owns(rev.CreatedAt) {
 					rev = nil
 				}
 			}
@@ -490,7 +458,7 @@ func (s *Service) DescribeServiceRevisions(ctx context.Context, in *ecsapi.Descr
 			out.Failures = append(out.Failures, failureOf(arn, "MISSING", ""))
 			continue
 		}
-		out.ServiceRevisions = append(out.ServiceRevisions, rev.ServiceRevision)
+		out.ServiceRevisions = append(out.ServiceRevisions, rev.ServiceRevision.Wire())
 	}
 	return out, nil
 }
@@ -535,7 +503,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 		switch {
 		case sd.Status == ecsapi.ServiceDeploymentStatusRollbackRequested || sd.Status == ecsapi.ServiceDeploymentStatusRollbackInProgress:
 			return nil // the rollback goes on
-		case sd.ended():
+		case sd.Ended():
 			return api.ClientError("ConflictException", "The service deployment "+in.ServiceDeploymentArn+" is "+string(sd.Status)+" and can't be stopped.")
 		case svc.Status != "ACTIVE":
 			return serviceNotActive(service)
@@ -551,7 +519,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 			return err
 		}
 		rollBack(svc, c.now)
-		svc.Events = append([]ecsapi.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(c),
+		svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(c),
 			Message: fmt.Sprintf("(service %s) (deployment %s) rolling back to deployment %s.", svc.ServiceName, primary.Id, to)}}, svc.Events...)
 		return tx.Put(k, svc)
 	})
@@ -580,7 +548,7 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 		if err := raw.Decode(&sd); err != nil {
 			return false, err
 		}
-		if svc == nil || expired(&sd) || !svc.owns(sd.CreatedAt) {
+		if svc == nil || expired(&sd) || !svc.Owns(sd.CreatedAt) {
 			return true, nil
 		}
 		referred[sd.TargetServiceRevision.Arn] = true
@@ -598,7 +566,7 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 			return false, err
 		}
 		current := svc != nil && slices.Contains(slices.Collect(maps.Values(svc.Revisions)), rev.ServiceRevisionArn)
-		return svc == nil || !svc.owns(rev.CreatedAt) || !referred[rev.ServiceRevisionArn] && !current, nil
+		return svc == nil || !svc.Owns(rev.CreatedAt) || !referred[rev.ServiceRevisionArn] && !current, nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/cloudmap"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -39,7 +40,7 @@ func newDeploymentID() string {
 	return fmt.Sprintf("ecs-svc/%019d", rand.Int64N(8e18)+1e18)
 }
 
-func (s *Service) newDeployment(c call, svc *serviceRecord) ecsapi.Deployment {
+func (s *Service) newDeployment(c call, svc *ecsapi.Service) ecsapi.Deployment {
 	id := newDeploymentID()
 	now := callTime(c)
 	var sc *ecsapi.ServiceConnectConfiguration
@@ -165,17 +166,17 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			return clientError("TaskDefinition is inactive").
 				WithHint("%s was deregistered; register a new revision for the service", td.TaskDefinitionArn)
 		}
-		if err := s.checkRegistries(tx, c, in.ServiceRegistries, &td.TaskDefinition); err != nil {
+		if err := s.checkRegistries(tx, c, in.ServiceRegistries, wireTD(td)); err != nil {
 			return err
 		}
-		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, &td.TaskDefinition)
+		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, wireTD(td))
 		if err != nil {
 			return err
 		}
-		if err := checkNetworkConfiguration(in.NetworkConfiguration, &td.TaskDefinition); err != nil {
+		if err := checkNetworkConfiguration(in.NetworkConfiguration, wireTD(td)); err != nil {
 			return err
 		}
-		if err := checkStartable(&td.TaskDefinition); err != nil {
+		if err := checkStartable(wireTD(td)); err != nil {
 			return err
 		}
 		scheduling := in.SchedulingStrategy
@@ -186,7 +187,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if propagate == "" {
 			propagate = ecsapi.PropagateTagsNone
 		}
-		svc := &serviceRecord{Service: ecsapi.Service{
+		w := &ecsapi.Service{
 			ServiceArn:                    s.arn(c, "service/"+cl.ClusterName+"/"+in.ServiceName),
 			ServiceName:                   in.ServiceName,
 			ClusterArn:                    cl.ClusterArn,
@@ -214,19 +215,20 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			PropagateTags:                 propagate,
 			EnableExecuteCommand:          in.EnableExecuteCommand,
 			AvailabilityZoneRebalancing:   orDefaultEnum(in.AvailabilityZoneRebalancing, ecsapi.AvailabilityZoneRebalancingDisabled),
-		}}
-		d := s.newDeployment(c, svc)
-		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.Tags, in.ServiceConnectConfiguration, &td.TaskDefinition)
+		}
+		d := s.newDeployment(c, w)
+		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.Tags, in.ServiceConnectConfiguration, wireTD(td))
 		if err != nil {
 			return err
 		}
 		d.VolumeConfigurations = in.VolumeConfigurations
-		svc.Deployments = []ecsapi.Deployment{d}
-		svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, in.Tags))
-		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, &td.TaskDefinition, nil); err != nil {
+		w.Deployments = []ecsapi.Deployment{d}
+		svc := &serviceRecord{Service: state.ServiceFromWire(w)}
+		svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
+		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, wireTD(td), nil); err != nil {
 			return err
 		}
-		out = svc.Service
+		out = svc.Service.Wire()
 		if err := tx.Put(k, svc); err != nil {
 			return err
 		}
@@ -302,6 +304,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if err != nil {
 			return err
 		}
+		w := svc.Service.Wire()
 		deploy := in.ForceNewDeployment
 		if in.TaskDefinition != "" {
 			td, err := s.findTaskDef(tx, c, in.TaskDefinition)
@@ -312,119 +315,122 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				return clientError("TaskDefinition is inactive").
 					WithHint("%s was deregistered; register a new revision for the service", td.TaskDefinitionArn)
 			}
-			deploy = deploy || td.TaskDefinitionArn != svc.TaskDefinition
-			svc.TaskDefinition = td.TaskDefinitionArn
+			deploy = deploy || td.TaskDefinitionArn != w.TaskDefinition
+			w.TaskDefinition = td.TaskDefinitionArn
 		}
 		if in.DeploymentConfiguration != nil {
-			dc := *svc.DeploymentConfiguration
+			dc := *w.DeploymentConfiguration
 			merged := mergeDeploymentConfiguration(&dc, in.DeploymentConfiguration)
-			if _, err := defaultDeploymentConfiguration(merged, svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon); err != nil {
+			if _, err := defaultDeploymentConfiguration(merged, w.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon); err != nil {
 				return err
 			}
-			svc.DeploymentConfiguration = merged
+			w.DeploymentConfiguration = merged
 		}
 		changed := func(have, want any) bool { return !reflect.DeepEqual(have, want) }
-		if in.NetworkConfiguration != nil && changed(svc.NetworkConfiguration, in.NetworkConfiguration) {
-			svc.NetworkConfiguration, deploy = in.NetworkConfiguration, true
+		if in.NetworkConfiguration != nil && changed(w.NetworkConfiguration, in.NetworkConfiguration) {
+			w.NetworkConfiguration, deploy = in.NetworkConfiguration, true
 		}
-		if in.PlacementConstraints != nil && changed(svc.PlacementConstraints, in.PlacementConstraints) {
-			svc.PlacementConstraints, deploy = in.PlacementConstraints, true
+		if in.PlacementConstraints != nil && changed(w.PlacementConstraints, in.PlacementConstraints) {
+			w.PlacementConstraints, deploy = in.PlacementConstraints, true
 		}
-		if in.PlacementStrategy != nil && changed(svc.PlacementStrategy, in.PlacementStrategy) {
-			if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(in.PlacementStrategy) > 0 {
+		if in.PlacementStrategy != nil && changed(w.PlacementStrategy, in.PlacementStrategy) {
+			if w.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(in.PlacementStrategy) > 0 {
 				return invalidParameter(daemonNoStrategy)
 			}
-			svc.PlacementStrategy, deploy = in.PlacementStrategy, true
+			w.PlacementStrategy, deploy = in.PlacementStrategy, true
 		}
-		if in.PlatformVersion != "" && svc.LaunchType == ecsapi.LaunchTypeEc2 {
+		if in.PlatformVersion != "" && w.LaunchType == ecsapi.LaunchTypeEc2 {
 			return invalidParameter("The platform version must be null when specifying an EC2 launch type.")
 		}
-		if in.PlatformVersion != "" && in.PlatformVersion != svc.PlatformVersion {
-			svc.PlatformVersion, deploy = in.PlatformVersion, true
+		if in.PlatformVersion != "" && in.PlatformVersion != w.PlatformVersion {
+			w.PlatformVersion, deploy = in.PlatformVersion, true
 		}
-		if in.CapacityProviderStrategy != nil && changed(svc.CapacityProviderStrategy, in.CapacityProviderStrategy) {
-			svc.CapacityProviderStrategy, deploy = in.CapacityProviderStrategy, true
+		if in.CapacityProviderStrategy != nil && changed(w.CapacityProviderStrategy, in.CapacityProviderStrategy) {
+			w.CapacityProviderStrategy, deploy = in.CapacityProviderStrategy, true
 		}
-		if in.LoadBalancers != nil && changed(svc.LoadBalancers, in.LoadBalancers) {
-			svc.LoadBalancers, deploy = in.LoadBalancers, true
+		if in.LoadBalancers != nil && changed(w.LoadBalancers, in.LoadBalancers) {
+			w.LoadBalancers, deploy = in.LoadBalancers, true
 		}
-		if in.ServiceRegistries != nil && changed(svc.ServiceRegistries, in.ServiceRegistries) {
-			svc.ServiceRegistries, deploy = in.ServiceRegistries, true
+		if in.ServiceRegistries != nil && changed(w.ServiceRegistries, in.ServiceRegistries) {
+			w.ServiceRegistries, deploy = in.ServiceRegistries, true
 		}
 		if in.ServiceRegistries != nil || in.TaskDefinition != "" || in.NetworkConfiguration != nil {
-			td, err := s.findTaskDef(tx, c, svc.TaskDefinition)
+			td, err := s.findTaskDef(tx, c, w.TaskDefinition)
 			if err != nil {
 				return err
 			}
-			if err := s.checkRegistries(tx, c, svc.ServiceRegistries, &td.TaskDefinition); err != nil {
+			if err := s.checkRegistries(tx, c, w.ServiceRegistries, wireTD(td)); err != nil {
 				return err
 			}
-			if _, err := checkLaunchType(svc.LaunchType, nil, "", &td.TaskDefinition); err != nil {
+			if _, err := checkLaunchType(w.LaunchType, nil, "", wireTD(td)); err != nil {
 				return err
 			}
-			if err := checkNetworkConfiguration(svc.NetworkConfiguration, &td.TaskDefinition); err != nil {
+			if err := checkNetworkConfiguration(w.NetworkConfiguration, wireTD(td)); err != nil {
 				return err
 			}
-			if err := checkStartable(&td.TaskDefinition); err != nil {
+			if err := checkStartable(wireTD(td)); err != nil {
 				return err
 			}
 		}
-		sc := svc.Deployments[0].ServiceConnectConfiguration
+		sc := w.Deployments[0].ServiceConnectConfiguration
 		if in.ServiceConnectConfiguration != nil && changed(sc, in.ServiceConnectConfiguration) {
 			sc, deploy = in.ServiceConnectConfiguration, true
 		}
-		volumes := svc.Deployments[0].VolumeConfigurations
+		volumes := w.Deployments[0].VolumeConfigurations
 		if in.VolumeConfigurations != nil && changed(volumes, in.VolumeConfigurations) {
 			volumes, deploy = in.VolumeConfigurations, true
 		}
 		if in.HealthCheckGracePeriodSeconds != nil {
-			svc.HealthCheckGracePeriodSeconds = in.HealthCheckGracePeriodSeconds
+			w.HealthCheckGracePeriodSeconds = in.HealthCheckGracePeriodSeconds
 		}
 		if in.EnableExecuteCommand != nil {
-			svc.EnableExecuteCommand = *in.EnableExecuteCommand
+			w.EnableExecuteCommand = *in.EnableExecuteCommand
 		}
 		if in.EnableECSManagedTags != nil {
-			svc.EnableECSManagedTags = *in.EnableECSManagedTags
+			w.EnableECSManagedTags = *in.EnableECSManagedTags
 		}
 		if in.PropagateTags != "" {
-			svc.PropagateTags = in.PropagateTags
+			w.PropagateTags = in.PropagateTags
 		}
 		if in.AvailabilityZoneRebalancing != "" {
-			svc.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing
+			w.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing
 		}
 		if in.DesiredCount != nil {
-			if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
+			if w.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
 				return invalidParameter(daemonNoDesiredCount)
 			}
-			svc.DesiredCount = *in.DesiredCount
+			w.DesiredCount = *in.DesiredCount
 		}
 		if deploy {
-			for i := range svc.Deployments {
-				svc.Deployments[i].Status = "ACTIVE"
+			for i := range w.Deployments {
+				w.Deployments[i].Status = "ACTIVE"
 			}
-			d := s.newDeployment(c, svc)
-			td, err := s.findTaskDef(tx, c, svc.TaskDefinition)
+			d := s.newDeployment(c, &w)
+			td, err := s.findTaskDef(tx, c, w.TaskDefinition)
 			if err != nil {
 				return err
 			}
-			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, svc.Tags, sc, &td.TaskDefinition); err != nil {
+			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, w.Tags, sc, wireTD(td)); err != nil {
 				return err
 			}
 			d.VolumeConfigurations = volumes
-			svc.Deployments = append([]ecsapi.Deployment{d}, svc.Deployments...)
-			svc.setMutualTLS(d.Id, mutualTLS(d.ServiceConnectConfiguration, svc.Tags))
+			w.Deployments = append([]ecsapi.Deployment{d}, w.Deployments...)
+
+			svc.Service = state.ServiceFromWire(&w)
+			svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
 			tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cl.ClusterName)
 			if err != nil {
 				return err
 			}
-			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, &td.TaskDefinition, tasks); err != nil {
+			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, wireTD(td), tasks); err != nil {
 				return err
 			}
 		} else {
-			svc.Deployments[0].DesiredCount = svc.DesiredCount
-			svc.Deployments[0].UpdatedAt = callTime(c)
+			w.Deployments[0].DesiredCount = w.DesiredCount
+			w.Deployments[0].UpdatedAt = callTime(c)
+			svc.Service = state.ServiceFromWire(&w)
 		}
-		out, rec = svc.Service, svc
+		out, rec = svc.Service.Wire(), svc
 		return tx.Put(k, svc)
 	})
 	if err != nil {
@@ -484,7 +490,7 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 		if !live {
 			s.retire(c, svc)
 		}
-		out = svc.Service
+		out = svc.Service.Wire()
 		return tx.Put(k, svc)
 	})
 	if err != nil {
@@ -497,7 +503,7 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 func (s *Service) retire(c call, svc *serviceRecord) {
 	now := c.now
 	svc.Status, svc.InactiveAt = "INACTIVE", &now
-	svc.Deployments = []ecsapi.Deployment{}
+	svc.Deployments = []state.Deployment{}
 }
 
 func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool, error) {
@@ -609,7 +615,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			out.Failures = append(out.Failures, failureOf(arn, "MISSING", ""))
 			continue
 		}
-		v := svc.Service
+		v := svc.Service.Wire()
 		if err := s.serviceCounts(ctx, c, &v, &svc); err != nil {
 			return nil, err
 		}

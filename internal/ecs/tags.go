@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -32,9 +33,9 @@ func checkTags(tags []ecsapi.Tag) error {
 }
 
 // mergeTags adds or replaces tags by key.
-func mergeTags(have, add []ecsapi.Tag) []ecsapi.Tag {
-	out := append([]ecsapi.Tag(nil), have...)
-	for _, t := range add {
+func mergeTags(have []state.Tag, add []ecsapi.Tag) []state.Tag {
+	out := append([]state.Tag(nil), have...)
+	for _, t := range state.TagsFromWire(add) {
 		replaced := false
 		for i := range out {
 			if out[i].Key == t.Key {
@@ -48,8 +49,8 @@ func mergeTags(have, add []ecsapi.Tag) []ecsapi.Tag {
 	return out
 }
 
-func removeTags(have []ecsapi.Tag, keys []string) []ecsapi.Tag {
-	var out []ecsapi.Tag
+func removeTags(have []state.Tag, keys []string) []state.Tag {
+	var out []state.Tag
 	for _, t := range have {
 		if !contains(keys, t.Key) {
 			out = append(out, t)
@@ -69,8 +70,8 @@ func contains[T comparable](list []T, v T) bool {
 
 // tagged is a stored resource that carries tags.
 type tagged struct {
-	get  func() []ecsapi.Tag
-	set  func([]ecsapi.Tag)
+	get  func() []state.Tag
+	set  func([]state.Tag)
 	save func(tx *store.Tx) error
 }
 
@@ -92,28 +93,28 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 		if r.Status != "ACTIVE" {
 			return nil, invalidParameter("The specified cluster is inactive. Specify an active cluster and try again.")
 		}
-		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "service":
 		var r serviceRecord
 		k := c.key("services", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified service could not be found.")
 		}
-		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "task":
 		var r taskRecord
 		k := c.key("tasks", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task could not be found.")
 		}
-		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "container-instance":
 		var r instanceRecord
 		k := c.key("instances", rest)
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified container instance could not be found.")
 		}
-		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "task-definition":
 		family, rev, ok := strings.Cut(rest, ":")
 		if !ok {
@@ -124,7 +125,7 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task definition could not be found.")
 		}
-		return &tagged{get: func() []ecsapi.Tag { return r.Tags }, set: func(t []ecsapi.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
+		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	}
 	return nil, invalidParameter("Resources of type %q cannot be tagged.", kind)
 }
@@ -186,7 +187,7 @@ func (s *Service) ListTagsForResource(ctx context.Context, in *ecsapi.ListTagsFo
 		if err != nil {
 			return err
 		}
-		tags = r.get()
+		tags = state.WireTags(r.get())
 		return nil
 	})
 	if err != nil {

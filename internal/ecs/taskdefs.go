@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -45,7 +46,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 		if err := store.MarkRegion(tx, c.region); err != nil {
 			return err
 		}
-		return tx.Put(c.key("taskdefs", td.Family, padRevision(strconv.Itoa(int(td.Revision)))), &taskDefRecord{TaskDefinition: *td, Tags: in.Tags})
+		return tx.Put(c.key("taskdefs", td.Family, padRevision(strconv.Itoa(int(td.Revision)))), &taskDefRecord{TaskDefinition: state.TaskDefinitionFromWire(td), Tags: state.TagsFromWire(in.Tags)})
 	})
 	if err != nil {
 		return nil, err
@@ -566,9 +567,9 @@ func (s *Service) DescribeTaskDefinition(ctx context.Context, in *ecsapi.Describ
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.DescribeTaskDefinitionResponse{TaskDefinition: &td.TaskDefinition}
+	out := &ecsapi.DescribeTaskDefinitionResponse{TaskDefinition: wireTD(td)}
 	if contains(in.Include, ecsapi.TaskDefinitionFieldTags) {
-		out.Tags = td.Tags
+		out.Tags = state.WireTags(td.Tags)
 	}
 	return out, nil
 }
@@ -698,7 +699,7 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.Dereg
 			td.Status = ecsapi.TaskDefinitionStatusInactive
 			td.DeregisteredAt = callTime(c)
 		}
-		out = td.TaskDefinition
+		out = td.TaskDefinition.Wire()
 		return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), td)
 	})
 	if err != nil {
@@ -741,7 +742,7 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 				td.Status = ecsapi.TaskDefinitionStatusDeleteInProgress
 				td.DeleteRequestedAt = callTime(c)
 			}
-			done = &td.TaskDefinition
+			done = wireTD(&td)
 			return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
 		})
 		if err != nil {

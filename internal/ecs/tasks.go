@@ -12,6 +12,7 @@ import (
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/scheduler"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -122,7 +123,7 @@ func node(r *instanceRecord) scheduler.Node {
 	return n
 }
 
-func portList(r *ecsapi.Resource) []int {
+func portList(r *state.Resource) []int {
 	if r == nil {
 		return nil
 	}
@@ -193,7 +194,7 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 	id := newID()
 	cluster := l.cluster.ClusterName
 	taskArn := s.arn(c, "task/"+cluster+"/"+id)
-	td := &l.td.TaskDefinition
+	td := wireTD(l.td)
 	status := "PENDING"
 	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
 		status = "PROVISIONING"
@@ -206,17 +207,17 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 	if l.overrides != nil {
 		overrides = l.overrides
 	}
-	tags := l.tags
+	tags := state.TagsFromWire(l.tags)
 	if l.propagate == ecsapi.PropagateTagsTaskDefinition {
-		tags = mergeTags(l.td.Tags, tags)
+		tags = mergeTags(l.td.Tags, l.tags)
 	}
 	t := &taskRecord{
-		Task: ecsapi.Task{
+		Task: state.Task{
 			TaskArn:              taskArn,
 			ClusterArn:           l.cluster.ClusterArn,
 			TaskDefinitionArn:    td.TaskDefinitionArn,
 			ContainerInstanceArn: r.ContainerInstanceArn,
-			Overrides:            overrides,
+			Overrides:            one(overrides, state.TaskOverrideFromWire),
 			LastStatus:           status,
 			DesiredStatus:        "RUNNING",
 			Cpu:                  td.Cpu,
@@ -230,7 +231,7 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 			EnableExecuteCommand: l.execute,
 			HealthStatus:         ecsapi.HealthStatusUnknown,
 		},
-		Reserved: d,
+		Reserved: state.ReservationOf(d),
 		Service:  l.service,
 	}
 	if l.overrides != nil && l.overrides.Cpu != "" {
@@ -243,17 +244,17 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 		t.AvailabilityZone = az
 	}
 	if arch, ok := attribute(r.Attributes, "ecs.cpu-architecture"); ok {
-		t.Attributes = []ecsapi.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
+		t.Attributes = []state.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
 	}
 	for _, cd := range td.ContainerDefinitions {
-		ct := ecsapi.Container{
+		ct := state.Container{
 			ContainerArn:      s.arn(c, "container/"+cluster+"/"+id+"/"+newUUID()),
 			TaskArn:           taskArn,
 			Name:              cd.Name,
 			Image:             cd.Image,
 			LastStatus:        "PENDING",
 			Cpu:               strconv.Itoa(int(cd.Cpu)),
-			NetworkInterfaces: []ecsapi.NetworkInterface{},
+			NetworkInterfaces: []state.NetworkInterface{},
 		}
 		if cd.Memory != nil {
 			ct.Memory = strconv.Itoa(int(*cd.Memory))
@@ -403,7 +404,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if err != nil {
 			return err
 		}
-		td := &l.td.TaskDefinition
+		td := wireTD(l.td)
 		if l.launchType, err = checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td); err != nil {
 			return err
 		}
@@ -426,12 +427,12 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if err != nil {
 			return err
 		}
-		d := demand(&l.td.TaskDefinition, in.Overrides)
+		d := demand(wireTD(l.td), in.Overrides)
 		group := in.Group
 		if group == "" {
 			group = "family:" + l.td.Family
 		}
-		res, err := scheduler.Place(nodes(instances, tasks), placementRequest(&l.td.TaskDefinition, d, count, group, in.PlacementConstraints, in.PlacementStrategy))
+		res, err := scheduler.Place(nodes(instances, tasks), placementRequest(wireTD(l.td), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
 		if err != nil {
 			return invalidParameter("%s", err.Error())
 		}
@@ -449,7 +450,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 				return err
 			}
 			touched[r] = true
-			out.Tasks = append(out.Tasks, t.Task)
+			out.Tasks = append(out.Tasks, t.Task.Wire())
 		}
 		for r := range touched {
 			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
@@ -517,7 +518,7 @@ func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, 
 		return nil, invalidParameter("TaskDefinition is inactive").
 			WithHint("%s was deregistered; register a new revision to run it", td.TaskDefinitionArn)
 	}
-	if err := checkOverrides(&td.TaskDefinition, ov); err != nil {
+	if err := checkOverrides(wireTD(td), ov); err != nil {
 		return nil, err
 	}
 	return &launch{cluster: cl, td: td, overrides: ov, launchType: ecsapi.LaunchTypeEc2}, nil
@@ -563,7 +564,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		if err != nil {
 			return err
 		}
-		td := &l.td.TaskDefinition
+		td := wireTD(l.td)
 		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
 			return err
 		}
@@ -571,7 +572,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 			return err
 		}
 		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
-		d := demand(&l.td.TaskDefinition, in.Overrides)
+		d := demand(wireTD(l.td), in.Overrides)
 		for _, ref := range in.ContainerInstances {
 			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
 			if err != nil {
@@ -596,7 +597,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
 				return err
 			}
-			out.Tasks = append(out.Tasks, t.Task)
+			out.Tasks = append(out.Tasks, t.Task.Wire())
 		}
 		return nil
 	})
@@ -672,7 +673,8 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 	if err != nil || !ok {
 		return err
 	}
-	hold(&r, &t.Reserved, -1)
+	d := t.Reserved.Demand()
+	hold(&r, &d, -1)
 	r.Version++
 	return tx.Put(k, &r)
 }
@@ -702,7 +704,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		if err := s.stopTask(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
 			return err
 		}
-		out = t.Task
+		out = t.Task.Wire()
 		return nil
 	})
 	if err != nil {
@@ -776,7 +778,7 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 		if !contains(in.Include, ecsapi.TaskFieldTags) {
 			task.Tags = nil
 		}
-		out.Tasks = append(out.Tasks, task)
+		out.Tasks = append(out.Tasks, task.Wire())
 	}
 	return out, nil
 }
@@ -985,7 +987,7 @@ func applyContainerChange(t *taskRecord, name, runtimeID, status, reason string,
 			ct.ExitCode = exitCode
 		}
 		if bindings != nil {
-			ct.NetworkBindings = bindings
+			ct.NetworkBindings = each(bindings, state.NetworkBindingFromWire)
 		}
 		if digest != "" {
 			ct.ImageDigest = digest

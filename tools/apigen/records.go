@@ -8,8 +8,9 @@ package main
 //     committed. Taking members of a newer model is a deliberate re-pin.
 //   - -records generates from that pinned file one storage struct per
 //     structure shape, with the JSON member names and omit behaviour of the
-//     wire types (so the bytes stored stay the same) but plain strings for
-//     enumerations and no validation, and converters between each storage
+//     wire types (so the bytes stored stay the same), the wire package's
+//     enumeration types (strings, stored as they are), no validation, and
+//     converters between each storage
 //     struct and the wire struct of the same name. The converters are built
 //     against the wire package's source as it is: a member one side has and
 //     the other lacks, or a member whose types do not convert, is an error
@@ -306,6 +307,21 @@ func (g *recordGen) reachPinned(name string, seen map[string]bool) {
 	}
 }
 
+// enumOnWire reports a member (or list of members) whose wire type is one
+// of the wire package's enumerations: it is stored with that type, which
+// holds the same string, so that domain code compares it with the wire
+// package's constants.
+func (g *recordGen) enumOnWire(r *ref, f wireField) bool {
+	s := g.m.Shapes[r.Shape]
+	switch s.Type {
+	case "string":
+		return g.wire.strings[f.typ]
+	case "list":
+		return g.m.Shapes[s.Member.Shape].Type == "string" && strings.HasPrefix(f.typ, "[]") && g.wire.strings[strings.TrimPrefix(f.typ, "[]")]
+	}
+	return false
+}
+
 // storeType is the Go type of a stored member: the wire type with plain
 // strings for enumerations.
 func (g *recordGen) storeType(r *ref) string {
@@ -346,6 +362,14 @@ func (g *recordGen) shape(b *bytes.Buffer, name string) {
 	for _, mn := range members {
 		r := s.Members[mn]
 		t := g.storeType(r)
+		if f, ok := fields[mn]; ok && g.enumOnWire(r, f) {
+			t = f.typ
+			if strings.HasPrefix(t, "[]") {
+				t = "[]" + g.alias + "." + strings.TrimPrefix(t, "[]")
+			} else {
+				t = g.alias + "." + t
+			}
+		}
 		if strings.Contains(t, "api.") {
 			g.used["api"] = true
 		}
@@ -384,6 +408,13 @@ func (g *recordGen) convert(owner, mn string, r *ref, f wireField) (from, to str
 	unsupported := func() (string, string, bool) {
 		g.errorf("%s.%s: -records cannot convert a %s of %s yet", owner, mn, s.Type, g.storeType(r))
 		return "", "", false
+	}
+	if g.enumOnWire(r, f) {
+		if s.Type == "list" {
+			g.used["slices"] = true
+			return "slices.Clone(" + w + ")", "slices.Clone(" + x + ")", true
+		}
+		return w, x, true
 	}
 	switch s.Type {
 	case "string":

@@ -192,7 +192,7 @@ func TestGoldenTaskDefinitions(t *testing.T) {
 	})
 	web := one(t, recs, "/taskdefs/web/0000000001")
 	if web.TaskDefinitionArn != "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" || web.Revision != 1 || web.NetworkMode != "bridge" ||
-		!slices.Equal(web.RequiresCompatibilities, []string{"EC2"}) || len(web.ContainerDefinitions) != 2 {
+		!slices.Equal(web.RequiresCompatibilities, []ecsapi.Compatibility{"EC2"}) || len(web.ContainerDefinitions) != 2 {
 		t.Fatalf("web:1: %+v", web.TaskDefinition)
 	}
 	if len(web.Tags) != 1 || web.Tags[0] != (Tag{Key: "app", Value: "web"}) {
@@ -368,7 +368,7 @@ func TestGoldenServiceDeployments(t *testing.T) {
 	recs := checkGolden[ServiceDeploymentRecord](t, "service-deployments.json", func(t *testing.T, r *ServiceDeploymentRecord) {
 		throughWire(t, "service deployment", &r.ServiceDeployment, (*ServiceDeployment).Wire, ServiceDeploymentFromWire)
 	})
-	statuses := map[string]int{}
+	statuses := map[ecsapi.ServiceDeploymentStatus]int{}
 	for key, r := range recs {
 		statuses[r.Status]++
 		if !strings.HasSuffix(key, "-"+path.Base(r.ServiceDeploymentArn)) || !strings.HasPrefix(r.Target, "ecs-svc/") {

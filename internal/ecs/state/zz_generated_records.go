@@ -68,10 +68,10 @@ func (x *Attachment) Wire() ecsapi.Attachment {
 
 // Attribute is the stored form of ecsapi.Attribute.
 type Attribute struct {
-	Name       string `json:"name,omitempty"`
-	TargetId   string `json:"targetId,omitempty"`
-	TargetType string `json:"targetType,omitempty"`
-	Value      string `json:"value,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	TargetId   string            `json:"targetId,omitempty"`
+	TargetType ecsapi.TargetType `json:"targetType,omitempty"`
+	Value      string            `json:"value,omitempty"`
 }
 
 // AttributeFromWire returns the stored form of w.
@@ -79,7 +79,7 @@ func AttributeFromWire(w *ecsapi.Attribute) Attribute {
 	return Attribute{
 		Name:       w.Name,
 		TargetId:   w.TargetId,
-		TargetType: string(w.TargetType),
+		TargetType: w.TargetType,
 		Value:      w.Value,
 	}
 }
@@ -89,22 +89,22 @@ func (x *Attribute) Wire() ecsapi.Attribute {
 	return ecsapi.Attribute{
 		Name:       x.Name,
 		TargetId:   x.TargetId,
-		TargetType: ecsapi.TargetType(x.TargetType),
+		TargetType: x.TargetType,
 		Value:      x.Value,
 	}
 }
 
 // AwsVpcConfiguration is the stored form of ecsapi.AwsVpcConfiguration.
 type AwsVpcConfiguration struct {
-	AssignPublicIp string   `json:"assignPublicIp,omitempty"`
-	SecurityGroups []string `json:"securityGroups,omitzero"`
-	Subnets        []string `json:"subnets,omitzero"`
+	AssignPublicIp ecsapi.AssignPublicIp `json:"assignPublicIp,omitempty"`
+	SecurityGroups []string              `json:"securityGroups,omitzero"`
+	Subnets        []string              `json:"subnets,omitzero"`
 }
 
 // AwsVpcConfigurationFromWire returns the stored form of w.
 func AwsVpcConfigurationFromWire(w *ecsapi.AwsVpcConfiguration) AwsVpcConfiguration {
 	return AwsVpcConfiguration{
-		AssignPublicIp: string(w.AssignPublicIp),
+		AssignPublicIp: w.AssignPublicIp,
 		SecurityGroups: slices.Clone(w.SecurityGroups),
 		Subnets:        slices.Clone(w.Subnets),
 	}
@@ -113,7 +113,7 @@ func AwsVpcConfigurationFromWire(w *ecsapi.AwsVpcConfiguration) AwsVpcConfigurat
 // Wire returns the wire form of x.
 func (x *AwsVpcConfiguration) Wire() ecsapi.AwsVpcConfiguration {
 	return ecsapi.AwsVpcConfiguration{
-		AssignPublicIp: ecsapi.AssignPublicIp(x.AssignPublicIp),
+		AssignPublicIp: x.AssignPublicIp,
 		SecurityGroups: slices.Clone(x.SecurityGroups),
 		Subnets:        slices.Clone(x.Subnets),
 	}
@@ -273,14 +273,14 @@ func (x *ClusterServiceConnectDefaults) Wire() ecsapi.ClusterServiceConnectDefau
 
 // ClusterSetting is the stored form of ecsapi.ClusterSetting.
 type ClusterSetting struct {
-	Name  string `json:"name,omitempty"`
-	Value string `json:"value,omitempty"`
+	Name  ecsapi.ClusterSettingName `json:"name,omitempty"`
+	Value string                    `json:"value,omitempty"`
 }
 
 // ClusterSettingFromWire returns the stored form of w.
 func ClusterSettingFromWire(w *ecsapi.ClusterSetting) ClusterSetting {
 	return ClusterSetting{
-		Name:  string(w.Name),
+		Name:  w.Name,
 		Value: w.Value,
 	}
 }
@@ -288,30 +288,30 @@ func ClusterSettingFromWire(w *ecsapi.ClusterSetting) ClusterSetting {
 // Wire returns the wire form of x.
 func (x *ClusterSetting) Wire() ecsapi.ClusterSetting {
 	return ecsapi.ClusterSetting{
-		Name:  ecsapi.ClusterSettingName(x.Name),
+		Name:  x.Name,
 		Value: x.Value,
 	}
 }
 
 // Container is the stored form of ecsapi.Container.
 type Container struct {
-	ContainerArn      string             `json:"containerArn,omitempty"`
-	Cpu               string             `json:"cpu,omitempty"`
-	ExitCode          *int32             `json:"exitCode,omitempty"`
-	GpuIds            []string           `json:"gpuIds,omitzero"`
-	HealthStatus      string             `json:"healthStatus,omitempty"`
-	Image             string             `json:"image,omitempty"`
-	ImageDigest       string             `json:"imageDigest,omitempty"`
-	LastStatus        string             `json:"lastStatus,omitempty"`
-	ManagedAgents     []ManagedAgent     `json:"managedAgents,omitzero"`
-	Memory            string             `json:"memory,omitempty"`
-	MemoryReservation string             `json:"memoryReservation,omitempty"`
-	Name              string             `json:"name,omitempty"`
-	NetworkBindings   []NetworkBinding   `json:"networkBindings,omitzero"`
-	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitzero"`
-	Reason            string             `json:"reason,omitempty"`
-	RuntimeId         string             `json:"runtimeId,omitempty"`
-	TaskArn           string             `json:"taskArn,omitempty"`
+	ContainerArn      string              `json:"containerArn,omitempty"`
+	Cpu               string              `json:"cpu,omitempty"`
+	ExitCode          *int32              `json:"exitCode,omitempty"`
+	GpuIds            []string            `json:"gpuIds,omitzero"`
+	HealthStatus      ecsapi.HealthStatus `json:"healthStatus,omitempty"`
+	Image             string              `json:"image,omitempty"`
+	ImageDigest       string              `json:"imageDigest,omitempty"`
+	LastStatus        string              `json:"lastStatus,omitempty"`
+	ManagedAgents     []ManagedAgent      `json:"managedAgents,omitzero"`
+	Memory            string              `json:"memory,omitempty"`
+	MemoryReservation string              `json:"memoryReservation,omitempty"`
+	Name              string              `json:"name,omitempty"`
+	NetworkBindings   []NetworkBinding    `json:"networkBindings,omitzero"`
+	NetworkInterfaces []NetworkInterface  `json:"networkInterfaces,omitzero"`
+	Reason            string              `json:"reason,omitempty"`
+	RuntimeId         string              `json:"runtimeId,omitempty"`
+	TaskArn           string              `json:"taskArn,omitempty"`
 }
 
 // ContainerFromWire returns the stored form of w.
@@ -321,7 +321,7 @@ func ContainerFromWire(w *ecsapi.Container) Container {
 		Cpu:               w.Cpu,
 		ExitCode:          copyPtr(w.ExitCode),
 		GpuIds:            slices.Clone(w.GpuIds),
-		HealthStatus:      string(w.HealthStatus),
+		HealthStatus:      w.HealthStatus,
 		Image:             w.Image,
 		ImageDigest:       w.ImageDigest,
 		LastStatus:        w.LastStatus,
@@ -344,7 +344,7 @@ func (x *Container) Wire() ecsapi.Container {
 		Cpu:               x.Cpu,
 		ExitCode:          copyPtr(x.ExitCode),
 		GpuIds:            slices.Clone(x.GpuIds),
-		HealthStatus:      ecsapi.HealthStatus(x.HealthStatus),
+		HealthStatus:      x.HealthStatus,
 		Image:             x.Image,
 		ImageDigest:       x.ImageDigest,
 		LastStatus:        x.LastStatus,
@@ -362,48 +362,48 @@ func (x *Container) Wire() ecsapi.Container {
 
 // ContainerDefinition is the stored form of ecsapi.ContainerDefinition.
 type ContainerDefinition struct {
-	Command                []string                `json:"command,omitzero"`
-	Cpu                    int32                   `json:"cpu"`
-	CredentialSpecs        []string                `json:"credentialSpecs,omitzero"`
-	DependsOn              []ContainerDependency   `json:"dependsOn,omitzero"`
-	DisableNetworking      *bool                   `json:"disableNetworking,omitempty"`
-	DnsSearchDomains       []string                `json:"dnsSearchDomains,omitzero"`
-	DnsServers             []string                `json:"dnsServers,omitzero"`
-	DockerLabels           map[string]string       `json:"dockerLabels,omitzero"`
-	DockerSecurityOptions  []string                `json:"dockerSecurityOptions,omitzero"`
-	EntryPoint             []string                `json:"entryPoint,omitzero"`
-	Environment            []KeyValuePair          `json:"environment,omitzero"`
-	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitzero"`
-	Essential              *bool                   `json:"essential,omitempty"`
-	ExtraHosts             []HostEntry             `json:"extraHosts,omitzero"`
-	FirelensConfiguration  *FirelensConfiguration  `json:"firelensConfiguration,omitempty"`
-	HealthCheck            *HealthCheck            `json:"healthCheck,omitempty"`
-	Hostname               string                  `json:"hostname,omitempty"`
-	Image                  string                  `json:"image,omitempty"`
-	Interactive            *bool                   `json:"interactive,omitempty"`
-	Links                  []string                `json:"links,omitzero"`
-	LinuxParameters        *LinuxParameters        `json:"linuxParameters,omitempty"`
-	LogConfiguration       *LogConfiguration       `json:"logConfiguration,omitempty"`
-	Memory                 *int32                  `json:"memory,omitempty"`
-	MemoryReservation      *int32                  `json:"memoryReservation,omitempty"`
-	MountPoints            []MountPoint            `json:"mountPoints,omitzero"`
-	Name                   string                  `json:"name,omitempty"`
-	PortMappings           []PortMapping           `json:"portMappings,omitzero"`
-	Privileged             *bool                   `json:"privileged,omitempty"`
-	PseudoTerminal         *bool                   `json:"pseudoTerminal,omitempty"`
-	ReadonlyRootFilesystem *bool                   `json:"readonlyRootFilesystem,omitempty"`
-	RepositoryCredentials  *RepositoryCredentials  `json:"repositoryCredentials,omitempty"`
-	ResourceRequirements   []ResourceRequirement   `json:"resourceRequirements,omitzero"`
-	RestartPolicy          *ContainerRestartPolicy `json:"restartPolicy,omitempty"`
-	Secrets                []Secret                `json:"secrets,omitzero"`
-	StartTimeout           *int32                  `json:"startTimeout,omitempty"`
-	StopTimeout            *int32                  `json:"stopTimeout,omitempty"`
-	SystemControls         []SystemControl         `json:"systemControls,omitzero"`
-	Ulimits                []Ulimit                `json:"ulimits,omitzero"`
-	User                   string                  `json:"user,omitempty"`
-	VersionConsistency     string                  `json:"versionConsistency,omitempty"`
-	VolumesFrom            []VolumeFrom            `json:"volumesFrom,omitzero"`
-	WorkingDirectory       string                  `json:"workingDirectory,omitempty"`
+	Command                []string                  `json:"command,omitzero"`
+	Cpu                    int32                     `json:"cpu"`
+	CredentialSpecs        []string                  `json:"credentialSpecs,omitzero"`
+	DependsOn              []ContainerDependency     `json:"dependsOn,omitzero"`
+	DisableNetworking      *bool                     `json:"disableNetworking,omitempty"`
+	DnsSearchDomains       []string                  `json:"dnsSearchDomains,omitzero"`
+	DnsServers             []string                  `json:"dnsServers,omitzero"`
+	DockerLabels           map[string]string         `json:"dockerLabels,omitzero"`
+	DockerSecurityOptions  []string                  `json:"dockerSecurityOptions,omitzero"`
+	EntryPoint             []string                  `json:"entryPoint,omitzero"`
+	Environment            []KeyValuePair            `json:"environment,omitzero"`
+	EnvironmentFiles       []EnvironmentFile         `json:"environmentFiles,omitzero"`
+	Essential              *bool                     `json:"essential,omitempty"`
+	ExtraHosts             []HostEntry               `json:"extraHosts,omitzero"`
+	FirelensConfiguration  *FirelensConfiguration    `json:"firelensConfiguration,omitempty"`
+	HealthCheck            *HealthCheck              `json:"healthCheck,omitempty"`
+	Hostname               string                    `json:"hostname,omitempty"`
+	Image                  string                    `json:"image,omitempty"`
+	Interactive            *bool                     `json:"interactive,omitempty"`
+	Links                  []string                  `json:"links,omitzero"`
+	LinuxParameters        *LinuxParameters          `json:"linuxParameters,omitempty"`
+	LogConfiguration       *LogConfiguration         `json:"logConfiguration,omitempty"`
+	Memory                 *int32                    `json:"memory,omitempty"`
+	MemoryReservation      *int32                    `json:"memoryReservation,omitempty"`
+	MountPoints            []MountPoint              `json:"mountPoints,omitzero"`
+	Name                   string                    `json:"name,omitempty"`
+	PortMappings           []PortMapping             `json:"portMappings,omitzero"`
+	Privileged             *bool                     `json:"privileged,omitempty"`
+	PseudoTerminal         *bool                     `json:"pseudoTerminal,omitempty"`
+	ReadonlyRootFilesystem *bool                     `json:"readonlyRootFilesystem,omitempty"`
+	RepositoryCredentials  *RepositoryCredentials    `json:"repositoryCredentials,omitempty"`
+	ResourceRequirements   []ResourceRequirement     `json:"resourceRequirements,omitzero"`
+	RestartPolicy          *ContainerRestartPolicy   `json:"restartPolicy,omitempty"`
+	Secrets                []Secret                  `json:"secrets,omitzero"`
+	StartTimeout           *int32                    `json:"startTimeout,omitempty"`
+	StopTimeout            *int32                    `json:"stopTimeout,omitempty"`
+	SystemControls         []SystemControl           `json:"systemControls,omitzero"`
+	Ulimits                []Ulimit                  `json:"ulimits,omitzero"`
+	User                   string                    `json:"user,omitempty"`
+	VersionConsistency     ecsapi.VersionConsistency `json:"versionConsistency,omitempty"`
+	VolumesFrom            []VolumeFrom              `json:"volumesFrom,omitzero"`
+	WorkingDirectory       string                    `json:"workingDirectory,omitempty"`
 }
 
 // ContainerDefinitionFromWire returns the stored form of w.
@@ -448,7 +448,7 @@ func ContainerDefinitionFromWire(w *ecsapi.ContainerDefinition) ContainerDefinit
 		SystemControls:         convertSlice(w.SystemControls, SystemControlFromWire),
 		Ulimits:                convertSlice(w.Ulimits, UlimitFromWire),
 		User:                   w.User,
-		VersionConsistency:     string(w.VersionConsistency),
+		VersionConsistency:     w.VersionConsistency,
 		VolumesFrom:            convertSlice(w.VolumesFrom, VolumeFromFromWire),
 		WorkingDirectory:       w.WorkingDirectory,
 	}
@@ -496,7 +496,7 @@ func (x *ContainerDefinition) Wire() ecsapi.ContainerDefinition {
 		SystemControls:         convertSlice(x.SystemControls, (*SystemControl).Wire),
 		Ulimits:                convertSlice(x.Ulimits, (*Ulimit).Wire),
 		User:                   x.User,
-		VersionConsistency:     ecsapi.VersionConsistency(x.VersionConsistency),
+		VersionConsistency:     x.VersionConsistency,
 		VolumesFrom:            convertSlice(x.VolumesFrom, (*VolumeFrom).Wire),
 		WorkingDirectory:       x.WorkingDirectory,
 	}
@@ -504,14 +504,14 @@ func (x *ContainerDefinition) Wire() ecsapi.ContainerDefinition {
 
 // ContainerDependency is the stored form of ecsapi.ContainerDependency.
 type ContainerDependency struct {
-	Condition     string `json:"condition,omitempty"`
-	ContainerName string `json:"containerName,omitempty"`
+	Condition     ecsapi.ContainerCondition `json:"condition,omitempty"`
+	ContainerName string                    `json:"containerName,omitempty"`
 }
 
 // ContainerDependencyFromWire returns the stored form of w.
 func ContainerDependencyFromWire(w *ecsapi.ContainerDependency) ContainerDependency {
 	return ContainerDependency{
-		Condition:     string(w.Condition),
+		Condition:     w.Condition,
 		ContainerName: w.ContainerName,
 	}
 }
@@ -519,7 +519,7 @@ func ContainerDependencyFromWire(w *ecsapi.ContainerDependency) ContainerDepende
 // Wire returns the wire form of x.
 func (x *ContainerDependency) Wire() ecsapi.ContainerDependency {
 	return ecsapi.ContainerDependency{
-		Condition:     ecsapi.ContainerCondition(x.Condition),
+		Condition:     x.Condition,
 		ContainerName: x.ContainerName,
 	}
 }
@@ -552,7 +552,7 @@ func (x *ContainerImage) Wire() ecsapi.ContainerImage {
 // ContainerInstance is the stored form of ecsapi.ContainerInstance.
 type ContainerInstance struct {
 	AgentConnected       bool                           `json:"agentConnected"`
-	AgentUpdateStatus    string                         `json:"agentUpdateStatus,omitempty"`
+	AgentUpdateStatus    ecsapi.AgentUpdateStatus       `json:"agentUpdateStatus,omitempty"`
 	Attachments          []Attachment                   `json:"attachments,omitzero"`
 	Attributes           []Attribute                    `json:"attributes,omitzero"`
 	CapacityProviderName string                         `json:"capacityProviderName,omitempty"`
@@ -575,7 +575,7 @@ type ContainerInstance struct {
 func ContainerInstanceFromWire(w *ecsapi.ContainerInstance) ContainerInstance {
 	return ContainerInstance{
 		AgentConnected:       w.AgentConnected,
-		AgentUpdateStatus:    string(w.AgentUpdateStatus),
+		AgentUpdateStatus:    w.AgentUpdateStatus,
 		Attachments:          convertSlice(w.Attachments, AttachmentFromWire),
 		Attributes:           convertSlice(w.Attributes, AttributeFromWire),
 		CapacityProviderName: w.CapacityProviderName,
@@ -599,7 +599,7 @@ func ContainerInstanceFromWire(w *ecsapi.ContainerInstance) ContainerInstance {
 func (x *ContainerInstance) Wire() ecsapi.ContainerInstance {
 	return ecsapi.ContainerInstance{
 		AgentConnected:       x.AgentConnected,
-		AgentUpdateStatus:    ecsapi.AgentUpdateStatus(x.AgentUpdateStatus),
+		AgentUpdateStatus:    x.AgentUpdateStatus,
 		Attachments:          convertSlice(x.Attachments, (*Attachment).Wire),
 		Attributes:           convertSlice(x.Attributes, (*Attribute).Wire),
 		CapacityProviderName: x.CapacityProviderName,
@@ -621,15 +621,15 @@ func (x *ContainerInstance) Wire() ecsapi.ContainerInstance {
 
 // ContainerInstanceHealthStatus is the stored form of ecsapi.ContainerInstanceHealthStatus.
 type ContainerInstanceHealthStatus struct {
-	Details       []InstanceHealthCheckResult `json:"details,omitzero"`
-	OverallStatus string                      `json:"overallStatus,omitempty"`
+	Details       []InstanceHealthCheckResult     `json:"details,omitzero"`
+	OverallStatus ecsapi.InstanceHealthCheckState `json:"overallStatus,omitempty"`
 }
 
 // ContainerInstanceHealthStatusFromWire returns the stored form of w.
 func ContainerInstanceHealthStatusFromWire(w *ecsapi.ContainerInstanceHealthStatus) ContainerInstanceHealthStatus {
 	return ContainerInstanceHealthStatus{
 		Details:       convertSlice(w.Details, InstanceHealthCheckResultFromWire),
-		OverallStatus: string(w.OverallStatus),
+		OverallStatus: w.OverallStatus,
 	}
 }
 
@@ -637,7 +637,7 @@ func ContainerInstanceHealthStatusFromWire(w *ecsapi.ContainerInstanceHealthStat
 func (x *ContainerInstanceHealthStatus) Wire() ecsapi.ContainerInstanceHealthStatus {
 	return ecsapi.ContainerInstanceHealthStatus{
 		Details:       convertSlice(x.Details, (*InstanceHealthCheckResult).Wire),
-		OverallStatus: ecsapi.InstanceHealthCheckState(x.OverallStatus),
+		OverallStatus: x.OverallStatus,
 	}
 }
 
@@ -714,12 +714,12 @@ type Deployment struct {
 	FailedTasks                 int32                           `json:"failedTasks"`
 	FargateEphemeralStorage     *DeploymentEphemeralStorage     `json:"fargateEphemeralStorage,omitempty"`
 	Id                          string                          `json:"id,omitempty"`
-	LaunchType                  string                          `json:"launchType,omitempty"`
+	LaunchType                  ecsapi.LaunchType               `json:"launchType,omitempty"`
 	NetworkConfiguration        *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
 	PendingCount                int32                           `json:"pendingCount"`
 	PlatformFamily              string                          `json:"platformFamily,omitempty"`
 	PlatformVersion             string                          `json:"platformVersion,omitempty"`
-	RolloutState                string                          `json:"rolloutState,omitempty"`
+	RolloutState                ecsapi.DeploymentRolloutState   `json:"rolloutState,omitempty"`
 	RolloutStateReason          string                          `json:"rolloutStateReason,omitempty"`
 	RunningCount                int32                           `json:"runningCount"`
 	ServiceConnectConfiguration *ServiceConnectConfiguration    `json:"serviceConnectConfiguration,omitempty"`
@@ -740,12 +740,12 @@ func DeploymentFromWire(w *ecsapi.Deployment) Deployment {
 		FailedTasks:                 w.FailedTasks,
 		FargateEphemeralStorage:     convertPtr(w.FargateEphemeralStorage, DeploymentEphemeralStorageFromWire),
 		Id:                          w.Id,
-		LaunchType:                  string(w.LaunchType),
+		LaunchType:                  w.LaunchType,
 		NetworkConfiguration:        convertPtr(w.NetworkConfiguration, NetworkConfigurationFromWire),
 		PendingCount:                w.PendingCount,
 		PlatformFamily:              w.PlatformFamily,
 		PlatformVersion:             w.PlatformVersion,
-		RolloutState:                string(w.RolloutState),
+		RolloutState:                w.RolloutState,
 		RolloutStateReason:          w.RolloutStateReason,
 		RunningCount:                w.RunningCount,
 		ServiceConnectConfiguration: convertPtr(w.ServiceConnectConfiguration, ServiceConnectConfigurationFromWire),
@@ -767,12 +767,12 @@ func (x *Deployment) Wire() ecsapi.Deployment {
 		FailedTasks:                 x.FailedTasks,
 		FargateEphemeralStorage:     convertPtr(x.FargateEphemeralStorage, (*DeploymentEphemeralStorage).Wire),
 		Id:                          x.Id,
-		LaunchType:                  ecsapi.LaunchType(x.LaunchType),
+		LaunchType:                  x.LaunchType,
 		NetworkConfiguration:        convertPtr(x.NetworkConfiguration, (*NetworkConfiguration).Wire),
 		PendingCount:                x.PendingCount,
 		PlatformFamily:              x.PlatformFamily,
 		PlatformVersion:             x.PlatformVersion,
-		RolloutState:                ecsapi.DeploymentRolloutState(x.RolloutState),
+		RolloutState:                x.RolloutState,
 		RolloutStateReason:          x.RolloutStateReason,
 		RunningCount:                x.RunningCount,
 		ServiceConnectConfiguration: convertPtr(x.ServiceConnectConfiguration, (*ServiceConnectConfiguration).Wire),
@@ -842,7 +842,7 @@ type DeploymentConfiguration struct {
 	LinearConfiguration      *LinearConfiguration      `json:"linearConfiguration,omitempty"`
 	MaximumPercent           *int32                    `json:"maximumPercent,omitempty"`
 	MinimumHealthyPercent    *int32                    `json:"minimumHealthyPercent,omitempty"`
-	Strategy                 string                    `json:"strategy,omitempty"`
+	Strategy                 ecsapi.DeploymentStrategy `json:"strategy,omitempty"`
 }
 
 // DeploymentConfigurationFromWire returns the stored form of w.
@@ -856,7 +856,7 @@ func DeploymentConfigurationFromWire(w *ecsapi.DeploymentConfiguration) Deployme
 		LinearConfiguration:      convertPtr(w.LinearConfiguration, LinearConfigurationFromWire),
 		MaximumPercent:           copyPtr(w.MaximumPercent),
 		MinimumHealthyPercent:    copyPtr(w.MinimumHealthyPercent),
-		Strategy:                 string(w.Strategy),
+		Strategy:                 w.Strategy,
 	}
 }
 
@@ -871,26 +871,26 @@ func (x *DeploymentConfiguration) Wire() ecsapi.DeploymentConfiguration {
 		LinearConfiguration:      convertPtr(x.LinearConfiguration, (*LinearConfiguration).Wire),
 		MaximumPercent:           copyPtr(x.MaximumPercent),
 		MinimumHealthyPercent:    copyPtr(x.MinimumHealthyPercent),
-		Strategy:                 ecsapi.DeploymentStrategy(x.Strategy),
+		Strategy:                 x.Strategy,
 	}
 }
 
 // DeploymentController is the stored form of ecsapi.DeploymentController.
 type DeploymentController struct {
-	Type string `json:"type,omitempty"`
+	Type ecsapi.DeploymentControllerType `json:"type,omitempty"`
 }
 
 // DeploymentControllerFromWire returns the stored form of w.
 func DeploymentControllerFromWire(w *ecsapi.DeploymentController) DeploymentController {
 	return DeploymentController{
-		Type: string(w.Type),
+		Type: w.Type,
 	}
 }
 
 // Wire returns the wire form of x.
 func (x *DeploymentController) Wire() ecsapi.DeploymentController {
 	return ecsapi.DeploymentController{
-		Type: ecsapi.DeploymentControllerType(x.Type),
+		Type: x.Type,
 	}
 }
 
@@ -917,9 +917,9 @@ func (x *DeploymentEphemeralStorage) Wire() ecsapi.DeploymentEphemeralStorage {
 type DeploymentLifecycleHook struct {
 	HookDetails          any                                          `json:"hookDetails,omitempty"`
 	HookTargetArn        string                                       `json:"hookTargetArn,omitempty"`
-	LifecycleStages      []string                                     `json:"lifecycleStages,omitzero"`
+	LifecycleStages      []ecsapi.DeploymentLifecycleHookStage        `json:"lifecycleStages,omitzero"`
 	RoleArn              string                                       `json:"roleArn,omitempty"`
-	TargetType           string                                       `json:"targetType,omitempty"`
+	TargetType           ecsapi.DeploymentLifecycleHookTargetType     `json:"targetType,omitempty"`
 	TimeoutConfiguration *DeploymentLifecycleHookTimeoutConfiguration `json:"timeoutConfiguration,omitempty"`
 }
 
@@ -928,9 +928,9 @@ func DeploymentLifecycleHookFromWire(w *ecsapi.DeploymentLifecycleHook) Deployme
 	return DeploymentLifecycleHook{
 		HookDetails:          w.HookDetails,
 		HookTargetArn:        w.HookTargetArn,
-		LifecycleStages:      enumStrings(w.LifecycleStages),
+		LifecycleStages:      slices.Clone(w.LifecycleStages),
 		RoleArn:              w.RoleArn,
-		TargetType:           string(w.TargetType),
+		TargetType:           w.TargetType,
 		TimeoutConfiguration: convertPtr(w.TimeoutConfiguration, DeploymentLifecycleHookTimeoutConfigurationFromWire),
 	}
 }
@@ -940,21 +940,21 @@ func (x *DeploymentLifecycleHook) Wire() ecsapi.DeploymentLifecycleHook {
 	return ecsapi.DeploymentLifecycleHook{
 		HookDetails:          x.HookDetails,
 		HookTargetArn:        x.HookTargetArn,
-		LifecycleStages:      stringEnums[ecsapi.DeploymentLifecycleHookStage](x.LifecycleStages),
+		LifecycleStages:      slices.Clone(x.LifecycleStages),
 		RoleArn:              x.RoleArn,
-		TargetType:           ecsapi.DeploymentLifecycleHookTargetType(x.TargetType),
+		TargetType:           x.TargetType,
 		TimeoutConfiguration: convertPtr(x.TimeoutConfiguration, (*DeploymentLifecycleHookTimeoutConfiguration).Wire),
 	}
 }
 
 // DeploymentLifecycleHookDetail is the stored form of ecsapi.DeploymentLifecycleHookDetail.
 type DeploymentLifecycleHookDetail struct {
-	ExpiresAt     *api.Time `json:"expiresAt,omitempty"`
-	HookId        string    `json:"hookId,omitempty"`
-	Status        string    `json:"status,omitempty"`
-	TargetArn     string    `json:"targetArn,omitempty"`
-	TargetType    string    `json:"targetType,omitempty"`
-	TimeoutAction string    `json:"timeoutAction,omitempty"`
+	ExpiresAt     *api.Time                                `json:"expiresAt,omitempty"`
+	HookId        string                                   `json:"hookId,omitempty"`
+	Status        ecsapi.DeploymentLifecycleHookStatus     `json:"status,omitempty"`
+	TargetArn     string                                   `json:"targetArn,omitempty"`
+	TargetType    ecsapi.DeploymentLifecycleHookTargetType `json:"targetType,omitempty"`
+	TimeoutAction ecsapi.DeploymentLifecycleHookAction     `json:"timeoutAction,omitempty"`
 }
 
 // DeploymentLifecycleHookDetailFromWire returns the stored form of w.
@@ -962,10 +962,10 @@ func DeploymentLifecycleHookDetailFromWire(w *ecsapi.DeploymentLifecycleHookDeta
 	return DeploymentLifecycleHookDetail{
 		ExpiresAt:     copyPtr(w.ExpiresAt),
 		HookId:        w.HookId,
-		Status:        string(w.Status),
+		Status:        w.Status,
 		TargetArn:     w.TargetArn,
-		TargetType:    string(w.TargetType),
-		TimeoutAction: string(w.TimeoutAction),
+		TargetType:    w.TargetType,
+		TimeoutAction: w.TimeoutAction,
 	}
 }
 
@@ -974,23 +974,23 @@ func (x *DeploymentLifecycleHookDetail) Wire() ecsapi.DeploymentLifecycleHookDet
 	return ecsapi.DeploymentLifecycleHookDetail{
 		ExpiresAt:     copyPtr(x.ExpiresAt),
 		HookId:        x.HookId,
-		Status:        ecsapi.DeploymentLifecycleHookStatus(x.Status),
+		Status:        x.Status,
 		TargetArn:     x.TargetArn,
-		TargetType:    ecsapi.DeploymentLifecycleHookTargetType(x.TargetType),
-		TimeoutAction: ecsapi.DeploymentLifecycleHookAction(x.TimeoutAction),
+		TargetType:    x.TargetType,
+		TimeoutAction: x.TimeoutAction,
 	}
 }
 
 // DeploymentLifecycleHookTimeoutConfiguration is the stored form of ecsapi.DeploymentLifecycleHookTimeoutConfiguration.
 type DeploymentLifecycleHookTimeoutConfiguration struct {
-	Action           string `json:"action,omitempty"`
-	TimeoutInMinutes *int32 `json:"timeoutInMinutes,omitempty"`
+	Action           ecsapi.DeploymentLifecycleHookAction `json:"action,omitempty"`
+	TimeoutInMinutes *int32                               `json:"timeoutInMinutes,omitempty"`
 }
 
 // DeploymentLifecycleHookTimeoutConfigurationFromWire returns the stored form of w.
 func DeploymentLifecycleHookTimeoutConfigurationFromWire(w *ecsapi.DeploymentLifecycleHookTimeoutConfiguration) DeploymentLifecycleHookTimeoutConfiguration {
 	return DeploymentLifecycleHookTimeoutConfiguration{
-		Action:           string(w.Action),
+		Action:           w.Action,
 		TimeoutInMinutes: copyPtr(w.TimeoutInMinutes),
 	}
 }
@@ -998,16 +998,16 @@ func DeploymentLifecycleHookTimeoutConfigurationFromWire(w *ecsapi.DeploymentLif
 // Wire returns the wire form of x.
 func (x *DeploymentLifecycleHookTimeoutConfiguration) Wire() ecsapi.DeploymentLifecycleHookTimeoutConfiguration {
 	return ecsapi.DeploymentLifecycleHookTimeoutConfiguration{
-		Action:           ecsapi.DeploymentLifecycleHookAction(x.Action),
+		Action:           x.Action,
 		TimeoutInMinutes: copyPtr(x.TimeoutInMinutes),
 	}
 }
 
 // Device is the stored form of ecsapi.Device.
 type Device struct {
-	ContainerPath string   `json:"containerPath,omitempty"`
-	HostPath      string   `json:"hostPath,omitempty"`
-	Permissions   []string `json:"permissions,omitzero"`
+	ContainerPath string                          `json:"containerPath,omitempty"`
+	HostPath      string                          `json:"hostPath,omitempty"`
+	Permissions   []ecsapi.DeviceCgroupPermission `json:"permissions,omitzero"`
 }
 
 // DeviceFromWire returns the stored form of w.
@@ -1015,7 +1015,7 @@ func DeviceFromWire(w *ecsapi.Device) Device {
 	return Device{
 		ContainerPath: w.ContainerPath,
 		HostPath:      w.HostPath,
-		Permissions:   enumStrings(w.Permissions),
+		Permissions:   slices.Clone(w.Permissions),
 	}
 }
 
@@ -1024,7 +1024,7 @@ func (x *Device) Wire() ecsapi.Device {
 	return ecsapi.Device{
 		ContainerPath: x.ContainerPath,
 		HostPath:      x.HostPath,
-		Permissions:   stringEnums[ecsapi.DeviceCgroupPermission](x.Permissions),
+		Permissions:   slices.Clone(x.Permissions),
 	}
 }
 
@@ -1034,7 +1034,7 @@ type DockerVolumeConfiguration struct {
 	Driver        string            `json:"driver,omitempty"`
 	DriverOpts    map[string]string `json:"driverOpts,omitzero"`
 	Labels        map[string]string `json:"labels,omitzero"`
-	Scope         string            `json:"scope,omitempty"`
+	Scope         ecsapi.Scope      `json:"scope,omitempty"`
 }
 
 // DockerVolumeConfigurationFromWire returns the stored form of w.
@@ -1044,7 +1044,7 @@ func DockerVolumeConfigurationFromWire(w *ecsapi.DockerVolumeConfiguration) Dock
 		Driver:        w.Driver,
 		DriverOpts:    maps.Clone(w.DriverOpts),
 		Labels:        maps.Clone(w.Labels),
-		Scope:         string(w.Scope),
+		Scope:         w.Scope,
 	}
 }
 
@@ -1055,22 +1055,22 @@ func (x *DockerVolumeConfiguration) Wire() ecsapi.DockerVolumeConfiguration {
 		Driver:        x.Driver,
 		DriverOpts:    maps.Clone(x.DriverOpts),
 		Labels:        maps.Clone(x.Labels),
-		Scope:         ecsapi.Scope(x.Scope),
+		Scope:         x.Scope,
 	}
 }
 
 // EBSTagSpecification is the stored form of ecsapi.EBSTagSpecification.
 type EBSTagSpecification struct {
-	PropagateTags string `json:"propagateTags,omitempty"`
-	ResourceType  string `json:"resourceType,omitempty"`
-	Tags          []Tag  `json:"tags,omitzero"`
+	PropagateTags ecsapi.PropagateTags   `json:"propagateTags,omitempty"`
+	ResourceType  ecsapi.EBSResourceType `json:"resourceType,omitempty"`
+	Tags          []Tag                  `json:"tags,omitzero"`
 }
 
 // EBSTagSpecificationFromWire returns the stored form of w.
 func EBSTagSpecificationFromWire(w *ecsapi.EBSTagSpecification) EBSTagSpecification {
 	return EBSTagSpecification{
-		PropagateTags: string(w.PropagateTags),
-		ResourceType:  string(w.ResourceType),
+		PropagateTags: w.PropagateTags,
+		ResourceType:  w.ResourceType,
 		Tags:          convertSlice(w.Tags, TagFromWire),
 	}
 }
@@ -1078,8 +1078,8 @@ func EBSTagSpecificationFromWire(w *ecsapi.EBSTagSpecification) EBSTagSpecificat
 // Wire returns the wire form of x.
 func (x *EBSTagSpecification) Wire() ecsapi.EBSTagSpecification {
 	return ecsapi.EBSTagSpecification{
-		PropagateTags: ecsapi.PropagateTags(x.PropagateTags),
-		ResourceType:  ecsapi.EBSResourceType(x.ResourceType),
+		PropagateTags: x.PropagateTags,
+		ResourceType:  x.ResourceType,
 		Tags:          convertSlice(x.Tags, (*Tag).Wire),
 	}
 }
@@ -1117,15 +1117,15 @@ func (x *ECSManagedResources) Wire() ecsapi.ECSManagedResources {
 
 // EFSAuthorizationConfig is the stored form of ecsapi.EFSAuthorizationConfig.
 type EFSAuthorizationConfig struct {
-	AccessPointId string `json:"accessPointId,omitempty"`
-	Iam           string `json:"iam,omitempty"`
+	AccessPointId string                           `json:"accessPointId,omitempty"`
+	Iam           ecsapi.EFSAuthorizationConfigIAM `json:"iam,omitempty"`
 }
 
 // EFSAuthorizationConfigFromWire returns the stored form of w.
 func EFSAuthorizationConfigFromWire(w *ecsapi.EFSAuthorizationConfig) EFSAuthorizationConfig {
 	return EFSAuthorizationConfig{
 		AccessPointId: w.AccessPointId,
-		Iam:           string(w.Iam),
+		Iam:           w.Iam,
 	}
 }
 
@@ -1133,17 +1133,17 @@ func EFSAuthorizationConfigFromWire(w *ecsapi.EFSAuthorizationConfig) EFSAuthori
 func (x *EFSAuthorizationConfig) Wire() ecsapi.EFSAuthorizationConfig {
 	return ecsapi.EFSAuthorizationConfig{
 		AccessPointId: x.AccessPointId,
-		Iam:           ecsapi.EFSAuthorizationConfigIAM(x.Iam),
+		Iam:           x.Iam,
 	}
 }
 
 // EFSVolumeConfiguration is the stored form of ecsapi.EFSVolumeConfiguration.
 type EFSVolumeConfiguration struct {
-	AuthorizationConfig   *EFSAuthorizationConfig `json:"authorizationConfig,omitempty"`
-	FileSystemId          string                  `json:"fileSystemId,omitempty"`
-	RootDirectory         string                  `json:"rootDirectory,omitempty"`
-	TransitEncryption     string                  `json:"transitEncryption,omitempty"`
-	TransitEncryptionPort *int32                  `json:"transitEncryptionPort,omitempty"`
+	AuthorizationConfig   *EFSAuthorizationConfig     `json:"authorizationConfig,omitempty"`
+	FileSystemId          string                      `json:"fileSystemId,omitempty"`
+	RootDirectory         string                      `json:"rootDirectory,omitempty"`
+	TransitEncryption     ecsapi.EFSTransitEncryption `json:"transitEncryption,omitempty"`
+	TransitEncryptionPort *int32                      `json:"transitEncryptionPort,omitempty"`
 }
 
 // EFSVolumeConfigurationFromWire returns the stored form of w.
@@ -1152,7 +1152,7 @@ func EFSVolumeConfigurationFromWire(w *ecsapi.EFSVolumeConfiguration) EFSVolumeC
 		AuthorizationConfig:   convertPtr(w.AuthorizationConfig, EFSAuthorizationConfigFromWire),
 		FileSystemId:          w.FileSystemId,
 		RootDirectory:         w.RootDirectory,
-		TransitEncryption:     string(w.TransitEncryption),
+		TransitEncryption:     w.TransitEncryption,
 		TransitEncryptionPort: copyPtr(w.TransitEncryptionPort),
 	}
 }
@@ -1163,21 +1163,21 @@ func (x *EFSVolumeConfiguration) Wire() ecsapi.EFSVolumeConfiguration {
 		AuthorizationConfig:   convertPtr(x.AuthorizationConfig, (*EFSAuthorizationConfig).Wire),
 		FileSystemId:          x.FileSystemId,
 		RootDirectory:         x.RootDirectory,
-		TransitEncryption:     ecsapi.EFSTransitEncryption(x.TransitEncryption),
+		TransitEncryption:     x.TransitEncryption,
 		TransitEncryptionPort: copyPtr(x.TransitEncryptionPort),
 	}
 }
 
 // EnvironmentFile is the stored form of ecsapi.EnvironmentFile.
 type EnvironmentFile struct {
-	Type  string `json:"type,omitempty"`
-	Value string `json:"value,omitempty"`
+	Type  ecsapi.EnvironmentFileType `json:"type,omitempty"`
+	Value string                     `json:"value,omitempty"`
 }
 
 // EnvironmentFileFromWire returns the stored form of w.
 func EnvironmentFileFromWire(w *ecsapi.EnvironmentFile) EnvironmentFile {
 	return EnvironmentFile{
-		Type:  string(w.Type),
+		Type:  w.Type,
 		Value: w.Value,
 	}
 }
@@ -1185,7 +1185,7 @@ func EnvironmentFileFromWire(w *ecsapi.EnvironmentFile) EnvironmentFile {
 // Wire returns the wire form of x.
 func (x *EnvironmentFile) Wire() ecsapi.EnvironmentFile {
 	return ecsapi.EnvironmentFile{
-		Type:  ecsapi.EnvironmentFileType(x.Type),
+		Type:  x.Type,
 		Value: x.Value,
 	}
 }
@@ -1213,7 +1213,7 @@ func (x *EphemeralStorage) Wire() ecsapi.EphemeralStorage {
 type ExecuteCommandConfiguration struct {
 	KmsKeyId         string                          `json:"kmsKeyId,omitempty"`
 	LogConfiguration *ExecuteCommandLogConfiguration `json:"logConfiguration,omitempty"`
-	Logging          string                          `json:"logging,omitempty"`
+	Logging          ecsapi.ExecuteCommandLogging    `json:"logging,omitempty"`
 }
 
 // ExecuteCommandConfigurationFromWire returns the stored form of w.
@@ -1221,7 +1221,7 @@ func ExecuteCommandConfigurationFromWire(w *ecsapi.ExecuteCommandConfiguration) 
 	return ExecuteCommandConfiguration{
 		KmsKeyId:         w.KmsKeyId,
 		LogConfiguration: convertPtr(w.LogConfiguration, ExecuteCommandLogConfigurationFromWire),
-		Logging:          string(w.Logging),
+		Logging:          w.Logging,
 	}
 }
 
@@ -1230,7 +1230,7 @@ func (x *ExecuteCommandConfiguration) Wire() ecsapi.ExecuteCommandConfiguration 
 	return ecsapi.ExecuteCommandConfiguration{
 		KmsKeyId:         x.KmsKeyId,
 		LogConfiguration: convertPtr(x.LogConfiguration, (*ExecuteCommandLogConfiguration).Wire),
-		Logging:          ecsapi.ExecuteCommandLogging(x.Logging),
+		Logging:          x.Logging,
 	}
 }
 
@@ -1314,15 +1314,15 @@ func (x *FSxWindowsFileServerVolumeConfiguration) Wire() ecsapi.FSxWindowsFileSe
 
 // FirelensConfiguration is the stored form of ecsapi.FirelensConfiguration.
 type FirelensConfiguration struct {
-	Options map[string]string `json:"options,omitzero"`
-	Type    string            `json:"type,omitempty"`
+	Options map[string]string                `json:"options,omitzero"`
+	Type    ecsapi.FirelensConfigurationType `json:"type,omitempty"`
 }
 
 // FirelensConfigurationFromWire returns the stored form of w.
 func FirelensConfigurationFromWire(w *ecsapi.FirelensConfiguration) FirelensConfiguration {
 	return FirelensConfiguration{
 		Options: maps.Clone(w.Options),
-		Type:    string(w.Type),
+		Type:    w.Type,
 	}
 }
 
@@ -1330,7 +1330,7 @@ func FirelensConfigurationFromWire(w *ecsapi.FirelensConfiguration) FirelensConf
 func (x *FirelensConfiguration) Wire() ecsapi.FirelensConfiguration {
 	return ecsapi.FirelensConfiguration{
 		Options: maps.Clone(x.Options),
-		Type:    ecsapi.FirelensConfigurationType(x.Type),
+		Type:    x.Type,
 	}
 }
 
@@ -1452,11 +1452,11 @@ func (x *InferenceAcceleratorOverride) Wire() ecsapi.InferenceAcceleratorOverrid
 
 // InstanceHealthCheckResult is the stored form of ecsapi.InstanceHealthCheckResult.
 type InstanceHealthCheckResult struct {
-	LastStatusChange *api.Time `json:"lastStatusChange,omitempty"`
-	LastUpdated      *api.Time `json:"lastUpdated,omitempty"`
-	Status           string    `json:"status,omitempty"`
-	StatusReason     string    `json:"statusReason,omitempty"`
-	Type             string    `json:"type,omitempty"`
+	LastStatusChange *api.Time                       `json:"lastStatusChange,omitempty"`
+	LastUpdated      *api.Time                       `json:"lastUpdated,omitempty"`
+	Status           ecsapi.InstanceHealthCheckState `json:"status,omitempty"`
+	StatusReason     string                          `json:"statusReason,omitempty"`
+	Type             ecsapi.InstanceHealthCheckType  `json:"type,omitempty"`
 }
 
 // InstanceHealthCheckResultFromWire returns the stored form of w.
@@ -1464,9 +1464,9 @@ func InstanceHealthCheckResultFromWire(w *ecsapi.InstanceHealthCheckResult) Inst
 	return InstanceHealthCheckResult{
 		LastStatusChange: copyPtr(w.LastStatusChange),
 		LastUpdated:      copyPtr(w.LastUpdated),
-		Status:           string(w.Status),
+		Status:           w.Status,
 		StatusReason:     w.StatusReason,
-		Type:             string(w.Type),
+		Type:             w.Type,
 	}
 }
 
@@ -1475,9 +1475,9 @@ func (x *InstanceHealthCheckResult) Wire() ecsapi.InstanceHealthCheckResult {
 	return ecsapi.InstanceHealthCheckResult{
 		LastStatusChange: copyPtr(x.LastStatusChange),
 		LastUpdated:      copyPtr(x.LastUpdated),
-		Status:           ecsapi.InstanceHealthCheckState(x.Status),
+		Status:           x.Status,
 		StatusReason:     x.StatusReason,
-		Type:             ecsapi.InstanceHealthCheckType(x.Type),
+		Type:             x.Type,
 	}
 }
 
@@ -1617,7 +1617,7 @@ func (x *LoadBalancer) Wire() ecsapi.LoadBalancer {
 
 // LogConfiguration is the stored form of ecsapi.LogConfiguration.
 type LogConfiguration struct {
-	LogDriver     string            `json:"logDriver,omitempty"`
+	LogDriver     ecsapi.LogDriver  `json:"logDriver,omitempty"`
 	Options       map[string]string `json:"options,omitzero"`
 	SecretOptions []Secret          `json:"secretOptions,omitzero"`
 }
@@ -1625,7 +1625,7 @@ type LogConfiguration struct {
 // LogConfigurationFromWire returns the stored form of w.
 func LogConfigurationFromWire(w *ecsapi.LogConfiguration) LogConfiguration {
 	return LogConfiguration{
-		LogDriver:     string(w.LogDriver),
+		LogDriver:     w.LogDriver,
 		Options:       maps.Clone(w.Options),
 		SecretOptions: convertSlice(w.SecretOptions, SecretFromWire),
 	}
@@ -1634,7 +1634,7 @@ func LogConfigurationFromWire(w *ecsapi.LogConfiguration) LogConfiguration {
 // Wire returns the wire form of x.
 func (x *LogConfiguration) Wire() ecsapi.LogConfiguration {
 	return ecsapi.LogConfiguration{
-		LogDriver:     ecsapi.LogDriver(x.LogDriver),
+		LogDriver:     x.LogDriver,
 		Options:       maps.Clone(x.Options),
 		SecretOptions: convertSlice(x.SecretOptions, (*Secret).Wire),
 	}
@@ -1642,10 +1642,10 @@ func (x *LogConfiguration) Wire() ecsapi.LogConfiguration {
 
 // ManagedAgent is the stored form of ecsapi.ManagedAgent.
 type ManagedAgent struct {
-	LastStartedAt *api.Time `json:"lastStartedAt,omitempty"`
-	LastStatus    string    `json:"lastStatus,omitempty"`
-	Name          string    `json:"name,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
+	LastStartedAt *api.Time               `json:"lastStartedAt,omitempty"`
+	LastStatus    string                  `json:"lastStatus,omitempty"`
+	Name          ecsapi.ManagedAgentName `json:"name,omitempty"`
+	Reason        string                  `json:"reason,omitempty"`
 }
 
 // ManagedAgentFromWire returns the stored form of w.
@@ -1653,7 +1653,7 @@ func ManagedAgentFromWire(w *ecsapi.ManagedAgent) ManagedAgent {
 	return ManagedAgent{
 		LastStartedAt: copyPtr(w.LastStartedAt),
 		LastStatus:    w.LastStatus,
-		Name:          string(w.Name),
+		Name:          w.Name,
 		Reason:        w.Reason,
 	}
 }
@@ -1663,20 +1663,20 @@ func (x *ManagedAgent) Wire() ecsapi.ManagedAgent {
 	return ecsapi.ManagedAgent{
 		LastStartedAt: copyPtr(x.LastStartedAt),
 		LastStatus:    x.LastStatus,
-		Name:          ecsapi.ManagedAgentName(x.Name),
+		Name:          x.Name,
 		Reason:        x.Reason,
 	}
 }
 
 // ManagedApplicationAutoScalingPolicy is the stored form of ecsapi.ManagedApplicationAutoScalingPolicy.
 type ManagedApplicationAutoScalingPolicy struct {
-	Arn          string    `json:"arn,omitempty"`
-	Metric       string    `json:"metric,omitempty"`
-	PolicyType   string    `json:"policyType,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	TargetValue  float64   `json:"targetValue"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	Metric       string                       `json:"metric,omitempty"`
+	PolicyType   string                       `json:"policyType,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	TargetValue  float64                      `json:"targetValue"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedApplicationAutoScalingPolicyFromWire returns the stored form of w.
@@ -1685,7 +1685,7 @@ func ManagedApplicationAutoScalingPolicyFromWire(w *ecsapi.ManagedApplicationAut
 		Arn:          w.Arn,
 		Metric:       w.Metric,
 		PolicyType:   w.PolicyType,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		TargetValue:  w.TargetValue,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
@@ -1698,7 +1698,7 @@ func (x *ManagedApplicationAutoScalingPolicy) Wire() ecsapi.ManagedApplicationAu
 		Arn:          x.Arn,
 		Metric:       x.Metric,
 		PolicyType:   x.PolicyType,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		TargetValue:  x.TargetValue,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
@@ -1729,11 +1729,11 @@ func (x *ManagedAutoScaling) Wire() ecsapi.ManagedAutoScaling {
 
 // ManagedCertificate is the stored form of ecsapi.ManagedCertificate.
 type ManagedCertificate struct {
-	Arn          string    `json:"arn,omitempty"`
-	DomainName   string    `json:"domainName,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	DomainName   string                       `json:"domainName,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedCertificateFromWire returns the stored form of w.
@@ -1741,7 +1741,7 @@ func ManagedCertificateFromWire(w *ecsapi.ManagedCertificate) ManagedCertificate
 	return ManagedCertificate{
 		Arn:          w.Arn,
 		DomainName:   w.DomainName,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1752,7 +1752,7 @@ func (x *ManagedCertificate) Wire() ecsapi.ManagedCertificate {
 	return ecsapi.ManagedCertificate{
 		Arn:          x.Arn,
 		DomainName:   x.DomainName,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1760,7 +1760,7 @@ func (x *ManagedCertificate) Wire() ecsapi.ManagedCertificate {
 
 // ManagedIngressPath is the stored form of ecsapi.ManagedIngressPath.
 type ManagedIngressPath struct {
-	AccessType                 string                 `json:"accessType,omitempty"`
+	AccessType                 ecsapi.AccessType      `json:"accessType,omitempty"`
 	Certificate                *ManagedCertificate    `json:"certificate,omitempty"`
 	Endpoint                   string                 `json:"endpoint,omitempty"`
 	Listener                   *ManagedListener       `json:"listener,omitempty"`
@@ -1773,7 +1773,7 @@ type ManagedIngressPath struct {
 // ManagedIngressPathFromWire returns the stored form of w.
 func ManagedIngressPathFromWire(w *ecsapi.ManagedIngressPath) ManagedIngressPath {
 	return ManagedIngressPath{
-		AccessType:                 string(w.AccessType),
+		AccessType:                 w.AccessType,
 		Certificate:                convertPtr(w.Certificate, ManagedCertificateFromWire),
 		Endpoint:                   w.Endpoint,
 		Listener:                   convertPtr(w.Listener, ManagedListenerFromWire),
@@ -1787,7 +1787,7 @@ func ManagedIngressPathFromWire(w *ecsapi.ManagedIngressPath) ManagedIngressPath
 // Wire returns the wire form of x.
 func (x *ManagedIngressPath) Wire() ecsapi.ManagedIngressPath {
 	return ecsapi.ManagedIngressPath{
-		AccessType:                 ecsapi.AccessType(x.AccessType),
+		AccessType:                 x.AccessType,
 		Certificate:                convertPtr(x.Certificate, (*ManagedCertificate).Wire),
 		Endpoint:                   x.Endpoint,
 		Listener:                   convertPtr(x.Listener, (*ManagedListener).Wire),
@@ -1800,17 +1800,17 @@ func (x *ManagedIngressPath) Wire() ecsapi.ManagedIngressPath {
 
 // ManagedListener is the stored form of ecsapi.ManagedListener.
 type ManagedListener struct {
-	Arn          string    `json:"arn,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedListenerFromWire returns the stored form of w.
 func ManagedListenerFromWire(w *ecsapi.ManagedListener) ManagedListener {
 	return ManagedListener{
 		Arn:          w.Arn,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1820,7 +1820,7 @@ func ManagedListenerFromWire(w *ecsapi.ManagedListener) ManagedListener {
 func (x *ManagedListener) Wire() ecsapi.ManagedListener {
 	return ecsapi.ManagedListener{
 		Arn:          x.Arn,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1828,17 +1828,17 @@ func (x *ManagedListener) Wire() ecsapi.ManagedListener {
 
 // ManagedListenerRule is the stored form of ecsapi.ManagedListenerRule.
 type ManagedListenerRule struct {
-	Arn          string    `json:"arn,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedListenerRuleFromWire returns the stored form of w.
 func ManagedListenerRuleFromWire(w *ecsapi.ManagedListenerRule) ManagedListenerRule {
 	return ManagedListenerRule{
 		Arn:          w.Arn,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1848,7 +1848,7 @@ func ManagedListenerRuleFromWire(w *ecsapi.ManagedListenerRule) ManagedListenerR
 func (x *ManagedListenerRule) Wire() ecsapi.ManagedListenerRule {
 	return ecsapi.ManagedListenerRule{
 		Arn:          x.Arn,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1856,13 +1856,13 @@ func (x *ManagedListenerRule) Wire() ecsapi.ManagedListenerRule {
 
 // ManagedLoadBalancer is the stored form of ecsapi.ManagedLoadBalancer.
 type ManagedLoadBalancer struct {
-	Arn              string    `json:"arn,omitempty"`
-	Scheme           string    `json:"scheme,omitempty"`
-	SecurityGroupIds []string  `json:"securityGroupIds,omitzero"`
-	Status           string    `json:"status,omitempty"`
-	StatusReason     string    `json:"statusReason,omitempty"`
-	SubnetIds        []string  `json:"subnetIds,omitzero"`
-	UpdatedAt        *api.Time `json:"updatedAt,omitempty"`
+	Arn              string                       `json:"arn,omitempty"`
+	Scheme           string                       `json:"scheme,omitempty"`
+	SecurityGroupIds []string                     `json:"securityGroupIds,omitzero"`
+	Status           ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason     string                       `json:"statusReason,omitempty"`
+	SubnetIds        []string                     `json:"subnetIds,omitzero"`
+	UpdatedAt        *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedLoadBalancerFromWire returns the stored form of w.
@@ -1871,7 +1871,7 @@ func ManagedLoadBalancerFromWire(w *ecsapi.ManagedLoadBalancer) ManagedLoadBalan
 		Arn:              w.Arn,
 		Scheme:           w.Scheme,
 		SecurityGroupIds: slices.Clone(w.SecurityGroupIds),
-		Status:           string(w.Status),
+		Status:           w.Status,
 		StatusReason:     w.StatusReason,
 		SubnetIds:        slices.Clone(w.SubnetIds),
 		UpdatedAt:        copyPtr(w.UpdatedAt),
@@ -1884,7 +1884,7 @@ func (x *ManagedLoadBalancer) Wire() ecsapi.ManagedLoadBalancer {
 		Arn:              x.Arn,
 		Scheme:           x.Scheme,
 		SecurityGroupIds: slices.Clone(x.SecurityGroupIds),
-		Status:           ecsapi.ManagedResourceStatus(x.Status),
+		Status:           x.Status,
 		StatusReason:     x.StatusReason,
 		SubnetIds:        slices.Clone(x.SubnetIds),
 		UpdatedAt:        copyPtr(x.UpdatedAt),
@@ -1893,11 +1893,11 @@ func (x *ManagedLoadBalancer) Wire() ecsapi.ManagedLoadBalancer {
 
 // ManagedLogGroup is the stored form of ecsapi.ManagedLogGroup.
 type ManagedLogGroup struct {
-	Arn          string    `json:"arn,omitempty"`
-	LogGroupName string    `json:"logGroupName,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	LogGroupName string                       `json:"logGroupName,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedLogGroupFromWire returns the stored form of w.
@@ -1905,7 +1905,7 @@ func ManagedLogGroupFromWire(w *ecsapi.ManagedLogGroup) ManagedLogGroup {
 	return ManagedLogGroup{
 		Arn:          w.Arn,
 		LogGroupName: w.LogGroupName,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1916,7 +1916,7 @@ func (x *ManagedLogGroup) Wire() ecsapi.ManagedLogGroup {
 	return ecsapi.ManagedLogGroup{
 		Arn:          x.Arn,
 		LogGroupName: x.LogGroupName,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1924,17 +1924,17 @@ func (x *ManagedLogGroup) Wire() ecsapi.ManagedLogGroup {
 
 // ManagedMetricAlarm is the stored form of ecsapi.ManagedMetricAlarm.
 type ManagedMetricAlarm struct {
-	Arn          string    `json:"arn,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedMetricAlarmFromWire returns the stored form of w.
 func ManagedMetricAlarmFromWire(w *ecsapi.ManagedMetricAlarm) ManagedMetricAlarm {
 	return ManagedMetricAlarm{
 		Arn:          w.Arn,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1944,7 +1944,7 @@ func ManagedMetricAlarmFromWire(w *ecsapi.ManagedMetricAlarm) ManagedMetricAlarm
 func (x *ManagedMetricAlarm) Wire() ecsapi.ManagedMetricAlarm {
 	return ecsapi.ManagedMetricAlarm{
 		Arn:          x.Arn,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1952,12 +1952,12 @@ func (x *ManagedMetricAlarm) Wire() ecsapi.ManagedMetricAlarm {
 
 // ManagedScalableTarget is the stored form of ecsapi.ManagedScalableTarget.
 type ManagedScalableTarget struct {
-	Arn          string    `json:"arn,omitempty"`
-	MaxCapacity  int32     `json:"maxCapacity"`
-	MinCapacity  int32     `json:"minCapacity"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	MaxCapacity  int32                        `json:"maxCapacity"`
+	MinCapacity  int32                        `json:"minCapacity"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedScalableTargetFromWire returns the stored form of w.
@@ -1966,7 +1966,7 @@ func ManagedScalableTargetFromWire(w *ecsapi.ManagedScalableTarget) ManagedScala
 		Arn:          w.Arn,
 		MaxCapacity:  w.MaxCapacity,
 		MinCapacity:  w.MinCapacity,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -1978,7 +1978,7 @@ func (x *ManagedScalableTarget) Wire() ecsapi.ManagedScalableTarget {
 		Arn:          x.Arn,
 		MaxCapacity:  x.MaxCapacity,
 		MinCapacity:  x.MinCapacity,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -1986,17 +1986,17 @@ func (x *ManagedScalableTarget) Wire() ecsapi.ManagedScalableTarget {
 
 // ManagedSecurityGroup is the stored form of ecsapi.ManagedSecurityGroup.
 type ManagedSecurityGroup struct {
-	Arn          string    `json:"arn,omitempty"`
-	Status       string    `json:"status,omitempty"`
-	StatusReason string    `json:"statusReason,omitempty"`
-	UpdatedAt    *api.Time `json:"updatedAt,omitempty"`
+	Arn          string                       `json:"arn,omitempty"`
+	Status       ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason string                       `json:"statusReason,omitempty"`
+	UpdatedAt    *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedSecurityGroupFromWire returns the stored form of w.
 func ManagedSecurityGroupFromWire(w *ecsapi.ManagedSecurityGroup) ManagedSecurityGroup {
 	return ManagedSecurityGroup{
 		Arn:          w.Arn,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		StatusReason: w.StatusReason,
 		UpdatedAt:    copyPtr(w.UpdatedAt),
 	}
@@ -2006,7 +2006,7 @@ func ManagedSecurityGroupFromWire(w *ecsapi.ManagedSecurityGroup) ManagedSecurit
 func (x *ManagedSecurityGroup) Wire() ecsapi.ManagedSecurityGroup {
 	return ecsapi.ManagedSecurityGroup{
 		Arn:          x.Arn,
-		Status:       ecsapi.ManagedResourceStatus(x.Status),
+		Status:       x.Status,
 		StatusReason: x.StatusReason,
 		UpdatedAt:    copyPtr(x.UpdatedAt),
 	}
@@ -2036,13 +2036,13 @@ func (x *ManagedStorageConfiguration) Wire() ecsapi.ManagedStorageConfiguration 
 
 // ManagedTargetGroup is the stored form of ecsapi.ManagedTargetGroup.
 type ManagedTargetGroup struct {
-	Arn             string    `json:"arn,omitempty"`
-	HealthCheckPath string    `json:"healthCheckPath,omitempty"`
-	HealthCheckPort int32     `json:"healthCheckPort"`
-	Port            int32     `json:"port"`
-	Status          string    `json:"status,omitempty"`
-	StatusReason    string    `json:"statusReason,omitempty"`
-	UpdatedAt       *api.Time `json:"updatedAt,omitempty"`
+	Arn             string                       `json:"arn,omitempty"`
+	HealthCheckPath string                       `json:"healthCheckPath,omitempty"`
+	HealthCheckPort int32                        `json:"healthCheckPort"`
+	Port            int32                        `json:"port"`
+	Status          ecsapi.ManagedResourceStatus `json:"status,omitempty"`
+	StatusReason    string                       `json:"statusReason,omitempty"`
+	UpdatedAt       *api.Time                    `json:"updatedAt,omitempty"`
 }
 
 // ManagedTargetGroupFromWire returns the stored form of w.
@@ -2052,7 +2052,7 @@ func ManagedTargetGroupFromWire(w *ecsapi.ManagedTargetGroup) ManagedTargetGroup
 		HealthCheckPath: w.HealthCheckPath,
 		HealthCheckPort: w.HealthCheckPort,
 		Port:            w.Port,
-		Status:          string(w.Status),
+		Status:          w.Status,
 		StatusReason:    w.StatusReason,
 		UpdatedAt:       copyPtr(w.UpdatedAt),
 	}
@@ -2065,7 +2065,7 @@ func (x *ManagedTargetGroup) Wire() ecsapi.ManagedTargetGroup {
 		HealthCheckPath: x.HealthCheckPath,
 		HealthCheckPort: x.HealthCheckPort,
 		Port:            x.Port,
-		Status:          ecsapi.ManagedResourceStatus(x.Status),
+		Status:          x.Status,
 		StatusReason:    x.StatusReason,
 		UpdatedAt:       copyPtr(x.UpdatedAt),
 	}
@@ -2098,12 +2098,12 @@ func (x *MountPoint) Wire() ecsapi.MountPoint {
 
 // NetworkBinding is the stored form of ecsapi.NetworkBinding.
 type NetworkBinding struct {
-	BindIP             string `json:"bindIP,omitempty"`
-	ContainerPort      *int32 `json:"containerPort,omitempty"`
-	ContainerPortRange string `json:"containerPortRange,omitempty"`
-	HostPort           *int32 `json:"hostPort,omitempty"`
-	HostPortRange      string `json:"hostPortRange,omitempty"`
-	Protocol           string `json:"protocol,omitempty"`
+	BindIP             string                   `json:"bindIP,omitempty"`
+	ContainerPort      *int32                   `json:"containerPort,omitempty"`
+	ContainerPortRange string                   `json:"containerPortRange,omitempty"`
+	HostPort           *int32                   `json:"hostPort,omitempty"`
+	HostPortRange      string                   `json:"hostPortRange,omitempty"`
+	Protocol           ecsapi.TransportProtocol `json:"protocol,omitempty"`
 }
 
 // NetworkBindingFromWire returns the stored form of w.
@@ -2114,7 +2114,7 @@ func NetworkBindingFromWire(w *ecsapi.NetworkBinding) NetworkBinding {
 		ContainerPortRange: w.ContainerPortRange,
 		HostPort:           copyPtr(w.HostPort),
 		HostPortRange:      w.HostPortRange,
-		Protocol:           string(w.Protocol),
+		Protocol:           w.Protocol,
 	}
 }
 
@@ -2126,7 +2126,7 @@ func (x *NetworkBinding) Wire() ecsapi.NetworkBinding {
 		ContainerPortRange: x.ContainerPortRange,
 		HostPort:           copyPtr(x.HostPort),
 		HostPortRange:      x.HostPortRange,
-		Protocol:           ecsapi.TransportProtocol(x.Protocol),
+		Protocol:           x.Protocol,
 	}
 }
 
@@ -2176,15 +2176,15 @@ func (x *NetworkInterface) Wire() ecsapi.NetworkInterface {
 
 // PlacementConstraint is the stored form of ecsapi.PlacementConstraint.
 type PlacementConstraint struct {
-	Expression string `json:"expression,omitempty"`
-	Type       string `json:"type,omitempty"`
+	Expression string                         `json:"expression,omitempty"`
+	Type       ecsapi.PlacementConstraintType `json:"type,omitempty"`
 }
 
 // PlacementConstraintFromWire returns the stored form of w.
 func PlacementConstraintFromWire(w *ecsapi.PlacementConstraint) PlacementConstraint {
 	return PlacementConstraint{
 		Expression: w.Expression,
-		Type:       string(w.Type),
+		Type:       w.Type,
 	}
 }
 
@@ -2192,21 +2192,21 @@ func PlacementConstraintFromWire(w *ecsapi.PlacementConstraint) PlacementConstra
 func (x *PlacementConstraint) Wire() ecsapi.PlacementConstraint {
 	return ecsapi.PlacementConstraint{
 		Expression: x.Expression,
-		Type:       ecsapi.PlacementConstraintType(x.Type),
+		Type:       x.Type,
 	}
 }
 
 // PlacementStrategy is the stored form of ecsapi.PlacementStrategy.
 type PlacementStrategy struct {
-	Field string `json:"field,omitempty"`
-	Type  string `json:"type,omitempty"`
+	Field string                       `json:"field,omitempty"`
+	Type  ecsapi.PlacementStrategyType `json:"type,omitempty"`
 }
 
 // PlacementStrategyFromWire returns the stored form of w.
 func PlacementStrategyFromWire(w *ecsapi.PlacementStrategy) PlacementStrategy {
 	return PlacementStrategy{
 		Field: w.Field,
-		Type:  string(w.Type),
+		Type:  w.Type,
 	}
 }
 
@@ -2214,49 +2214,49 @@ func PlacementStrategyFromWire(w *ecsapi.PlacementStrategy) PlacementStrategy {
 func (x *PlacementStrategy) Wire() ecsapi.PlacementStrategy {
 	return ecsapi.PlacementStrategy{
 		Field: x.Field,
-		Type:  ecsapi.PlacementStrategyType(x.Type),
+		Type:  x.Type,
 	}
 }
 
 // PortMapping is the stored form of ecsapi.PortMapping.
 type PortMapping struct {
-	AppProtocol        string `json:"appProtocol,omitempty"`
-	ContainerPort      *int32 `json:"containerPort,omitempty"`
-	ContainerPortRange string `json:"containerPortRange,omitempty"`
-	HostPort           *int32 `json:"hostPort,omitempty"`
-	Name               string `json:"name,omitempty"`
-	Protocol           string `json:"protocol,omitempty"`
+	AppProtocol        ecsapi.ApplicationProtocol `json:"appProtocol,omitempty"`
+	ContainerPort      *int32                     `json:"containerPort,omitempty"`
+	ContainerPortRange string                     `json:"containerPortRange,omitempty"`
+	HostPort           *int32                     `json:"hostPort,omitempty"`
+	Name               string                     `json:"name,omitempty"`
+	Protocol           ecsapi.TransportProtocol   `json:"protocol,omitempty"`
 }
 
 // PortMappingFromWire returns the stored form of w.
 func PortMappingFromWire(w *ecsapi.PortMapping) PortMapping {
 	return PortMapping{
-		AppProtocol:        string(w.AppProtocol),
+		AppProtocol:        w.AppProtocol,
 		ContainerPort:      copyPtr(w.ContainerPort),
 		ContainerPortRange: w.ContainerPortRange,
 		HostPort:           copyPtr(w.HostPort),
 		Name:               w.Name,
-		Protocol:           string(w.Protocol),
+		Protocol:           w.Protocol,
 	}
 }
 
 // Wire returns the wire form of x.
 func (x *PortMapping) Wire() ecsapi.PortMapping {
 	return ecsapi.PortMapping{
-		AppProtocol:        ecsapi.ApplicationProtocol(x.AppProtocol),
+		AppProtocol:        x.AppProtocol,
 		ContainerPort:      copyPtr(x.ContainerPort),
 		ContainerPortRange: x.ContainerPortRange,
 		HostPort:           copyPtr(x.HostPort),
 		Name:               x.Name,
-		Protocol:           ecsapi.TransportProtocol(x.Protocol),
+		Protocol:           x.Protocol,
 	}
 }
 
 // ProxyConfiguration is the stored form of ecsapi.ProxyConfiguration.
 type ProxyConfiguration struct {
-	ContainerName string         `json:"containerName,omitempty"`
-	Properties    []KeyValuePair `json:"properties,omitzero"`
-	Type          string         `json:"type,omitempty"`
+	ContainerName string                        `json:"containerName,omitempty"`
+	Properties    []KeyValuePair                `json:"properties,omitzero"`
+	Type          ecsapi.ProxyConfigurationType `json:"type,omitempty"`
 }
 
 // ProxyConfigurationFromWire returns the stored form of w.
@@ -2264,7 +2264,7 @@ func ProxyConfigurationFromWire(w *ecsapi.ProxyConfiguration) ProxyConfiguration
 	return ProxyConfiguration{
 		ContainerName: w.ContainerName,
 		Properties:    convertSlice(w.Properties, KeyValuePairFromWire),
-		Type:          string(w.Type),
+		Type:          w.Type,
 	}
 }
 
@@ -2273,7 +2273,7 @@ func (x *ProxyConfiguration) Wire() ecsapi.ProxyConfiguration {
 	return ecsapi.ProxyConfiguration{
 		ContainerName: x.ContainerName,
 		Properties:    convertSlice(x.Properties, (*KeyValuePair).Wire),
-		Type:          ecsapi.ProxyConfigurationType(x.Type),
+		Type:          x.Type,
 	}
 }
 
@@ -2351,14 +2351,14 @@ func (x *Resource) Wire() ecsapi.Resource {
 
 // ResourceRequirement is the stored form of ecsapi.ResourceRequirement.
 type ResourceRequirement struct {
-	Type  string `json:"type,omitempty"`
-	Value string `json:"value,omitempty"`
+	Type  ecsapi.ResourceType `json:"type,omitempty"`
+	Value string              `json:"value,omitempty"`
 }
 
 // ResourceRequirementFromWire returns the stored form of w.
 func ResourceRequirementFromWire(w *ecsapi.ResourceRequirement) ResourceRequirement {
 	return ResourceRequirement{
-		Type:  string(w.Type),
+		Type:  w.Type,
 		Value: w.Value,
 	}
 }
@@ -2366,7 +2366,7 @@ func ResourceRequirementFromWire(w *ecsapi.ResourceRequirement) ResourceRequirem
 // Wire returns the wire form of x.
 func (x *ResourceRequirement) Wire() ecsapi.ResourceRequirement {
 	return ecsapi.ResourceRequirement{
-		Type:  ecsapi.ResourceType(x.Type),
+		Type:  x.Type,
 		Value: x.Value,
 	}
 }
@@ -2398,23 +2398,23 @@ func (x *Rollback) Wire() ecsapi.Rollback {
 
 // RuntimePlatform is the stored form of ecsapi.RuntimePlatform.
 type RuntimePlatform struct {
-	CpuArchitecture       string `json:"cpuArchitecture,omitempty"`
-	OperatingSystemFamily string `json:"operatingSystemFamily,omitempty"`
+	CpuArchitecture       ecsapi.CPUArchitecture `json:"cpuArchitecture,omitempty"`
+	OperatingSystemFamily ecsapi.OSFamily        `json:"operatingSystemFamily,omitempty"`
 }
 
 // RuntimePlatformFromWire returns the stored form of w.
 func RuntimePlatformFromWire(w *ecsapi.RuntimePlatform) RuntimePlatform {
 	return RuntimePlatform{
-		CpuArchitecture:       string(w.CpuArchitecture),
-		OperatingSystemFamily: string(w.OperatingSystemFamily),
+		CpuArchitecture:       w.CpuArchitecture,
+		OperatingSystemFamily: w.OperatingSystemFamily,
 	}
 }
 
 // Wire returns the wire form of x.
 func (x *RuntimePlatform) Wire() ecsapi.RuntimePlatform {
 	return ecsapi.RuntimePlatform{
-		CpuArchitecture:       ecsapi.CPUArchitecture(x.CpuArchitecture),
-		OperatingSystemFamily: ecsapi.OSFamily(x.OperatingSystemFamily),
+		CpuArchitecture:       x.CpuArchitecture,
+		OperatingSystemFamily: x.OperatingSystemFamily,
 	}
 }
 
@@ -2448,14 +2448,14 @@ func (x *S3FilesVolumeConfiguration) Wire() ecsapi.S3FilesVolumeConfiguration {
 
 // Scale is the stored form of ecsapi.Scale.
 type Scale struct {
-	Unit  string  `json:"unit,omitempty"`
-	Value float64 `json:"value"`
+	Unit  ecsapi.ScaleUnit `json:"unit,omitempty"`
+	Value float64          `json:"value"`
 }
 
 // ScaleFromWire returns the stored form of w.
 func ScaleFromWire(w *ecsapi.Scale) Scale {
 	return Scale{
-		Unit:  string(w.Unit),
+		Unit:  w.Unit,
 		Value: w.Value,
 	}
 }
@@ -2463,7 +2463,7 @@ func ScaleFromWire(w *ecsapi.Scale) Scale {
 // Wire returns the wire form of x.
 func (x *Scale) Wire() ecsapi.Scale {
 	return ecsapi.Scale{
-		Unit:  ecsapi.ScaleUnit(x.Unit),
+		Unit:  x.Unit,
 		Value: x.Value,
 	}
 }
@@ -2492,47 +2492,47 @@ func (x *Secret) Wire() ecsapi.Secret {
 
 // Service is the stored form of ecsapi.Service.
 type Service struct {
-	AvailabilityZoneRebalancing   string                          `json:"availabilityZoneRebalancing,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitzero"`
-	ClusterArn                    string                          `json:"clusterArn,omitempty"`
-	CreatedAt                     *api.Time                       `json:"createdAt,omitempty"`
-	CreatedBy                     string                          `json:"createdBy,omitempty"`
-	CurrentServiceDeployment      string                          `json:"currentServiceDeployment,omitempty"`
-	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitzero"`
-	DeploymentConfiguration       *DeploymentConfiguration        `json:"deploymentConfiguration,omitempty"`
-	DeploymentController          *DeploymentController           `json:"deploymentController,omitempty"`
-	Deployments                   []Deployment                    `json:"deployments,omitzero"`
-	DesiredCount                  int32                           `json:"desiredCount"`
-	EnableECSManagedTags          bool                            `json:"enableECSManagedTags"`
-	EnableExecuteCommand          bool                            `json:"enableExecuteCommand"`
-	Events                        []ServiceEvent                  `json:"events,omitzero"`
-	HealthCheckGracePeriodSeconds *int32                          `json:"healthCheckGracePeriodSeconds,omitempty"`
-	LaunchType                    string                          `json:"launchType,omitempty"`
-	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitzero"`
-	NetworkConfiguration          *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
-	PendingCount                  int32                           `json:"pendingCount"`
-	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitzero"`
-	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitzero"`
-	PlatformFamily                string                          `json:"platformFamily,omitempty"`
-	PlatformVersion               string                          `json:"platformVersion,omitempty"`
-	PropagateTags                 string                          `json:"propagateTags,omitempty"`
-	ResourceManagementType        string                          `json:"resourceManagementType,omitempty"`
-	RoleArn                       string                          `json:"roleArn,omitempty"`
-	RunningCount                  int32                           `json:"runningCount"`
-	SchedulingStrategy            string                          `json:"schedulingStrategy,omitempty"`
-	ServiceArn                    string                          `json:"serviceArn,omitempty"`
-	ServiceName                   string                          `json:"serviceName,omitempty"`
-	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitzero"`
-	Status                        string                          `json:"status,omitempty"`
-	Tags                          []Tag                           `json:"tags,omitzero"`
-	TaskDefinition                string                          `json:"taskDefinition,omitempty"`
-	TaskSets                      []TaskSet                       `json:"taskSets,omitzero"`
+	AvailabilityZoneRebalancing   ecsapi.AvailabilityZoneRebalancing `json:"availabilityZoneRebalancing,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem     `json:"capacityProviderStrategy,omitzero"`
+	ClusterArn                    string                             `json:"clusterArn,omitempty"`
+	CreatedAt                     *api.Time                          `json:"createdAt,omitempty"`
+	CreatedBy                     string                             `json:"createdBy,omitempty"`
+	CurrentServiceDeployment      string                             `json:"currentServiceDeployment,omitempty"`
+	CurrentServiceRevisions       []ServiceCurrentRevisionSummary    `json:"currentServiceRevisions,omitzero"`
+	DeploymentConfiguration       *DeploymentConfiguration           `json:"deploymentConfiguration,omitempty"`
+	DeploymentController          *DeploymentController              `json:"deploymentController,omitempty"`
+	Deployments                   []Deployment                       `json:"deployments,omitzero"`
+	DesiredCount                  int32                              `json:"desiredCount"`
+	EnableECSManagedTags          bool                               `json:"enableECSManagedTags"`
+	EnableExecuteCommand          bool                               `json:"enableExecuteCommand"`
+	Events                        []ServiceEvent                     `json:"events,omitzero"`
+	HealthCheckGracePeriodSeconds *int32                             `json:"healthCheckGracePeriodSeconds,omitempty"`
+	LaunchType                    ecsapi.LaunchType                  `json:"launchType,omitempty"`
+	LoadBalancers                 []LoadBalancer                     `json:"loadBalancers,omitzero"`
+	NetworkConfiguration          *NetworkConfiguration              `json:"networkConfiguration,omitempty"`
+	PendingCount                  int32                              `json:"pendingCount"`
+	PlacementConstraints          []PlacementConstraint              `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy                `json:"placementStrategy,omitzero"`
+	PlatformFamily                string                             `json:"platformFamily,omitempty"`
+	PlatformVersion               string                             `json:"platformVersion,omitempty"`
+	PropagateTags                 ecsapi.PropagateTags               `json:"propagateTags,omitempty"`
+	ResourceManagementType        ecsapi.ResourceManagementType      `json:"resourceManagementType,omitempty"`
+	RoleArn                       string                             `json:"roleArn,omitempty"`
+	RunningCount                  int32                              `json:"runningCount"`
+	SchedulingStrategy            ecsapi.SchedulingStrategy          `json:"schedulingStrategy,omitempty"`
+	ServiceArn                    string                             `json:"serviceArn,omitempty"`
+	ServiceName                   string                             `json:"serviceName,omitempty"`
+	ServiceRegistries             []ServiceRegistry                  `json:"serviceRegistries,omitzero"`
+	Status                        string                             `json:"status,omitempty"`
+	Tags                          []Tag                              `json:"tags,omitzero"`
+	TaskDefinition                string                             `json:"taskDefinition,omitempty"`
+	TaskSets                      []TaskSet                          `json:"taskSets,omitzero"`
 }
 
 // ServiceFromWire returns the stored form of w.
 func ServiceFromWire(w *ecsapi.Service) Service {
 	return Service{
-		AvailabilityZoneRebalancing:   string(w.AvailabilityZoneRebalancing),
+		AvailabilityZoneRebalancing:   w.AvailabilityZoneRebalancing,
 		CapacityProviderStrategy:      convertSlice(w.CapacityProviderStrategy, CapacityProviderStrategyItemFromWire),
 		ClusterArn:                    w.ClusterArn,
 		CreatedAt:                     copyPtr(w.CreatedAt),
@@ -2547,7 +2547,7 @@ func ServiceFromWire(w *ecsapi.Service) Service {
 		EnableExecuteCommand:          w.EnableExecuteCommand,
 		Events:                        convertSlice(w.Events, ServiceEventFromWire),
 		HealthCheckGracePeriodSeconds: copyPtr(w.HealthCheckGracePeriodSeconds),
-		LaunchType:                    string(w.LaunchType),
+		LaunchType:                    w.LaunchType,
 		LoadBalancers:                 convertSlice(w.LoadBalancers, LoadBalancerFromWire),
 		NetworkConfiguration:          convertPtr(w.NetworkConfiguration, NetworkConfigurationFromWire),
 		PendingCount:                  w.PendingCount,
@@ -2555,11 +2555,11 @@ func ServiceFromWire(w *ecsapi.Service) Service {
 		PlacementStrategy:             convertSlice(w.PlacementStrategy, PlacementStrategyFromWire),
 		PlatformFamily:                w.PlatformFamily,
 		PlatformVersion:               w.PlatformVersion,
-		PropagateTags:                 string(w.PropagateTags),
-		ResourceManagementType:        string(w.ResourceManagementType),
+		PropagateTags:                 w.PropagateTags,
+		ResourceManagementType:        w.ResourceManagementType,
 		RoleArn:                       w.RoleArn,
 		RunningCount:                  w.RunningCount,
-		SchedulingStrategy:            string(w.SchedulingStrategy),
+		SchedulingStrategy:            w.SchedulingStrategy,
 		ServiceArn:                    w.ServiceArn,
 		ServiceName:                   w.ServiceName,
 		ServiceRegistries:             convertSlice(w.ServiceRegistries, ServiceRegistryFromWire),
@@ -2573,7 +2573,7 @@ func ServiceFromWire(w *ecsapi.Service) Service {
 // Wire returns the wire form of x.
 func (x *Service) Wire() ecsapi.Service {
 	return ecsapi.Service{
-		AvailabilityZoneRebalancing:   ecsapi.AvailabilityZoneRebalancing(x.AvailabilityZoneRebalancing),
+		AvailabilityZoneRebalancing:   x.AvailabilityZoneRebalancing,
 		CapacityProviderStrategy:      convertSlice(x.CapacityProviderStrategy, (*CapacityProviderStrategyItem).Wire),
 		ClusterArn:                    x.ClusterArn,
 		CreatedAt:                     copyPtr(x.CreatedAt),
@@ -2588,7 +2588,7 @@ func (x *Service) Wire() ecsapi.Service {
 		EnableExecuteCommand:          x.EnableExecuteCommand,
 		Events:                        convertSlice(x.Events, (*ServiceEvent).Wire),
 		HealthCheckGracePeriodSeconds: copyPtr(x.HealthCheckGracePeriodSeconds),
-		LaunchType:                    ecsapi.LaunchType(x.LaunchType),
+		LaunchType:                    x.LaunchType,
 		LoadBalancers:                 convertSlice(x.LoadBalancers, (*LoadBalancer).Wire),
 		NetworkConfiguration:          convertPtr(x.NetworkConfiguration, (*NetworkConfiguration).Wire),
 		PendingCount:                  x.PendingCount,
@@ -2596,11 +2596,11 @@ func (x *Service) Wire() ecsapi.Service {
 		PlacementStrategy:             convertSlice(x.PlacementStrategy, (*PlacementStrategy).Wire),
 		PlatformFamily:                x.PlatformFamily,
 		PlatformVersion:               x.PlatformVersion,
-		PropagateTags:                 ecsapi.PropagateTags(x.PropagateTags),
-		ResourceManagementType:        ecsapi.ResourceManagementType(x.ResourceManagementType),
+		PropagateTags:                 x.PropagateTags,
+		ResourceManagementType:        x.ResourceManagementType,
 		RoleArn:                       x.RoleArn,
 		RunningCount:                  x.RunningCount,
-		SchedulingStrategy:            ecsapi.SchedulingStrategy(x.SchedulingStrategy),
+		SchedulingStrategy:            x.SchedulingStrategy,
 		ServiceArn:                    x.ServiceArn,
 		ServiceName:                   x.ServiceName,
 		ServiceRegistries:             convertSlice(x.ServiceRegistries, (*ServiceRegistry).Wire),
@@ -2613,23 +2613,23 @@ func (x *Service) Wire() ecsapi.Service {
 
 // ServiceConnectAccessLogConfiguration is the stored form of ecsapi.ServiceConnectAccessLogConfiguration.
 type ServiceConnectAccessLogConfiguration struct {
-	Format                 string `json:"format,omitempty"`
-	IncludeQueryParameters string `json:"includeQueryParameters,omitempty"`
+	Format                 ecsapi.ServiceConnectAccessLoggingFormat    `json:"format,omitempty"`
+	IncludeQueryParameters ecsapi.ServiceConnectIncludeQueryParameters `json:"includeQueryParameters,omitempty"`
 }
 
 // ServiceConnectAccessLogConfigurationFromWire returns the stored form of w.
 func ServiceConnectAccessLogConfigurationFromWire(w *ecsapi.ServiceConnectAccessLogConfiguration) ServiceConnectAccessLogConfiguration {
 	return ServiceConnectAccessLogConfiguration{
-		Format:                 string(w.Format),
-		IncludeQueryParameters: string(w.IncludeQueryParameters),
+		Format:                 w.Format,
+		IncludeQueryParameters: w.IncludeQueryParameters,
 	}
 }
 
 // Wire returns the wire form of x.
 func (x *ServiceConnectAccessLogConfiguration) Wire() ecsapi.ServiceConnectAccessLogConfiguration {
 	return ecsapi.ServiceConnectAccessLogConfiguration{
-		Format:                 ecsapi.ServiceConnectAccessLoggingFormat(x.Format),
-		IncludeQueryParameters: ecsapi.ServiceConnectIncludeQueryParameters(x.IncludeQueryParameters),
+		Format:                 x.Format,
+		IncludeQueryParameters: x.IncludeQueryParameters,
 	}
 }
 
@@ -2879,24 +2879,24 @@ func (x *ServiceCurrentRevisionSummary) Wire() ecsapi.ServiceCurrentRevisionSumm
 
 // ServiceDeployment is the stored form of ecsapi.ServiceDeployment.
 type ServiceDeployment struct {
-	Alarms                   *ServiceDeploymentAlarms         `json:"alarms,omitempty"`
-	ClusterArn               string                           `json:"clusterArn,omitempty"`
-	CreatedAt                *api.Time                        `json:"createdAt,omitempty"`
-	DeploymentCircuitBreaker *ServiceDeploymentCircuitBreaker `json:"deploymentCircuitBreaker,omitempty"`
-	DeploymentConfiguration  *DeploymentConfiguration         `json:"deploymentConfiguration,omitempty"`
-	FinishedAt               *api.Time                        `json:"finishedAt,omitempty"`
-	LifecycleHookDetails     []DeploymentLifecycleHookDetail  `json:"lifecycleHookDetails,omitzero"`
-	LifecycleStage           string                           `json:"lifecycleStage,omitempty"`
-	Rollback                 *Rollback                        `json:"rollback,omitempty"`
-	ServiceArn               string                           `json:"serviceArn,omitempty"`
-	ServiceDeploymentArn     string                           `json:"serviceDeploymentArn,omitempty"`
-	SourceServiceRevisions   []ServiceRevisionSummary         `json:"sourceServiceRevisions,omitzero"`
-	StartedAt                *api.Time                        `json:"startedAt,omitempty"`
-	Status                   string                           `json:"status,omitempty"`
-	StatusReason             string                           `json:"statusReason,omitempty"`
-	StoppedAt                *api.Time                        `json:"stoppedAt,omitempty"`
-	TargetServiceRevision    *ServiceRevisionSummary          `json:"targetServiceRevision,omitempty"`
-	UpdatedAt                *api.Time                        `json:"updatedAt,omitempty"`
+	Alarms                   *ServiceDeploymentAlarms               `json:"alarms,omitempty"`
+	ClusterArn               string                                 `json:"clusterArn,omitempty"`
+	CreatedAt                *api.Time                              `json:"createdAt,omitempty"`
+	DeploymentCircuitBreaker *ServiceDeploymentCircuitBreaker       `json:"deploymentCircuitBreaker,omitempty"`
+	DeploymentConfiguration  *DeploymentConfiguration               `json:"deploymentConfiguration,omitempty"`
+	FinishedAt               *api.Time                              `json:"finishedAt,omitempty"`
+	LifecycleHookDetails     []DeploymentLifecycleHookDetail        `json:"lifecycleHookDetails,omitzero"`
+	LifecycleStage           ecsapi.ServiceDeploymentLifecycleStage `json:"lifecycleStage,omitempty"`
+	Rollback                 *Rollback                              `json:"rollback,omitempty"`
+	ServiceArn               string                                 `json:"serviceArn,omitempty"`
+	ServiceDeploymentArn     string                                 `json:"serviceDeploymentArn,omitempty"`
+	SourceServiceRevisions   []ServiceRevisionSummary               `json:"sourceServiceRevisions,omitzero"`
+	StartedAt                *api.Time                              `json:"startedAt,omitempty"`
+	Status                   ecsapi.ServiceDeploymentStatus         `json:"status,omitempty"`
+	StatusReason             string                                 `json:"statusReason,omitempty"`
+	StoppedAt                *api.Time                              `json:"stoppedAt,omitempty"`
+	TargetServiceRevision    *ServiceRevisionSummary                `json:"targetServiceRevision,omitempty"`
+	UpdatedAt                *api.Time                              `json:"updatedAt,omitempty"`
 }
 
 // ServiceDeploymentFromWire returns the stored form of w.
@@ -2909,13 +2909,13 @@ func ServiceDeploymentFromWire(w *ecsapi.ServiceDeployment) ServiceDeployment {
 		DeploymentConfiguration:  convertPtr(w.DeploymentConfiguration, DeploymentConfigurationFromWire),
 		FinishedAt:               copyPtr(w.FinishedAt),
 		LifecycleHookDetails:     convertSlice(w.LifecycleHookDetails, DeploymentLifecycleHookDetailFromWire),
-		LifecycleStage:           string(w.LifecycleStage),
+		LifecycleStage:           w.LifecycleStage,
 		Rollback:                 convertPtr(w.Rollback, RollbackFromWire),
 		ServiceArn:               w.ServiceArn,
 		ServiceDeploymentArn:     w.ServiceDeploymentArn,
 		SourceServiceRevisions:   convertSlice(w.SourceServiceRevisions, ServiceRevisionSummaryFromWire),
 		StartedAt:                copyPtr(w.StartedAt),
-		Status:                   string(w.Status),
+		Status:                   w.Status,
 		StatusReason:             w.StatusReason,
 		StoppedAt:                copyPtr(w.StoppedAt),
 		TargetServiceRevision:    convertPtr(w.TargetServiceRevision, ServiceRevisionSummaryFromWire),
@@ -2933,13 +2933,13 @@ func (x *ServiceDeployment) Wire() ecsapi.ServiceDeployment {
 		DeploymentConfiguration:  convertPtr(x.DeploymentConfiguration, (*DeploymentConfiguration).Wire),
 		FinishedAt:               copyPtr(x.FinishedAt),
 		LifecycleHookDetails:     convertSlice(x.LifecycleHookDetails, (*DeploymentLifecycleHookDetail).Wire),
-		LifecycleStage:           ecsapi.ServiceDeploymentLifecycleStage(x.LifecycleStage),
+		LifecycleStage:           x.LifecycleStage,
 		Rollback:                 convertPtr(x.Rollback, (*Rollback).Wire),
 		ServiceArn:               x.ServiceArn,
 		ServiceDeploymentArn:     x.ServiceDeploymentArn,
 		SourceServiceRevisions:   convertSlice(x.SourceServiceRevisions, (*ServiceRevisionSummary).Wire),
 		StartedAt:                copyPtr(x.StartedAt),
-		Status:                   ecsapi.ServiceDeploymentStatus(x.Status),
+		Status:                   x.Status,
 		StatusReason:             x.StatusReason,
 		StoppedAt:                copyPtr(x.StoppedAt),
 		TargetServiceRevision:    convertPtr(x.TargetServiceRevision, (*ServiceRevisionSummary).Wire),
@@ -2949,16 +2949,16 @@ func (x *ServiceDeployment) Wire() ecsapi.ServiceDeployment {
 
 // ServiceDeploymentAlarms is the stored form of ecsapi.ServiceDeploymentAlarms.
 type ServiceDeploymentAlarms struct {
-	AlarmNames          []string `json:"alarmNames,omitzero"`
-	Status              string   `json:"status,omitempty"`
-	TriggeredAlarmNames []string `json:"triggeredAlarmNames,omitzero"`
+	AlarmNames          []string                                       `json:"alarmNames,omitzero"`
+	Status              ecsapi.ServiceDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
+	TriggeredAlarmNames []string                                       `json:"triggeredAlarmNames,omitzero"`
 }
 
 // ServiceDeploymentAlarmsFromWire returns the stored form of w.
 func ServiceDeploymentAlarmsFromWire(w *ecsapi.ServiceDeploymentAlarms) ServiceDeploymentAlarms {
 	return ServiceDeploymentAlarms{
 		AlarmNames:          slices.Clone(w.AlarmNames),
-		Status:              string(w.Status),
+		Status:              w.Status,
 		TriggeredAlarmNames: slices.Clone(w.TriggeredAlarmNames),
 	}
 }
@@ -2967,23 +2967,23 @@ func ServiceDeploymentAlarmsFromWire(w *ecsapi.ServiceDeploymentAlarms) ServiceD
 func (x *ServiceDeploymentAlarms) Wire() ecsapi.ServiceDeploymentAlarms {
 	return ecsapi.ServiceDeploymentAlarms{
 		AlarmNames:          slices.Clone(x.AlarmNames),
-		Status:              ecsapi.ServiceDeploymentRollbackMonitorsStatus(x.Status),
+		Status:              x.Status,
 		TriggeredAlarmNames: slices.Clone(x.TriggeredAlarmNames),
 	}
 }
 
 // ServiceDeploymentCircuitBreaker is the stored form of ecsapi.ServiceDeploymentCircuitBreaker.
 type ServiceDeploymentCircuitBreaker struct {
-	FailureCount int32  `json:"failureCount"`
-	Status       string `json:"status,omitempty"`
-	Threshold    int32  `json:"threshold"`
+	FailureCount int32                                          `json:"failureCount"`
+	Status       ecsapi.ServiceDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
+	Threshold    int32                                          `json:"threshold"`
 }
 
 // ServiceDeploymentCircuitBreakerFromWire returns the stored form of w.
 func ServiceDeploymentCircuitBreakerFromWire(w *ecsapi.ServiceDeploymentCircuitBreaker) ServiceDeploymentCircuitBreaker {
 	return ServiceDeploymentCircuitBreaker{
 		FailureCount: w.FailureCount,
-		Status:       string(w.Status),
+		Status:       w.Status,
 		Threshold:    w.Threshold,
 	}
 }
@@ -2992,7 +2992,7 @@ func ServiceDeploymentCircuitBreakerFromWire(w *ecsapi.ServiceDeploymentCircuitB
 func (x *ServiceDeploymentCircuitBreaker) Wire() ecsapi.ServiceDeploymentCircuitBreaker {
 	return ecsapi.ServiceDeploymentCircuitBreaker{
 		FailureCount: x.FailureCount,
-		Status:       ecsapi.ServiceDeploymentRollbackMonitorsStatus(x.Status),
+		Status:       x.Status,
 		Threshold:    x.Threshold,
 	}
 }
@@ -3024,24 +3024,24 @@ func (x *ServiceEvent) Wire() ecsapi.ServiceEvent {
 
 // ServiceManagedEBSVolumeConfiguration is the stored form of ecsapi.ServiceManagedEBSVolumeConfiguration.
 type ServiceManagedEBSVolumeConfiguration struct {
-	Encrypted                *bool                 `json:"encrypted,omitempty"`
-	FilesystemType           string                `json:"filesystemType,omitempty"`
-	Iops                     *int32                `json:"iops,omitempty"`
-	KmsKeyId                 string                `json:"kmsKeyId,omitempty"`
-	RoleArn                  string                `json:"roleArn,omitempty"`
-	SizeInGiB                *int32                `json:"sizeInGiB,omitempty"`
-	SnapshotId               string                `json:"snapshotId,omitempty"`
-	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitzero"`
-	Throughput               *int32                `json:"throughput,omitempty"`
-	VolumeInitializationRate *int32                `json:"volumeInitializationRate,omitempty"`
-	VolumeType               string                `json:"volumeType,omitempty"`
+	Encrypted                *bool                     `json:"encrypted,omitempty"`
+	FilesystemType           ecsapi.TaskFilesystemType `json:"filesystemType,omitempty"`
+	Iops                     *int32                    `json:"iops,omitempty"`
+	KmsKeyId                 string                    `json:"kmsKeyId,omitempty"`
+	RoleArn                  string                    `json:"roleArn,omitempty"`
+	SizeInGiB                *int32                    `json:"sizeInGiB,omitempty"`
+	SnapshotId               string                    `json:"snapshotId,omitempty"`
+	TagSpecifications        []EBSTagSpecification     `json:"tagSpecifications,omitzero"`
+	Throughput               *int32                    `json:"throughput,omitempty"`
+	VolumeInitializationRate *int32                    `json:"volumeInitializationRate,omitempty"`
+	VolumeType               string                    `json:"volumeType,omitempty"`
 }
 
 // ServiceManagedEBSVolumeConfigurationFromWire returns the stored form of w.
 func ServiceManagedEBSVolumeConfigurationFromWire(w *ecsapi.ServiceManagedEBSVolumeConfiguration) ServiceManagedEBSVolumeConfiguration {
 	return ServiceManagedEBSVolumeConfiguration{
 		Encrypted:                copyPtr(w.Encrypted),
-		FilesystemType:           string(w.FilesystemType),
+		FilesystemType:           w.FilesystemType,
 		Iops:                     copyPtr(w.Iops),
 		KmsKeyId:                 w.KmsKeyId,
 		RoleArn:                  w.RoleArn,
@@ -3058,7 +3058,7 @@ func ServiceManagedEBSVolumeConfigurationFromWire(w *ecsapi.ServiceManagedEBSVol
 func (x *ServiceManagedEBSVolumeConfiguration) Wire() ecsapi.ServiceManagedEBSVolumeConfiguration {
 	return ecsapi.ServiceManagedEBSVolumeConfiguration{
 		Encrypted:                copyPtr(x.Encrypted),
-		FilesystemType:           ecsapi.TaskFilesystemType(x.FilesystemType),
+		FilesystemType:           x.FilesystemType,
 		Iops:                     copyPtr(x.Iops),
 		KmsKeyId:                 x.KmsKeyId,
 		RoleArn:                  x.RoleArn,
@@ -3108,7 +3108,7 @@ type ServiceRevision struct {
 	EcsManagedResources         *ECSManagedResources           `json:"ecsManagedResources,omitempty"`
 	FargateEphemeralStorage     *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
 	GuardDutyEnabled            bool                           `json:"guardDutyEnabled"`
-	LaunchType                  string                         `json:"launchType,omitempty"`
+	LaunchType                  ecsapi.LaunchType              `json:"launchType,omitempty"`
 	LoadBalancers               []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration        *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	PlatformFamily              string                         `json:"platformFamily,omitempty"`
@@ -3133,7 +3133,7 @@ func ServiceRevisionFromWire(w *ecsapi.ServiceRevision) ServiceRevision {
 		EcsManagedResources:         convertPtr(w.EcsManagedResources, ECSManagedResourcesFromWire),
 		FargateEphemeralStorage:     convertPtr(w.FargateEphemeralStorage, DeploymentEphemeralStorageFromWire),
 		GuardDutyEnabled:            w.GuardDutyEnabled,
-		LaunchType:                  string(w.LaunchType),
+		LaunchType:                  w.LaunchType,
 		LoadBalancers:               convertSlice(w.LoadBalancers, LoadBalancerFromWire),
 		NetworkConfiguration:        convertPtr(w.NetworkConfiguration, NetworkConfigurationFromWire),
 		PlatformFamily:              w.PlatformFamily,
@@ -3159,7 +3159,7 @@ func (x *ServiceRevision) Wire() ecsapi.ServiceRevision {
 		EcsManagedResources:         convertPtr(x.EcsManagedResources, (*ECSManagedResources).Wire),
 		FargateEphemeralStorage:     convertPtr(x.FargateEphemeralStorage, (*DeploymentEphemeralStorage).Wire),
 		GuardDutyEnabled:            x.GuardDutyEnabled,
-		LaunchType:                  ecsapi.LaunchType(x.LaunchType),
+		LaunchType:                  x.LaunchType,
 		LoadBalancers:               convertSlice(x.LoadBalancers, (*LoadBalancer).Wire),
 		NetworkConfiguration:        convertPtr(x.NetworkConfiguration, (*NetworkConfiguration).Wire),
 		PlatformFamily:              x.PlatformFamily,
@@ -3304,7 +3304,7 @@ type Task struct {
 	AvailabilityZone        string                 `json:"availabilityZone,omitempty"`
 	CapacityProviderName    string                 `json:"capacityProviderName,omitempty"`
 	ClusterArn              string                 `json:"clusterArn,omitempty"`
-	Connectivity            string                 `json:"connectivity,omitempty"`
+	Connectivity            ecsapi.Connectivity    `json:"connectivity,omitempty"`
 	ConnectivityAt          *api.Time              `json:"connectivityAt,omitempty"`
 	ContainerInstanceArn    string                 `json:"containerInstanceArn,omitempty"`
 	Containers              []Container            `json:"containers,omitzero"`
@@ -3316,10 +3316,10 @@ type Task struct {
 	ExecutionStoppedAt      *api.Time              `json:"executionStoppedAt,omitempty"`
 	FargateEphemeralStorage *TaskEphemeralStorage  `json:"fargateEphemeralStorage,omitempty"`
 	Group                   string                 `json:"group,omitempty"`
-	HealthStatus            string                 `json:"healthStatus,omitempty"`
+	HealthStatus            ecsapi.HealthStatus    `json:"healthStatus,omitempty"`
 	InferenceAccelerators   []InferenceAccelerator `json:"inferenceAccelerators,omitzero"`
 	LastStatus              string                 `json:"lastStatus,omitempty"`
-	LaunchType              string                 `json:"launchType,omitempty"`
+	LaunchType              ecsapi.LaunchType      `json:"launchType,omitempty"`
 	Memory                  string                 `json:"memory,omitempty"`
 	Overrides               *TaskOverride          `json:"overrides,omitempty"`
 	PlatformFamily          string                 `json:"platformFamily,omitempty"`
@@ -3328,7 +3328,7 @@ type Task struct {
 	PullStoppedAt           *api.Time              `json:"pullStoppedAt,omitempty"`
 	StartedAt               *api.Time              `json:"startedAt,omitempty"`
 	StartedBy               string                 `json:"startedBy,omitempty"`
-	StopCode                string                 `json:"stopCode,omitempty"`
+	StopCode                ecsapi.TaskStopCode    `json:"stopCode,omitempty"`
 	StoppedAt               *api.Time              `json:"stoppedAt,omitempty"`
 	StoppedReason           string                 `json:"stoppedReason,omitempty"`
 	StoppingAt              *api.Time              `json:"stoppingAt,omitempty"`
@@ -3346,7 +3346,7 @@ func TaskFromWire(w *ecsapi.Task) Task {
 		AvailabilityZone:        w.AvailabilityZone,
 		CapacityProviderName:    w.CapacityProviderName,
 		ClusterArn:              w.ClusterArn,
-		Connectivity:            string(w.Connectivity),
+		Connectivity:            w.Connectivity,
 		ConnectivityAt:          copyPtr(w.ConnectivityAt),
 		ContainerInstanceArn:    w.ContainerInstanceArn,
 		Containers:              convertSlice(w.Containers, ContainerFromWire),
@@ -3358,10 +3358,10 @@ func TaskFromWire(w *ecsapi.Task) Task {
 		ExecutionStoppedAt:      copyPtr(w.ExecutionStoppedAt),
 		FargateEphemeralStorage: convertPtr(w.FargateEphemeralStorage, TaskEphemeralStorageFromWire),
 		Group:                   w.Group,
-		HealthStatus:            string(w.HealthStatus),
+		HealthStatus:            w.HealthStatus,
 		InferenceAccelerators:   convertSlice(w.InferenceAccelerators, InferenceAcceleratorFromWire),
 		LastStatus:              w.LastStatus,
-		LaunchType:              string(w.LaunchType),
+		LaunchType:              w.LaunchType,
 		Memory:                  w.Memory,
 		Overrides:               convertPtr(w.Overrides, TaskOverrideFromWire),
 		PlatformFamily:          w.PlatformFamily,
@@ -3370,7 +3370,7 @@ func TaskFromWire(w *ecsapi.Task) Task {
 		PullStoppedAt:           copyPtr(w.PullStoppedAt),
 		StartedAt:               copyPtr(w.StartedAt),
 		StartedBy:               w.StartedBy,
-		StopCode:                string(w.StopCode),
+		StopCode:                w.StopCode,
 		StoppedAt:               copyPtr(w.StoppedAt),
 		StoppedReason:           w.StoppedReason,
 		StoppingAt:              copyPtr(w.StoppingAt),
@@ -3389,7 +3389,7 @@ func (x *Task) Wire() ecsapi.Task {
 		AvailabilityZone:        x.AvailabilityZone,
 		CapacityProviderName:    x.CapacityProviderName,
 		ClusterArn:              x.ClusterArn,
-		Connectivity:            ecsapi.Connectivity(x.Connectivity),
+		Connectivity:            x.Connectivity,
 		ConnectivityAt:          copyPtr(x.ConnectivityAt),
 		ContainerInstanceArn:    x.ContainerInstanceArn,
 		Containers:              convertSlice(x.Containers, (*Container).Wire),
@@ -3401,10 +3401,10 @@ func (x *Task) Wire() ecsapi.Task {
 		ExecutionStoppedAt:      copyPtr(x.ExecutionStoppedAt),
 		FargateEphemeralStorage: convertPtr(x.FargateEphemeralStorage, (*TaskEphemeralStorage).Wire),
 		Group:                   x.Group,
-		HealthStatus:            ecsapi.HealthStatus(x.HealthStatus),
+		HealthStatus:            x.HealthStatus,
 		InferenceAccelerators:   convertSlice(x.InferenceAccelerators, (*InferenceAccelerator).Wire),
 		LastStatus:              x.LastStatus,
-		LaunchType:              ecsapi.LaunchType(x.LaunchType),
+		LaunchType:              x.LaunchType,
 		Memory:                  x.Memory,
 		Overrides:               convertPtr(x.Overrides, (*TaskOverride).Wire),
 		PlatformFamily:          x.PlatformFamily,
@@ -3413,7 +3413,7 @@ func (x *Task) Wire() ecsapi.Task {
 		PullStoppedAt:           copyPtr(x.PullStoppedAt),
 		StartedAt:               copyPtr(x.StartedAt),
 		StartedBy:               x.StartedBy,
-		StopCode:                ecsapi.TaskStopCode(x.StopCode),
+		StopCode:                x.StopCode,
 		StoppedAt:               copyPtr(x.StoppedAt),
 		StoppedReason:           x.StoppedReason,
 		StoppingAt:              copyPtr(x.StoppingAt),
@@ -3426,7 +3426,7 @@ func (x *Task) Wire() ecsapi.Task {
 
 // TaskDefinition is the stored form of ecsapi.TaskDefinition.
 type TaskDefinition struct {
-	Compatibilities         []string                            `json:"compatibilities,omitzero"`
+	Compatibilities         []ecsapi.Compatibility              `json:"compatibilities,omitzero"`
 	ContainerDefinitions    []ContainerDefinition               `json:"containerDefinitions,omitzero"`
 	Cpu                     string                              `json:"cpu,omitempty"`
 	DeleteRequestedAt       *api.Time                           `json:"deleteRequestedAt,omitempty"`
@@ -3436,19 +3436,19 @@ type TaskDefinition struct {
 	ExecutionRoleArn        string                              `json:"executionRoleArn,omitempty"`
 	Family                  string                              `json:"family,omitempty"`
 	InferenceAccelerators   []InferenceAccelerator              `json:"inferenceAccelerators,omitzero"`
-	IpcMode                 string                              `json:"ipcMode,omitempty"`
+	IpcMode                 ecsapi.IpcMode                      `json:"ipcMode,omitempty"`
 	Memory                  string                              `json:"memory,omitempty"`
-	NetworkMode             string                              `json:"networkMode,omitempty"`
-	PidMode                 string                              `json:"pidMode,omitempty"`
+	NetworkMode             ecsapi.NetworkMode                  `json:"networkMode,omitempty"`
+	PidMode                 ecsapi.PidMode                      `json:"pidMode,omitempty"`
 	PlacementConstraints    []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
 	ProxyConfiguration      *ProxyConfiguration                 `json:"proxyConfiguration,omitempty"`
 	RegisteredAt            *api.Time                           `json:"registeredAt,omitempty"`
 	RegisteredBy            string                              `json:"registeredBy,omitempty"`
 	RequiresAttributes      []Attribute                         `json:"requiresAttributes,omitzero"`
-	RequiresCompatibilities []string                            `json:"requiresCompatibilities,omitzero"`
+	RequiresCompatibilities []ecsapi.Compatibility              `json:"requiresCompatibilities,omitzero"`
 	Revision                int32                               `json:"revision"`
 	RuntimePlatform         *RuntimePlatform                    `json:"runtimePlatform,omitempty"`
-	Status                  string                              `json:"status,omitempty"`
+	Status                  ecsapi.TaskDefinitionStatus         `json:"status,omitempty"`
 	TaskDefinitionArn       string                              `json:"taskDefinitionArn,omitempty"`
 	TaskRoleArn             string                              `json:"taskRoleArn,omitempty"`
 	Volumes                 []Volume                            `json:"volumes,omitzero"`
@@ -3457,7 +3457,7 @@ type TaskDefinition struct {
 // TaskDefinitionFromWire returns the stored form of w.
 func TaskDefinitionFromWire(w *ecsapi.TaskDefinition) TaskDefinition {
 	return TaskDefinition{
-		Compatibilities:         enumStrings(w.Compatibilities),
+		Compatibilities:         slices.Clone(w.Compatibilities),
 		ContainerDefinitions:    convertSlice(w.ContainerDefinitions, ContainerDefinitionFromWire),
 		Cpu:                     w.Cpu,
 		DeleteRequestedAt:       copyPtr(w.DeleteRequestedAt),
@@ -3467,19 +3467,19 @@ func TaskDefinitionFromWire(w *ecsapi.TaskDefinition) TaskDefinition {
 		ExecutionRoleArn:        w.ExecutionRoleArn,
 		Family:                  w.Family,
 		InferenceAccelerators:   convertSlice(w.InferenceAccelerators, InferenceAcceleratorFromWire),
-		IpcMode:                 string(w.IpcMode),
+		IpcMode:                 w.IpcMode,
 		Memory:                  w.Memory,
-		NetworkMode:             string(w.NetworkMode),
-		PidMode:                 string(w.PidMode),
+		NetworkMode:             w.NetworkMode,
+		PidMode:                 w.PidMode,
 		PlacementConstraints:    convertSlice(w.PlacementConstraints, TaskDefinitionPlacementConstraintFromWire),
 		ProxyConfiguration:      convertPtr(w.ProxyConfiguration, ProxyConfigurationFromWire),
 		RegisteredAt:            copyPtr(w.RegisteredAt),
 		RegisteredBy:            w.RegisteredBy,
 		RequiresAttributes:      convertSlice(w.RequiresAttributes, AttributeFromWire),
-		RequiresCompatibilities: enumStrings(w.RequiresCompatibilities),
+		RequiresCompatibilities: slices.Clone(w.RequiresCompatibilities),
 		Revision:                w.Revision,
 		RuntimePlatform:         convertPtr(w.RuntimePlatform, RuntimePlatformFromWire),
-		Status:                  string(w.Status),
+		Status:                  w.Status,
 		TaskDefinitionArn:       w.TaskDefinitionArn,
 		TaskRoleArn:             w.TaskRoleArn,
 		Volumes:                 convertSlice(w.Volumes, VolumeFromWire),
@@ -3489,7 +3489,7 @@ func TaskDefinitionFromWire(w *ecsapi.TaskDefinition) TaskDefinition {
 // Wire returns the wire form of x.
 func (x *TaskDefinition) Wire() ecsapi.TaskDefinition {
 	return ecsapi.TaskDefinition{
-		Compatibilities:         stringEnums[ecsapi.Compatibility](x.Compatibilities),
+		Compatibilities:         slices.Clone(x.Compatibilities),
 		ContainerDefinitions:    convertSlice(x.ContainerDefinitions, (*ContainerDefinition).Wire),
 		Cpu:                     x.Cpu,
 		DeleteRequestedAt:       copyPtr(x.DeleteRequestedAt),
@@ -3499,19 +3499,19 @@ func (x *TaskDefinition) Wire() ecsapi.TaskDefinition {
 		ExecutionRoleArn:        x.ExecutionRoleArn,
 		Family:                  x.Family,
 		InferenceAccelerators:   convertSlice(x.InferenceAccelerators, (*InferenceAccelerator).Wire),
-		IpcMode:                 ecsapi.IpcMode(x.IpcMode),
+		IpcMode:                 x.IpcMode,
 		Memory:                  x.Memory,
-		NetworkMode:             ecsapi.NetworkMode(x.NetworkMode),
-		PidMode:                 ecsapi.PidMode(x.PidMode),
+		NetworkMode:             x.NetworkMode,
+		PidMode:                 x.PidMode,
 		PlacementConstraints:    convertSlice(x.PlacementConstraints, (*TaskDefinitionPlacementConstraint).Wire),
 		ProxyConfiguration:      convertPtr(x.ProxyConfiguration, (*ProxyConfiguration).Wire),
 		RegisteredAt:            copyPtr(x.RegisteredAt),
 		RegisteredBy:            x.RegisteredBy,
 		RequiresAttributes:      convertSlice(x.RequiresAttributes, (*Attribute).Wire),
-		RequiresCompatibilities: stringEnums[ecsapi.Compatibility](x.RequiresCompatibilities),
+		RequiresCompatibilities: slices.Clone(x.RequiresCompatibilities),
 		Revision:                x.Revision,
 		RuntimePlatform:         convertPtr(x.RuntimePlatform, (*RuntimePlatform).Wire),
-		Status:                  ecsapi.TaskDefinitionStatus(x.Status),
+		Status:                  x.Status,
 		TaskDefinitionArn:       x.TaskDefinitionArn,
 		TaskRoleArn:             x.TaskRoleArn,
 		Volumes:                 convertSlice(x.Volumes, (*Volume).Wire),
@@ -3520,15 +3520,15 @@ func (x *TaskDefinition) Wire() ecsapi.TaskDefinition {
 
 // TaskDefinitionPlacementConstraint is the stored form of ecsapi.TaskDefinitionPlacementConstraint.
 type TaskDefinitionPlacementConstraint struct {
-	Expression string `json:"expression,omitempty"`
-	Type       string `json:"type,omitempty"`
+	Expression string                                       `json:"expression,omitempty"`
+	Type       ecsapi.TaskDefinitionPlacementConstraintType `json:"type,omitempty"`
 }
 
 // TaskDefinitionPlacementConstraintFromWire returns the stored form of w.
 func TaskDefinitionPlacementConstraintFromWire(w *ecsapi.TaskDefinitionPlacementConstraint) TaskDefinitionPlacementConstraint {
 	return TaskDefinitionPlacementConstraint{
 		Expression: w.Expression,
-		Type:       string(w.Type),
+		Type:       w.Type,
 	}
 }
 
@@ -3536,7 +3536,7 @@ func TaskDefinitionPlacementConstraintFromWire(w *ecsapi.TaskDefinitionPlacement
 func (x *TaskDefinitionPlacementConstraint) Wire() ecsapi.TaskDefinitionPlacementConstraint {
 	return ecsapi.TaskDefinitionPlacementConstraint{
 		Expression: x.Expression,
-		Type:       ecsapi.TaskDefinitionPlacementConstraintType(x.Type),
+		Type:       x.Type,
 	}
 }
 
@@ -3608,7 +3608,7 @@ type TaskSet struct {
 	ExternalId               string                         `json:"externalId,omitempty"`
 	FargateEphemeralStorage  *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
 	Id                       string                         `json:"id,omitempty"`
-	LaunchType               string                         `json:"launchType,omitempty"`
+	LaunchType               ecsapi.LaunchType              `json:"launchType,omitempty"`
 	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	PendingCount             int32                          `json:"pendingCount"`
@@ -3618,7 +3618,7 @@ type TaskSet struct {
 	Scale                    *Scale                         `json:"scale,omitempty"`
 	ServiceArn               string                         `json:"serviceArn,omitempty"`
 	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitzero"`
-	StabilityStatus          string                         `json:"stabilityStatus,omitempty"`
+	StabilityStatus          ecsapi.StabilityStatus         `json:"stabilityStatus,omitempty"`
 	StabilityStatusAt        *api.Time                      `json:"stabilityStatusAt,omitempty"`
 	StartedBy                string                         `json:"startedBy,omitempty"`
 	Status                   string                         `json:"status,omitempty"`
@@ -3638,7 +3638,7 @@ func TaskSetFromWire(w *ecsapi.TaskSet) TaskSet {
 		ExternalId:               w.ExternalId,
 		FargateEphemeralStorage:  convertPtr(w.FargateEphemeralStorage, DeploymentEphemeralStorageFromWire),
 		Id:                       w.Id,
-		LaunchType:               string(w.LaunchType),
+		LaunchType:               w.LaunchType,
 		LoadBalancers:            convertSlice(w.LoadBalancers, LoadBalancerFromWire),
 		NetworkConfiguration:     convertPtr(w.NetworkConfiguration, NetworkConfigurationFromWire),
 		PendingCount:             w.PendingCount,
@@ -3648,7 +3648,7 @@ func TaskSetFromWire(w *ecsapi.TaskSet) TaskSet {
 		Scale:                    convertPtr(w.Scale, ScaleFromWire),
 		ServiceArn:               w.ServiceArn,
 		ServiceRegistries:        convertSlice(w.ServiceRegistries, ServiceRegistryFromWire),
-		StabilityStatus:          string(w.StabilityStatus),
+		StabilityStatus:          w.StabilityStatus,
 		StabilityStatusAt:        copyPtr(w.StabilityStatusAt),
 		StartedBy:                w.StartedBy,
 		Status:                   w.Status,
@@ -3669,7 +3669,7 @@ func (x *TaskSet) Wire() ecsapi.TaskSet {
 		ExternalId:               x.ExternalId,
 		FargateEphemeralStorage:  convertPtr(x.FargateEphemeralStorage, (*DeploymentEphemeralStorage).Wire),
 		Id:                       x.Id,
-		LaunchType:               ecsapi.LaunchType(x.LaunchType),
+		LaunchType:               x.LaunchType,
 		LoadBalancers:            convertSlice(x.LoadBalancers, (*LoadBalancer).Wire),
 		NetworkConfiguration:     convertPtr(x.NetworkConfiguration, (*NetworkConfiguration).Wire),
 		PendingCount:             x.PendingCount,
@@ -3679,7 +3679,7 @@ func (x *TaskSet) Wire() ecsapi.TaskSet {
 		Scale:                    convertPtr(x.Scale, (*Scale).Wire),
 		ServiceArn:               x.ServiceArn,
 		ServiceRegistries:        convertSlice(x.ServiceRegistries, (*ServiceRegistry).Wire),
-		StabilityStatus:          ecsapi.StabilityStatus(x.StabilityStatus),
+		StabilityStatus:          x.StabilityStatus,
 		StabilityStatusAt:        copyPtr(x.StabilityStatusAt),
 		StartedBy:                x.StartedBy,
 		Status:                   x.Status,
@@ -3739,16 +3739,16 @@ func (x *Tmpfs) Wire() ecsapi.Tmpfs {
 
 // Ulimit is the stored form of ecsapi.Ulimit.
 type Ulimit struct {
-	HardLimit int32  `json:"hardLimit"`
-	Name      string `json:"name,omitempty"`
-	SoftLimit int32  `json:"softLimit"`
+	HardLimit int32             `json:"hardLimit"`
+	Name      ecsapi.UlimitName `json:"name,omitempty"`
+	SoftLimit int32             `json:"softLimit"`
 }
 
 // UlimitFromWire returns the stored form of w.
 func UlimitFromWire(w *ecsapi.Ulimit) Ulimit {
 	return Ulimit{
 		HardLimit: w.HardLimit,
-		Name:      string(w.Name),
+		Name:      w.Name,
 		SoftLimit: w.SoftLimit,
 	}
 }
@@ -3757,7 +3757,7 @@ func UlimitFromWire(w *ecsapi.Ulimit) Ulimit {
 func (x *Ulimit) Wire() ecsapi.Ulimit {
 	return ecsapi.Ulimit{
 		HardLimit: x.HardLimit,
-		Name:      ecsapi.UlimitName(x.Name),
+		Name:      x.Name,
 		SoftLimit: x.SoftLimit,
 	}
 }
@@ -3900,28 +3900,4 @@ func copyPtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
-}
-
-// enumStrings returns enumeration values as plain strings.
-func enumStrings[T ~string](s []T) []string {
-	if s == nil {
-		return nil
-	}
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = string(v)
-	}
-	return out
-}
-
-// stringEnums returns plain strings as values of the enumeration T.
-func stringEnums[T ~string](s []string) []T {
-	if s == nil {
-		return nil
-	}
-	out := make([]T, len(s))
-	for i, v := range s {
-		out[i] = T(v)
-	}
-	return out
 }
