@@ -99,6 +99,9 @@ func (f *fakeControlPlane) view() agentapi.NamespaceView {
 	return v
 }
 
+// lifecycle is the order of a task's statuses.
+var lifecycle = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
+
 func (f *fakeControlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	target := r.Header.Get("X-Amz-Target")
@@ -142,8 +145,10 @@ func (f *fakeControlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, c := range in.Containers {
 			f.bindings(in.Task, c.NetworkBindings)
 		}
-		if at := f.tasks[in.Task]; at != nil && in.Status == "STOPPED" {
-			at.Task.LastStatus = "STOPPED"
+		// As the control plane does, the task's last status moves only
+		// forward: a restarted agent sees what was reported.
+		if at := f.tasks[in.Task]; at != nil && slices.Index(lifecycle, in.Status) > slices.Index(lifecycle, at.Task.LastStatus) {
+			at.Task.LastStatus = in.Status
 		}
 		f.bump()
 		f.mu.Unlock()
