@@ -44,7 +44,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		return nil, err
 	}
 	id, ok := s.scopedID(c, "container-instance", cluster, in.ContainerInstance)
-	r, err := getRecord[instanceRecord](storeReader{ctx, s.st}, c.key("instances", cluster, id))
+	r, err := state.Get[instanceRecord](s.reader(ctx), c.key("instances", cluster, id))
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if t.LastStatus == "STOPPED" {
 			continue
 		}
-		sc, err := s.taskServiceConnect(storeReader{ctx, s.st}, c, &t, services)
+		sc, err := s.taskServiceConnect(s.reader(ctx), c, &t, services)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +223,7 @@ func (s *Service) syncAgents(ctx context.Context) error {
 func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) error {
 	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
-		r, err := getRecord[instanceRecord](tx, c.key("instances", cluster, id))
+		r, err := state.Get[instanceRecord](tx, c.key("instances", cluster, id))
 		if err != nil || r == nil || r.Status == "INACTIVE" {
 			return err
 		}

@@ -219,11 +219,11 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 			cl.RegisteredContainerInstancesCount++
 		}
 	}
-	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cl.ClusterName)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cl.ClusterName)
 	if err != nil {
 		return err
 	}
-	for _, n := range taskCounts(tasks) {
+	for _, n := range state.TaskCounts(tasks) {
 		cl.PendingTasksCount += n[0]
 		cl.RunningTasksCount += n[1]
 	}

@@ -181,7 +181,7 @@ func trunk(rs []state.Resource, attrs []state.Attribute, on bool) ([]state.Resou
 		}
 		out = append(out, rs[i])
 	}
-	eni := resource(out, "ENI")
+	eni := state.ResourceNamed(out, "ENI")
 	if !on || trunkCap == nil || eni == nil {
 		return out, attrs
 	}
@@ -212,7 +212,7 @@ func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID strin
 	if ok, err := tx.Get(c.key("ec2", cluster, ec2ID), &id); err != nil || !ok {
 		return nil, err
 	}
-	r, err := getRecord[instanceRecord](tx, c.key("instances", cluster, id))
+	r, err := state.Get[instanceRecord](tx, c.key("instances", cluster, id))
 	if err != nil || r == nil || r.Status == "INACTIVE" || r.Ec2InstanceId != ec2ID {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID strin
 // what its tasks hold.
 func (s *Service) checkOwnTasksFit(r *instanceRecord) error {
 	for _, name := range []string{"CPU", "MEMORY"} {
-		if res := resource(r.RemainingResources, name); res != nil && res.IntegerValue < 0 {
+		if res := state.ResourceNamed(r.RemainingResources, name); res != nil && res.IntegerValue < 0 {
 			return invalidParameter("The new %s of container instance %s is less than its running tasks hold; stop tasks first.", name, r.ContainerInstanceArn)
 		}
 	}
@@ -240,7 +240,7 @@ func reservedOn(r *instanceRecord) (reserved struct {
 		return reserved
 	}
 	get := func(rs []state.Resource, n string) *state.Resource {
-		if x := resource(rs, n); x != nil {
+		if x := state.ResourceNamed(rs, n); x != nil {
 			return x
 		}
 		return &state.Resource{}
@@ -304,14 +304,14 @@ func totalResources(rs []ecsapi.Resource) ([]state.Resource, error) {
 			if v <= 0 {
 				return nil, invalidParameter("Resource %s must be a positive INTEGER.", r.Name)
 			}
-			resource(out, r.Name).IntegerValue = v
+			state.ResourceNamed(out, r.Name).IntegerValue = v
 		case "PORTS", "PORTS_UDP":
 			for _, p := range r.StringSetValue {
 				if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 					return nil, invalidParameter("Resource %s lists %q, which is not a port number.", r.Name, p)
 				}
 			}
-			resource(out, r.Name).StringSetValue = r.StringSetValue
+			state.ResourceNamed(out, r.Name).StringSetValue = r.StringSetValue
 		case "":
 			return nil, invalidParameter("Every resource needs a name, such as CPU, MEMORY, PORTS or PORTS_UDP.")
 		default:
@@ -363,12 +363,12 @@ func (s *Service) instanceKey(c call, arn string) string {
 }
 
 // findInstance reads a container instance; nil when it does not exist.
-func (s *Service) findInstance(r reader, c call, cluster, ref string) (*instanceRecord, error) {
+func (s *Service) findInstance(r state.Reader, c call, cluster, ref string) (*instanceRecord, error) {
 	id, ok := s.scopedID(c, "container-instance", cluster, ref)
 	if !ok {
 		return nil, nil
 	}
-	return getRecord[instanceRecord](r, c.key("instances", cluster, id))
+	return state.Get[instanceRecord](r, c.key("instances", cluster, id))
 }
 
 // DescribeContainerInstances describes container instances.
@@ -380,16 +380,16 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	if len(in.ContainerInstances) > 100 {
 		return nil, invalidParameter("At most 100 container instances can be described at once.")
 	}
-	r := storeReader{ctx, s.st}
+	r := s.reader(ctx)
 	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := clusterTasks(r, c, cluster)
+	tasks, err := state.ClusterTasks(r, c.keys(), cluster)
 	if err != nil {
 		return nil, err
 	}
-	counts := taskCounts(tasks)
+	counts := state.TaskCounts(tasks)
 	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.ContainerInstances {
 		ir, err := s.findInstance(r, c, cluster, ref)
@@ -439,7 +439,7 @@ func cqlInstance(r *instanceRecord, groups []string, running int32) *cql.Instanc
 // taskGroups maps each instance ARN of a cluster to the groups of its
 // tasks that are meant to run, and counts its pending and running tasks.
 func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[string][]string, map[string][2]int32, error) {
-	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -449,7 +449,7 @@ func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[s
 			groups[t.ContainerInstanceArn] = append(groups[t.ContainerInstanceArn], t.Group)
 		}
 	}
-	return groups, taskCounts(tasks), nil
+	return groups, state.TaskCounts(tasks), nil
 }
 
 // ListContainerInstances lists instances by status and cluster query.

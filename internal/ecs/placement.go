@@ -2,13 +2,14 @@ package ecs
 
 import (
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/scheduler"
 )
 
 // checkPlacement validates placement constraints and strategies as ECS
 // does.
 func checkPlacement(constraints []ecsapi.PlacementConstraint, strategies []ecsapi.PlacementStrategy) error {
-	req := placementRequest(&ecsapi.TaskDefinition{}, scheduler.Demand{}, 0, "", constraints, strategies)
+	req := state.PlacementRequest(&ecsapi.TaskDefinition{}, scheduler.Demand{}, 0, "", constraints, strategies)
 	if err := scheduler.ValidateConstraints(req.Constraints); err != nil {
 		return invalidParameter("%s", err.Error())
 	}

@@ -27,16 +27,6 @@ func padRevision(rev string) string {
 	return fmt.Sprintf("%010d", n)
 }
 
-// resource returns the named resource of a list, or nil.
-func resource(rs []state.Resource, name string) *state.Resource {
-	for i := range rs {
-		if rs[i].Name == name {
-			return &rs[i]
-		}
-	}
-	return nil
-}
-
 // each converts every element of a list, between stored and wire shapes.
 func each[T, U any](in []T, f func(*T) U) []U {
 	if in == nil {

@@ -16,13 +16,13 @@ import (
 const hostIPAttribute = "wharf.host-ip"
 
 // registryService reads the Cloud Map service a registry ARN names.
-func (s *Service) registryService(r reader, c call, arn string) (*cloudmap.ServiceRecord, error) {
+func (s *Service) registryService(r state.Reader, c call, arn string) (*cloudmap.ServiceRecord, error) {
 	prefix := "arn:aws:servicediscovery:" + c.region + ":" + s.account + ":service/"
 	id, ok := strings.CutPrefix(arn, prefix)
 	if !ok {
 		return nil, invalidParameter("The registryArn %q is not a Cloud Map service ARN of account %s in region %s.", arn, s.account, c.region)
 	}
-	svc, err := getRecord[cloudmap.ServiceRecord](r, cloudmap.ServiceKey(c.region, id))
+	svc, err := state.Get[cloudmap.ServiceRecord](r, cloudmap.ServiceKey(c.region, id))
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (s *Service) registryService(r reader, c call, arn string) (*cloudmap.Servi
 // checkRegistries applies ECS's rules for service registries to a task
 // definition: bridge and host tasks are registered as SRV records of a
 // container port; awsvpc tasks as A records, with a port for SRV.
-func (s *Service) checkRegistries(r reader, c call, regs []ecsapi.ServiceRegistry, td *ecsapi.TaskDefinition) error {
+func (s *Service) checkRegistries(r state.Reader, c call, regs []ecsapi.ServiceRegistry, td *ecsapi.TaskDefinition) error {
 	if len(regs) > 1 {
 		return invalidParameter("A service can have at most one service registry.")
 	}
@@ -162,11 +162,11 @@ func (s *Service) taskRegistries(tx *store.Tx, c call, t *taskRecord) (*serviceR
 		return nil, nil, nil
 	}
 	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	svc, err := getRecord[serviceRecord](tx, c.key("services", cluster, t.Service))
+	svc, err := state.Get[serviceRecord](tx, c.key("services", cluster, t.Service))
 	if err != nil || svc == nil || len(svc.ServiceRegistries) == 0 {
 		return nil, nil, err
 	}
-	inst, err := getRecord[instanceRecord](tx, s.instanceKey(c, t.ContainerInstanceArn))
+	inst, err := state.Get[instanceRecord](tx, s.instanceKey(c, t.ContainerInstanceArn))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/awsproto"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/pki"
 	"github.com/wharfhq/wharf/internal/store"
 )
@@ -161,6 +162,9 @@ func (s *Service) call(ctx context.Context) call {
 }
 
 // key returns the store key of a region's object.
+// keys names the store keys of the call's region.
+func (c call) keys() state.Keys { return state.Keys{Region: c.region} }
+
 func (c call) key(parts ...string) string {
 	return "ecs/" + c.region + "/" + strings.Join(parts, "/")
 }
@@ -205,16 +209,6 @@ func (s *Service) scopedID(c call, kind, cluster, ref string) (string, bool) {
 		return "", false
 	}
 	return ref, true
-}
-
-// getRecord reads key into a new T; nil when the key does not exist.
-func getRecord[T any](r reader, key string) (*T, error) {
-	v := new(T)
-	found, err := r.Get(key, v)
-	if err != nil || !found {
-		return nil, err
-	}
-	return v, nil
 }
 
 // newID returns 32 hex digits, the form of task and container instance ids.
@@ -301,4 +295,9 @@ func (s *Service) serialize(c call, ref string) func() {
 	mu := m.(*sync.Mutex)
 	mu.Lock()
 	return mu.Unlock
+}
+
+// reader reads the store outside a transaction.
+func (s *Service) reader(ctx context.Context) state.StoreReader {
+	return state.StoreReader{Ctx: ctx, Store: s.st}
 }

@@ -226,7 +226,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 
 // taskServiceConnect is the Service Connect part of a task's assignment,
 // from its deployment's configuration.
-func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[string]*serviceRecord) (*agentapi.TaskServiceConnect, error) {
+func (s *Service) taskServiceConnect(r state.Reader, c call, t *taskRecord, cache map[string]*serviceRecord) (*agentapi.TaskServiceConnect, error) {
 	if t.Service == "" {
 		return nil, nil
 	}
@@ -235,7 +235,7 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 	svc, ok := cache[key]
 	if !ok {
 		var err error
-		if svc, err = getRecord[serviceRecord](r, key); err != nil {
+		if svc, err = state.Get[serviceRecord](r, key); err != nil {
 			return nil, err
 		}
 		cache[key] = svc
@@ -256,7 +256,7 @@ func (s *Service) taskServiceConnect(r reader, c call, t *taskRecord, cache map[
 	if err != nil {
 		return nil, err
 	}
-	ns, err := getRecord[cloudmap.NamespaceRecord](r, cloudmap.NamespaceKey(c.region, scc.Namespace[strings.LastIndex(scc.Namespace, "/")+1:]))
+	ns, err := state.Get[cloudmap.NamespaceRecord](r, cloudmap.NamespaceKey(c.region, scc.Namespace[strings.LastIndex(scc.Namespace, "/")+1:]))
 	if err != nil || ns == nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func (s *Service) registerServiceConnect(tx *store.Tx, c call, t *taskRecord, he
 	if err != nil || sc == nil || len(sc.Services) == 0 {
 		return err
 	}
-	inst, err := getRecord[instanceRecord](tx, s.instanceKey(c, t.ContainerInstanceArn))
+	inst, err := state.Get[instanceRecord](tx, s.instanceKey(c, t.ContainerInstanceArn))
 	if err != nil {
 		return err
 	}
@@ -528,14 +528,14 @@ func (s *Service) IssueCertificate(ctx context.Context, in *agentapi.IssueCertif
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.findTask(storeReader{ctx, s.st}, c, cluster, in.Task)
+	t, err := s.findTask(s.reader(ctx), c, cluster, in.Task)
 	if err != nil {
 		return nil, err
 	}
 	if t == nil || t.DesiredStatus == "STOPPED" {
 		return nil, invalidParameter("Task %s is not running in cluster %s; only running Service Connect tasks get certificates.", in.Task, cluster)
 	}
-	sc, err := s.taskServiceConnect(storeReader{ctx, s.st}, c, t, map[string]*serviceRecord{})
+	sc, err := s.taskServiceConnect(s.reader(ctx), c, t, map[string]*serviceRecord{})
 	if err != nil {
 		return nil, err
 	}

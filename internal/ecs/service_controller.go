@@ -245,11 +245,11 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		tx.Fence(l)
 		c.now = s.now().UTC()
 		k := c.key("services", cluster, name)
-		svc, err := getRecord[serviceRecord](tx, k)
+		svc, err := state.Get[serviceRecord](tx, k)
 		if err != nil || svc == nil || svc.Status == "INACTIVE" {
 			return err
 		}
-		tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
+		tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
 		if err != nil {
 			return err
 		}
@@ -372,7 +372,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		if err != nil {
 			return nil, nil, err
 		}
-		targets, err := daemonInstances(nodes(instances, tasks), wireTD(td), each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire))
+		targets, err := daemonInstances(state.Nodes(instances, tasks), wireTD(td), each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -400,7 +400,7 @@ func daemonInstances(ns []scheduler.Node, td *ecsapi.TaskDefinition, constraints
 	}
 	// As many tasks as instances, spread over them: every instance that
 	// can take one gets one before any gets a second.
-	req := placementRequest(td, scheduler.Demand{}, len(ns), "wharf:daemon-targets", constraints, nil)
+	req := state.PlacementRequest(td, scheduler.Demand{}, len(ns), "wharf:daemon-targets", constraints, nil)
 	req.Strategies = []scheduler.Strategy{{Type: "spread", Field: "instanceId"}}
 	res, err := scheduler.Place(ns, req)
 	if err != nil {
@@ -497,7 +497,7 @@ func (a *applier) apply(p *controller.Plan) error {
 		}
 	}
 	if p.ScaleIn > 0 {
-		nodes := nodes(a.instances, a.tasks)
+		nodes := state.Nodes(a.instances, a.tasks)
 		index := map[string]int{}
 		for i, r := range a.instances {
 			index[r.ContainerInstanceArn] = i
@@ -614,8 +614,8 @@ func (a *applier) start(n int) error {
 	if svc.PropagateTags == ecsapi.PropagateTagsService {
 		l.tags = state.WireTags(svc.Tags)
 	}
-	d := demand(wireTD(td), nil)
-	req := placementRequest(wireTD(td), d, n, l.group, each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
+	d := state.DemandOf(wireTD(td), nil)
+	req := state.PlacementRequest(wireTD(td), d, n, l.group, each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
 	req.Strategies = a.strategies()
 	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
 		// One per instance: the instances without one of the service's
@@ -623,7 +623,7 @@ func (a *applier) start(n int) error {
 		req.Constraints = append(req.Constraints, scheduler.Constraint{Type: "distinctInstance"})
 		req.Strategies = nil
 	}
-	nodes := nodes(a.instances, a.tasks)
+	nodes := state.Nodes(a.instances, a.tasks)
 	res, err := scheduler.Place(nodes, req)
 	if err != nil {
 		return err

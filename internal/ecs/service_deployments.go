@@ -161,7 +161,7 @@ func (s *Service) updateServiceDeployment(tx *store.Tx, c call, svc *serviceReco
 	if svc.CurrentServiceDeploymentKey == "" {
 		return nil
 	}
-	sd, err := getRecord[serviceDeploymentRecord](tx, svc.CurrentServiceDeploymentKey)
+	sd, err := state.Get[serviceDeploymentRecord](tx, svc.CurrentServiceDeploymentKey)
 	if err != nil || sd == nil || sd.Ended() {
 		return err
 	}
@@ -219,7 +219,7 @@ func deploymentCounts(tasks []*taskRecord, service string) map[string]taskCount 
 			n.failed++
 		}
 		if t.DesiredStatus == "RUNNING" {
-			pending, running := counted(t.LastStatus)
+			pending, running := state.Counted(t.LastStatus)
 			if running {
 				n.running++
 			}
@@ -295,7 +295,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	if err != nil {
 		return nil, err
 	}
-	svc, err := getRecord[serviceRecord](storeReader{ctx, s.st}, c.key("services", cluster, name))
+	svc, err := state.Get[serviceRecord](s.reader(ctx), c.key("services", cluster, name))
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +398,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 	if !ok {
 		return nil, nil, nil
 	}
-	svc, err := getRecord[serviceRecord](storeReader{ctx, s.st}, c.key("services", cluster, service))
+	svc, err := state.Get[serviceRecord](s.reader(ctx), c.key("services", cluster, service))
 	if err != nil || svc == nil {
 		return nil, nil, err
 	}
@@ -421,7 +421,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 // liveCounts counts a service's tasks by deployment now.
 func (s *Service) liveCounts(ctx context.Context, c call, svc *state.Service) (map[string]taskCount, error) {
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
-	tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cluster)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -440,13 +440,13 @@ func (s *Service) DescribeServiceRevisions(ctx context.Context, in *ecsapi.Descr
 		cluster, service, id, ok := s.historyRef(c, "service-revision", arn)
 		var rev *serviceRevisionRecord
 		if ok {
-			r := storeReader{ctx, s.st}
-			svc, err := getRecord[serviceRecord](r, c.key("services", cluster, service))
+			r := s.reader(ctx)
+			svc, err := state.Get[serviceRecord](r, c.key("services", cluster, service))
 			if err != nil {
 				return nil, err
 			}
 			if svc != nil {
-				if rev, err = getRecord[serviceRevisionRecord](r, s.serviceRevisionKey(c, cluster, service, id)); err != nil {
+				if rev, err = state.Get[serviceRevisionRecord](r, s.serviceRevisionKey(c, cluster, service, id)); err != nil {
 					return nil, err
 				}
 				if rev != nil && !svc.Owns(rev.CreatedAt) {
@@ -479,7 +479,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		c.now = s.now().UTC()
 		k := c.key("services", cluster, service)
-		svc, err := getRecord[serviceRecord](tx, k)
+		svc, err := state.Get[serviceRecord](tx, k)
 		if err != nil {
 			return err
 		}
@@ -493,7 +493,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 			}
 			return api.ClientError("ConflictException", "The service deployment "+in.ServiceDeploymentArn+" is "+string(sd.Status)+" and can't be stopped.")
 		}
-		sd, err := getRecord[serviceDeploymentRecord](tx, svc.CurrentServiceDeploymentKey)
+		sd, err := state.Get[serviceDeploymentRecord](tx, svc.CurrentServiceDeploymentKey)
 		if err != nil {
 			return err
 		}
@@ -585,7 +585,7 @@ func (s *Service) sweepServiceHistory(ctx context.Context, c call, kind string, 
 			continue
 		}
 		err := s.st.Update(ctx, func(tx *store.Tx) error {
-			svc, err := getRecord[serviceRecord](tx, c.key("services", parts[0], parts[1]))
+			svc, err := state.Get[serviceRecord](tx, c.key("services", parts[0], parts[1]))
 			if err != nil {
 				return err
 			}

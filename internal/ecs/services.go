@@ -266,7 +266,7 @@ func (s *Service) activeService(tx *store.Tx, c call, cluster, ref string) (*clu
 		return nil, nil, "", err
 	}
 	k := c.key("services", cl.ClusterName, name)
-	svc, err := getRecord[serviceRecord](tx, k)
+	svc, err := state.Get[serviceRecord](tx, k)
 	switch {
 	case err != nil:
 		return nil, nil, "", err
@@ -418,7 +418,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 
 			svc.Service = state.ServiceFromWire(&w)
 			svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
-			tasks, err := clusterTasks(storeReader{ctx, s.st}, c, cl.ClusterName)
+			tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cl.ClusterName)
 			if err != nil {
 				return err
 			}
@@ -506,7 +506,7 @@ func (s *Service) retire(c call, svc *serviceRecord) {
 	svc.Deployments = []state.Deployment{}
 }
 
-func (s *Service) serviceHasTasks(r reader, c call, cluster, name string) (bool, error) {
+func (s *Service) serviceHasTasks(r state.Reader, c call, cluster, name string) (bool, error) {
 	kvs, err := r.List(c.key("tasks", cluster) + "/")
 	if err != nil {
 		return false, err
@@ -556,7 +556,7 @@ func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service
 		if t.DesiredStatus != "RUNNING" {
 			continue
 		}
-		pending, running := counted(t.LastStatus)
+		pending, running := state.Counted(t.LastStatus)
 		if running {
 			svc.RunningCount++
 			if d != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -102,7 +103,7 @@ func (s *Service) DeleteAccountSetting(ctx context.Context, in *ecsapi.DeleteAcc
 
 // effectiveSetting is a principal's value of a setting: its own, else the
 // account default, else Wharf's default.
-func (s *Service) effectiveSetting(r reader, c call, principal string, name ecsapi.SettingName) (ecsapi.Setting, error) {
+func (s *Service) effectiveSetting(r state.Reader, c call, principal string, name ecsapi.SettingName) (ecsapi.Setting, error) {
 	for _, scope := range []string{principal, accountScope} {
 		var st ecsapi.Setting
 		ok, err := r.Get(s.settingKey(c, scope, name), &st)
@@ -139,7 +140,7 @@ func (s *Service) ListAccountSettings(ctx context.Context, in *ecsapi.ListAccoun
 		}
 	}
 	sort.Strings(names)
-	r := storeReader{ctx, s.st}
+	r := s.reader(ctx)
 	out := &ecsapi.ListAccountSettingsResponse{Settings: []ecsapi.Setting{}}
 	for _, n := range names {
 		if n <= after {

@@ -509,25 +509,9 @@ func (s *Service) taskDefRef(c call, ref string) (family string, rev int, err er
 	return family, rev, nil
 }
 
-type reader interface {
-	Get(key string, v any) (bool, error)
-	List(prefix string) ([]store.KV, error)
-}
-
-// storeReader reads outside a transaction.
-type storeReader struct {
-	ctx context.Context
-	st  *store.Store
-}
-
-func (r storeReader) Get(key string, v any) (bool, error) { return r.st.Get(r.ctx, key, v) }
-func (r storeReader) List(prefix string) ([]store.KV, error) {
-	return r.st.List(r.ctx, prefix)
-}
-
 // findTaskDef reads the task definition ref names: a given revision, or the
 // latest ACTIVE revision of a family.
-func (s *Service) findTaskDef(r reader, c call, ref string) (*taskDefRecord, error) {
+func (s *Service) findTaskDef(r state.Reader, c call, ref string) (*taskDefRecord, error) {
 	family, rev, err := s.taskDefRef(c, ref)
 	if err != nil {
 		return nil, err
@@ -563,7 +547,7 @@ func (s *Service) findTaskDef(r reader, c call, ref string) (*taskDefRecord, err
 // DescribeTaskDefinition describes one task definition.
 func (s *Service) DescribeTaskDefinition(ctx context.Context, in *ecsapi.DescribeTaskDefinitionRequest) (*ecsapi.DescribeTaskDefinitionResponse, error) {
 	c := s.call(ctx)
-	td, err := s.findTaskDef(storeReader{ctx, s.st}, c, in.TaskDefinition)
+	td, err := s.findTaskDef(s.reader(ctx), c, in.TaskDefinition)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 )
 
 func TestTaskSizes(t *testing.T) {
@@ -56,20 +57,20 @@ func TestDemand(t *testing.T) {
 			{Name: "b", Cpu: 50, Memory: ptr(int32(64))},
 		},
 	}
-	d := demand(td, nil)
+	d := state.DemandOf(td, nil)
 	if d.CPU != 150 || d.Memory != 192 || len(d.Ports) != 1 || d.Ports[0] != 8080 || len(d.PortsUDP) != 1 {
 		t.Fatalf("demand %+v", d)
 	}
-	d = demand(td, &ecsapi.TaskOverride{ContainerOverrides: []ecsapi.ContainerOverride{{Name: "b", Cpu: ptr(int32(500)), MemoryReservation: ptr(int32(32))}}})
+	d = state.DemandOf(td, &ecsapi.TaskOverride{ContainerOverrides: []ecsapi.ContainerOverride{{Name: "b", Cpu: ptr(int32(500)), MemoryReservation: ptr(int32(32))}}})
 	if d.CPU != 600 || d.Memory != 160 {
 		t.Fatalf("demand with overrides %+v", d)
 	}
 	td.Cpu, td.Memory = "1024", "2048"
-	if d := demand(td, nil); d.CPU != 1024 || d.Memory != 2048 {
+	if d := state.DemandOf(td, nil); d.CPU != 1024 || d.Memory != 2048 {
 		t.Fatalf("task-level sizes ignored: %+v", d)
 	}
 	td.NetworkMode = ecsapi.NetworkModeAwsvpc
-	if d := demand(td, nil); len(d.Ports) != 0 {
+	if d := state.DemandOf(td, nil); len(d.Ports) != 0 {
 		t.Fatalf("awsvpc tasks reserve host ports: %+v", d)
 	}
 }

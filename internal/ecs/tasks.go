@@ -17,163 +17,6 @@ import (
 	"github.com/wharfhq/wharf/internal/store"
 )
 
-// The task lifecycle, in order. Reports never move a task backwards.
-var lifecycle = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
-
-func stage(status string) int {
-	for i, s := range lifecycle {
-		if s == status {
-			return i
-		}
-	}
-	return -1
-}
-
-// counted tells how an instance counts a task in a status: pending,
-// running, or not at all.
-func counted(status string) (pending, running bool) {
-	switch st := stage(status); {
-	case st >= stage("RUNNING") && st < stage("STOPPED"):
-		return false, true
-	case st >= 0 && st < stage("RUNNING"):
-		return true, false
-	}
-	return false, false
-}
-
-// demand is what a task of td with overrides needs from its instance.
-func demand(td *ecsapi.TaskDefinition, ov *ecsapi.TaskOverride) scheduler.Demand {
-	var d scheduler.Demand
-	overrides := map[string]*ecsapi.ContainerOverride{}
-	if ov != nil {
-		for i := range ov.ContainerOverrides {
-			overrides[ov.ContainerOverrides[i].Name] = &ov.ContainerOverrides[i]
-		}
-	}
-	for _, cd := range td.ContainerDefinitions {
-		cpu, mem, res := int64(cd.Cpu), cd.Memory, cd.MemoryReservation
-		if o := overrides[cd.Name]; o != nil {
-			if o.Cpu != nil {
-				cpu = int64(*o.Cpu)
-			}
-			if o.Memory != nil {
-				mem = o.Memory
-			}
-			if o.MemoryReservation != nil {
-				res = o.MemoryReservation
-			}
-		}
-		d.CPU += cpu
-		switch {
-		case res != nil:
-			d.Memory += int64(*res)
-		case mem != nil:
-			d.Memory += int64(*mem)
-		}
-		if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
-			d.ENI = 1
-			continue
-		}
-		for _, pm := range cd.PortMappings {
-			if pm.HostPort == nil || *pm.HostPort == 0 {
-				continue
-			}
-			if pm.Protocol == ecsapi.TransportProtocolUdp {
-				d.PortsUDP = append(d.PortsUDP, int(*pm.HostPort))
-			} else {
-				d.Ports = append(d.Ports, int(*pm.HostPort))
-			}
-		}
-	}
-	cpu, mem := td.Cpu, td.Memory
-	if ov != nil && ov.Cpu != "" {
-		cpu = ov.Cpu
-	}
-	if ov != nil && ov.Memory != "" {
-		mem = ov.Memory
-	}
-	if n, err := strconv.Atoi(cpu); err == nil {
-		d.CPU = int64(n)
-	}
-	if n, err := strconv.Atoi(mem); err == nil {
-		d.Memory = int64(n)
-	}
-	return d
-}
-
-// node is the scheduler's view of an instance record.
-func node(r *instanceRecord) scheduler.Node {
-	n := scheduler.Node{
-		ID:             r.ContainerInstanceArn,
-		Active:         r.Status == "ACTIVE",
-		AgentConnected: r.AgentConnected,
-	}
-	if x := resource(r.RemainingResources, "CPU"); x != nil {
-		n.CPU = int64(x.IntegerValue)
-	}
-	if x := resource(r.RemainingResources, "MEMORY"); x != nil {
-		n.Memory = int64(x.IntegerValue)
-	}
-	n.ENI = -1
-	if x := resource(r.RemainingResources, "ENI"); x != nil {
-		n.ENI = int64(x.IntegerValue)
-	}
-	n.Ports = portList(resource(r.RemainingResources, "PORTS"))
-	n.PortsUDP = portList(resource(r.RemainingResources, "PORTS_UDP"))
-	return n
-}
-
-func portList(r *state.Resource) []int {
-	if r == nil {
-		return nil
-	}
-	out := make([]int, 0, len(r.StringSetValue))
-	for _, p := range r.StringSetValue {
-		if n, err := strconv.Atoi(p); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// hold takes (sign 1) or returns (sign -1) a task's resources on an
-// instance record.
-func hold(r *instanceRecord, d *scheduler.Demand, sign int32) {
-	for i := range r.RemainingResources {
-		res := &r.RemainingResources[i]
-		switch res.Name {
-		case "CPU":
-			res.IntegerValue -= sign * int32(d.CPU)
-		case "MEMORY":
-			res.IntegerValue -= sign * int32(d.Memory)
-		case "ENI":
-			res.IntegerValue -= sign * int32(d.ENI)
-		case "PORTS":
-			res.StringSetValue = editPorts(res.StringSetValue, d.Ports, sign)
-		case "PORTS_UDP":
-			res.StringSetValue = editPorts(res.StringSetValue, d.PortsUDP, sign)
-		}
-	}
-}
-
-func editPorts(have []string, ports []int, sign int32) []string {
-	out := append([]string(nil), have...)
-	for _, p := range ports {
-		s := strconv.Itoa(p)
-		if sign > 0 {
-			out = append(out, s)
-			continue
-		}
-		for i, h := range out {
-			if h == s {
-				out = append(out[:i], out[i+1:]...)
-				break
-			}
-		}
-	}
-	return out
-}
-
 // launch describes tasks to create.
 type launch struct {
 	cluster    *clusterRecord
@@ -272,7 +115,7 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 			return nil, err
 		}
 	}
-	hold(r, &d, 1)
+	state.Hold(r, &d, 1)
 	r.Version++
 	if err := tx.Put(s.placedKey(c, t), ""); err != nil {
 		return nil, err
@@ -290,23 +133,6 @@ func (s *Service) taskKey(c call, t *taskRecord) string {
 func (s *Service) placedKey(c call, t *taskRecord) string {
 	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
 	return c.key("placed", cluster, taskIDOf(t.ContainerInstanceArn), taskIDOf(t.TaskArn))
-}
-
-// taskCounts counts the pending and running tasks of each instance.
-func taskCounts(tasks []*taskRecord) map[string][2]int32 {
-	out := map[string][2]int32{}
-	for _, t := range tasks {
-		pending, running := counted(t.LastStatus)
-		n := out[t.ContainerInstanceArn]
-		if pending {
-			n[0]++
-		}
-		if running {
-			n[1]++
-		}
-		out[t.ContainerInstanceArn] = n
-	}
-	return out
 }
 
 // checkOverrides rejects overrides of containers the task definition lacks.
@@ -423,16 +249,16 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return invalidParameter("No Container Instances were found in your cluster.").
 				WithHint("cluster %q has no container instances: run `wharf agent` against it, or start `wharf dev`, which runs an agent", cl.ClusterName)
 		}
-		tasks, err := clusterTasks(tx, c, cl.ClusterName)
+		tasks, err := state.ClusterTasks(tx, c.keys(), cl.ClusterName)
 		if err != nil {
 			return err
 		}
-		d := demand(wireTD(l.td), in.Overrides)
+		d := state.DemandOf(wireTD(l.td), in.Overrides)
 		group := in.Group
 		if group == "" {
 			group = "family:" + l.td.Family
 		}
-		res, err := scheduler.Place(nodes(instances, tasks), placementRequest(wireTD(l.td), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
+		res, err := scheduler.Place(state.Nodes(instances, tasks), state.PlacementRequest(wireTD(l.td), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
 		if err != nil {
 			return invalidParameter("%s", err.Error())
 		}
@@ -572,7 +398,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 			return err
 		}
 		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
-		d := demand(wireTD(l.td), in.Overrides)
+		d := state.DemandOf(wireTD(l.td), in.Overrides)
 		for _, ref := range in.ContainerInstances {
 			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
 			if err != nil {
@@ -582,7 +408,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
 				continue
 			}
-			n := node(r)
+			n := state.NodeOf(r)
 			if reason := scheduler.Fit(&n, &d); reason != "" {
 				out.Failures = append(out.Failures, failureOf(r.ContainerInstanceArn, reason, ""))
 				continue
@@ -607,18 +433,18 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 	return out, nil
 }
 
-func (s *Service) findTask(r reader, c call, cluster, ref string) (*taskRecord, error) {
+func (s *Service) findTask(r state.Reader, c call, cluster, ref string) (*taskRecord, error) {
 	id, ok := s.scopedID(c, "task", cluster, ref)
 	if !ok {
 		return nil, nil
 	}
-	return getRecord[taskRecord](r, c.key("tasks", cluster, id))
+	return state.Get[taskRecord](r, c.key("tasks", cluster, id))
 }
 
 // transition moves a task to status, keeping its instance's counts and
 // reservations in step, inside tx.
 func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string) error {
-	if stage(status) <= stage(t.LastStatus) {
+	if ecsapi.TaskStage(status) <= ecsapi.TaskStage(t.LastStatus) {
 		return nil
 	}
 	t.LastStatus = status
@@ -628,7 +454,7 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 		if err := s.registerTask(tx, c, t); err != nil {
 			return err
 		}
-	case stage(status) > stage("RUNNING"):
+	case ecsapi.TaskStage(status) > ecsapi.TaskStage("RUNNING"):
 		if err := s.deregisterTask(tx, c, t); err != nil {
 			return err
 		}
@@ -674,7 +500,7 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 		return err
 	}
 	d := t.Reserved.Demand()
-	hold(&r, &d, -1)
+	state.Hold(&r, &d, -1)
 	r.Version++
 	return tx.Put(k, &r)
 }
@@ -843,7 +669,7 @@ func taskFamily(arn string) string {
 // SubmitTaskStateChange records an agent's report on a task.
 func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTaskStateChangeRequest) (*ecsapi.SubmitTaskStateChangeResponse, error) {
 	c := s.call(ctx)
-	if in.Status != "" && stage(in.Status) < 0 {
+	if in.Status != "" && ecsapi.TaskStage(in.Status) < 0 {
 		return nil, invalidParameter("Unknown task status %q.", in.Status)
 	}
 	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
