@@ -24,12 +24,6 @@ const AwsvpcNetwork = "wharf-awsvpc"
 // maxPollWait bounds a blocking poll, well inside the HTTP write timeout.
 const maxPollWait = 30 * time.Second
 
-// heartbeatKey is where an instance's agent session lives; it expires with
-// the session's lease.
-func heartbeatKey(region, cluster, id string) string {
-	return "heartbeats/" + region + "/" + cluster + "/" + id
-}
-
 type heartbeat struct {
 	Since time.Time `json:"since"`
 }
@@ -44,14 +38,14 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		return nil, err
 	}
 	id, ok := s.scopedID(c, "container-instance", cluster, in.ContainerInstance)
-	r, err := state.Get[instanceRecord](s.reader(ctx), c.key("instances", cluster, id))
+	r, err := state.Get[instanceRecord](s.reader(ctx), c.Keys().Instance(cluster, id))
 	if err != nil {
 		return nil, err
 	}
 	if !ok || r == nil || r.Status == "INACTIVE" {
 		return nil, agentapi.InstanceNotRegistered(in.ContainerInstance, cluster)
 	}
-	if err := s.st.Heartbeat(ctx, heartbeatKey(c.region, cluster, id), heartbeat{Since: c.now}, s.grace); err != nil {
+	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), heartbeat{Since: c.Now}, s.grace); err != nil {
 		return nil, err
 	}
 	if in.Index > 0 && in.WaitSeconds > 0 {
@@ -60,13 +54,13 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		wait := min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait, s.grace/2)
 		s.assign.wait(ctx, r.ContainerInstanceArn, in.Index, wait)
 	}
-	placed, rev, err := s.st.ListAt(ctx, c.key("placed", cluster, id)+"/")
+	placed, rev, err := s.st.ListAt(ctx, c.Keys().PlacedOn(cluster, id))
 	if err != nil {
 		return nil, err
 	}
 	taskKeys := make([]string, len(placed))
 	for i, kv := range placed {
-		taskKeys[i] = c.key("tasks", cluster, kv.Key[strings.LastIndex(kv.Key, "/")+1:])
+		taskKeys[i] = c.Keys().Task(cluster, kv.Key[strings.LastIndex(kv.Key, "/")+1:])
 	}
 	values, err := s.st.GetMany(ctx, taskKeys)
 	if err != nil {
@@ -97,7 +91,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	for i, arn := range defs {
 		res, _ := s.resourceOf(c, arn)
 		family, rev, _ := strings.Cut(strings.TrimPrefix(res, "task-definition/"), ":")
-		keys[i] = c.key("taskdefs", family, padRevision(rev))
+		keys[i] = c.Keys().TaskDefRevision(family, rev)
 	}
 	values, err = s.st.GetMany(ctx, keys)
 	if err != nil {
@@ -179,18 +173,18 @@ func taskHealth(t *taskRecord, td *taskDefRecord) ecsapi.HealthStatus {
 // heartbeats until ctx ends: an instance is connected while its heartbeat
 // key lives. Several servers may run it at once.
 func (s *Service) MonitorAgents(ctx context.Context) {
-	for ev := range s.st.Follow(ctx, "heartbeats/") {
+	for ev := range s.st.Follow(ctx, state.HeartbeatPrefix) {
 		if ev.Restart {
 			if err := s.syncAgents(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("agent monitor: resync failed", "err", err)
 			}
 			continue
 		}
-		parts := strings.Split(strings.TrimPrefix(ev.Key, "heartbeats/"), "/")
+		parts := strings.Split(strings.TrimPrefix(ev.Key, state.HeartbeatPrefix), "/")
 		if len(parts) != 3 || (ev.Value != nil && ev.Previous != nil) {
 			continue
 		}
-		if err := s.syncAgent(ctx, call{region: parts[0], now: s.now().UTC()}, parts[1], parts[2]); err != nil && ctx.Err() == nil {
+		if err := s.syncAgent(ctx, call{Region: parts[0], Now: s.now().UTC()}, parts[1], parts[2]); err != nil && ctx.Err() == nil {
 			s.log.Warn("agent monitor: update failed", "cluster", parts[1], "instance_id", parts[2], "err", err)
 		}
 	}
@@ -203,13 +197,13 @@ func (s *Service) syncAgents(ctx context.Context) error {
 		return err
 	}
 	for _, region := range regions {
-		c := call{region: region, now: s.now().UTC()}
-		kvs, err := s.st.List(ctx, c.key("instances")+"/")
+		c := call{Region: region, Now: s.now().UTC()}
+		kvs, err := s.st.List(ctx, c.Keys().Instances(""))
 		if err != nil {
 			return err
 		}
 		for _, kv := range kvs {
-			parts := strings.Split(strings.TrimPrefix(kv.Key, c.key("instances")+"/"), "/")
+			parts := strings.Split(strings.TrimPrefix(kv.Key, c.Keys().Instances("")), "/")
 			if len(parts) == 2 {
 				if err := s.syncAgent(ctx, c, parts[0], parts[1]); err != nil {
 					return err
@@ -223,23 +217,23 @@ func (s *Service) syncAgents(ctx context.Context) error {
 func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) error {
 	defer s.serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
-		r, err := state.Get[instanceRecord](tx, c.key("instances", cluster, id))
+		r, err := state.Get[instanceRecord](tx, c.Keys().Instance(cluster, id))
 		if err != nil || r == nil || r.Status == "INACTIVE" {
 			return err
 		}
 		var hb heartbeat
-		alive, err := tx.Get(heartbeatKey(c.region, cluster, id), &hb)
+		alive, err := tx.Get(c.Keys().Heartbeat(cluster, id), &hb)
 		if err != nil || alive == r.AgentConnected {
 			return err
 		}
 		r.AgentConnected = alive
 		r.DisconnectedAt = nil
 		if !alive {
-			r.DisconnectedAt = &c.now
+			r.DisconnectedAt = &c.Now
 		}
 		r.Version++
 		s.log.Info("agent connection changed", "cluster", cluster, "instance_id", id, "agent_connected", alive)
-		return tx.Put(c.key("instances", cluster, id), r)
+		return tx.Put(c.Keys().Instance(cluster, id), r)
 	})
 }
 
@@ -260,7 +254,7 @@ func (s *Service) attachENI(tx *store.Tx, c call, t *taskRecord) error {
 			{Name: "subnetId", Value: "subnet-wharf"},
 			{Name: "networkInterfaceId", Value: "eni-" + newID()[:17]},
 			{Name: "macAddress", Value: mac},
-			{Name: "privateDnsName", Value: "ip-" + strings.ReplaceAll(ip.String(), ".", "-") + "." + c.region + ".compute.internal"},
+			{Name: "privateDnsName", Value: "ip-" + strings.ReplaceAll(ip.String(), ".", "-") + "." + c.Region + ".compute.internal"},
 			{Name: "privateIPv4Address", Value: ip.String()},
 		},
 	}
@@ -289,7 +283,7 @@ func taskIP(t *taskRecord) string {
 // detachENI frees an awsvpc task's address, inside tx.
 func (s *Service) detachENI(tx *store.Tx, c call, t *taskRecord) {
 	if ip := taskIP(t); ip != "" {
-		tx.Delete(c.key("ipam", ip))
+		tx.Delete(c.Keys().Address(ip))
 		for i := range t.Attachments {
 			t.Attachments[i].Status = "DELETED"
 		}
@@ -310,11 +304,11 @@ func (s *Service) allocateIP(tx *store.Tx, c call, owner string) (netip.Addr, er
 	}
 	take := func(ip netip.Addr) (bool, error) {
 		var holder string
-		used, err := tx.Get(c.key("ipam", ip.String()), &holder)
+		used, err := tx.Get(c.Keys().Address(ip.String()), &holder)
 		if err != nil || used {
 			return false, err
 		}
-		return true, tx.Put(c.key("ipam", ip.String()), owner)
+		return true, tx.Put(c.Keys().Address(ip.String()), owner)
 	}
 	for range 32 {
 		ip := addr(first + rand.Uint32N(count))

@@ -21,7 +21,7 @@ func (s *Service) clusterName(c call, ref string) (string, error) {
 		res, ok := s.resourceOf(c, ref)
 		name, isCluster := strings.CutPrefix(res, "cluster/")
 		if !ok || !isCluster {
-			return "", invalidParameter("%q is not a cluster ARN of account %s in region %s.", ref, s.account, c.region)
+			return "", invalidParameter("%q is not a cluster ARN of account %s in region %s.", ref, s.account, c.Region)
 		}
 		ref = name
 	}
@@ -38,7 +38,7 @@ func (s *Service) activeCluster(tx *store.Tx, c call, ref string) (*clusterRecor
 		return nil, err
 	}
 	var r clusterRecord
-	ok, err := tx.Get(c.key("clusters", name), &r)
+	ok, err := tx.Get(c.Keys().Cluster(name), &r)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *Service) existingCluster(ctx context.Context, c call, ref string, activ
 		return "", err
 	}
 	var r clusterRecord
-	ok, err := s.st.Get(ctx, c.key("clusters", name), &r)
+	ok, err := s.st.Get(ctx, c.Keys().Cluster(name), &r)
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +84,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	}
 	var out clusterRecord
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		k := c.key("clusters", name)
+		k := c.Keys().Cluster(name)
 		var r clusterRecord
 		if ok, err := tx.Get(k, &r); err != nil || (ok && r.Status == "ACTIVE") {
 			out = r
@@ -105,7 +105,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 			DefaultCapacityProviderStrategy: in.DefaultCapacityProviderStrategy,
 			ServiceConnectDefaults:          serviceConnectDefaults(in.ServiceConnectDefaults),
 		})}
-		if err := store.MarkRegion(tx, c.region); err != nil {
+		if err := store.MarkRegion(tx, c.Region); err != nil {
 			return err
 		}
 		if err := s.ensureDefaultNamespace(tx, c, &out); err != nil {
@@ -133,7 +133,7 @@ func (s *Service) ensureDefaultNamespace(tx *store.Tx, c call, r *clusterRecord)
 	if r.ServiceConnectDefaults == nil || r.ServiceConnectDefaults.Namespace == "" {
 		return nil
 	}
-	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.region, s.account, r.ServiceConnectDefaults.Namespace, c.now)
+	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.account, r.ServiceConnectDefaults.Namespace, c.Now)
 	if cloudmap.IsNoSuchNamespace(err) {
 		return clientCode("NamespaceNotFoundException", "Namespace "+r.ServiceConnectDefaults.Namespace+" was not found.")
 	}
@@ -175,7 +175,7 @@ func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClust
 			continue
 		}
 		var r clusterRecord
-		ok, err := s.st.Get(ctx, c.key("clusters", name), &r)
+		ok, err := s.st.Get(ctx, c.Keys().Cluster(name), &r)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +206,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 	if cl.Status != "ACTIVE" {
 		return nil
 	}
-	instances, err := s.st.List(ctx, c.key("instances", cl.ClusterName)+"/")
+	instances, err := s.st.List(ctx, c.Keys().Instances(cl.ClusterName))
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 			cl.RegisteredContainerInstancesCount++
 		}
 	}
-	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cl.ClusterName)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cl.ClusterName)
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 		cl.PendingTasksCount += n[0]
 		cl.RunningTasksCount += n[1]
 	}
-	services, err := s.st.List(ctx, c.key("services", cl.ClusterName)+"/")
+	services, err := s.st.List(ctx, c.Keys().Services(cl.ClusterName))
 	if err != nil {
 		return err
 	}
@@ -271,12 +271,12 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 	if err != nil {
 		return nil, err
 	}
-	scope := "ListClusters/" + c.region
+	scope := "ListClusters/" + c.Region
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.key("clusters")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Clusters(), after, limit, func(kv store.KV) (string, bool, error) {
 		var r clusterRecord
 		if err := kv.Decode(&r); err != nil {
 			return "", false, err
@@ -342,7 +342,7 @@ func (s *Service) updateCluster(ctx context.Context, c call, ref string, change 
 			return err
 		}
 		out = r.Cluster.Wire()
-		return tx.Put(c.key("clusters", r.ClusterName), r)
+		return tx.Put(c.Keys().Cluster(r.ClusterName), r)
 	})
 	if err != nil {
 		return nil, err
@@ -377,7 +377,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 			return err
 		}
 		name := r.ClusterName
-		instances, err := tx.List(c.key("instances", name) + "/")
+		instances, err := tx.List(c.Keys().Instances(name))
 		if err != nil {
 			return err
 		}
@@ -391,7 +391,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 					WithHint("deregister the container instances of cluster %q with `aws ecs deregister-container-instance` first", name)
 			}
 		}
-		services, err := tx.List(c.key("services", name) + "/")
+		services, err := tx.List(c.Keys().Services(name))
 		if err != nil {
 			return err
 		}
@@ -405,7 +405,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 					WithHint("delete the services of cluster %q with `aws ecs delete-service --force` first", name)
 			}
 		}
-		tasks, err := tx.List(c.key("tasks", name) + "/")
+		tasks, err := tx.List(c.Keys().Tasks(name))
 		if err != nil {
 			return err
 		}
@@ -419,10 +419,10 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 					WithHint("stop the tasks of cluster %q with `aws ecs stop-task` first", name)
 			}
 		}
-		now := c.now
+		now := c.Now
 		r.Status, r.InactiveAt = "INACTIVE", &now
 		out = r.Cluster.Wire()
-		return tx.Put(c.key("clusters", name), r)
+		return tx.Put(c.Keys().Cluster(name), r)
 	})
 	if err != nil {
 		return nil, err

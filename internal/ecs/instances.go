@@ -114,7 +114,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 			r = &instanceRecord{ContainerInstance: state.ContainerInstance{
 				ContainerInstanceArn: s.arn(c, "container-instance/"+cl.ClusterName+"/"+id),
 				Ec2InstanceId:        ec2ID,
-				RegisteredAt:         callTime(c),
+				RegisteredAt:         c.Time(),
 				Tags:                 state.TagsFromWire(in.Tags),
 			}}
 		} else if len(in.Tags) > 0 {
@@ -150,7 +150,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		out = r.ContainerInstance.Wire()
 		// Index the EC2 id, so that a registration of the same machine
 		// finds its instance.
-		if err := tx.Put(c.key("ec2", cl.ClusterName, r.Ec2InstanceId), taskIDOf(r.ContainerInstanceArn)); err != nil {
+		if err := tx.Put(c.Keys().EC2(cl.ClusterName, r.Ec2InstanceId), taskIDOf(r.ContainerInstanceArn)); err != nil {
 			return err
 		}
 		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
@@ -161,7 +161,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 	// Registering is the agent's first sign of life.
 	res, _ := s.resourceOf(c, out.ContainerInstanceArn)
 	cluster, id, _ := strings.Cut(strings.TrimPrefix(res, "container-instance/"), "/")
-	if err := s.st.Heartbeat(ctx, heartbeatKey(c.region, cluster, id), heartbeat{Since: c.now}, s.grace); err != nil {
+	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), heartbeat{Since: c.Now}, s.grace); err != nil {
 		return nil, err
 	}
 	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &out}, nil
@@ -209,10 +209,10 @@ func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID strin
 		return nil, nil
 	}
 	var id string
-	if ok, err := tx.Get(c.key("ec2", cluster, ec2ID), &id); err != nil || !ok {
+	if ok, err := tx.Get(c.Keys().EC2(cluster, ec2ID), &id); err != nil || !ok {
 		return nil, err
 	}
-	r, err := state.Get[instanceRecord](tx, c.key("instances", cluster, id))
+	r, err := state.Get[instanceRecord](tx, c.Keys().Instance(cluster, id))
 	if err != nil || r == nil || r.Status == "INACTIVE" || r.Ec2InstanceId != ec2ID {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func (s *Service) instanceAttributes(c call, have, given []state.Attribute, doc 
 		"ecs.os-type":           "linux",
 		"ecs.os-family":         "LINUX",
 		"ecs.cpu-architecture":  "x86_64",
-		"ecs.availability-zone": c.region + "a",
+		"ecs.availability-zone": c.Region + "a",
 		"ecs.instance-type":     "wharf.node",
 	}
 	if doc.AvailabilityZone != "" {
@@ -359,7 +359,7 @@ func (s *Service) instanceAttributes(c call, have, given []state.Attribute, doc 
 
 func (s *Service) instanceKey(c call, arn string) string {
 	res, _ := s.resourceOf(c, arn)
-	return c.key("instances", strings.TrimPrefix(res, "container-instance/"))
+	return c.Keys().Instance(split(strings.TrimPrefix(res, "container-instance/")))
 }
 
 // findInstance reads a container instance; nil when it does not exist.
@@ -368,7 +368,7 @@ func (s *Service) findInstance(r state.Reader, c call, cluster, ref string) (*in
 	if !ok {
 		return nil, nil
 	}
-	return state.Get[instanceRecord](r, c.key("instances", cluster, id))
+	return state.Get[instanceRecord](r, c.Keys().Instance(cluster, id))
 }
 
 // DescribeContainerInstances describes container instances.
@@ -385,7 +385,7 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := state.ClusterTasks(r, c.keys(), cluster)
+	tasks, err := state.ClusterTasks(r, c.Keys(), cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +439,7 @@ func cqlInstance(r *instanceRecord, groups []string, running int32) *cql.Instanc
 // taskGroups maps each instance ARN of a cluster to the groups of its
 // tasks that are meant to run, and counts its pending and running tasks.
 func (s *Service) taskGroups(ctx context.Context, c call, cluster string) (map[string][]string, map[string][2]int32, error) {
-	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cluster)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -474,12 +474,12 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 			return nil, err
 		}
 	}
-	scope := fmt.Sprintf("ListContainerInstances/%s/%s/%s/%s", c.region, cluster, in.Status, in.Filter)
+	scope := fmt.Sprintf("ListContainerInstances/%s/%s/%s/%s", c.Region, cluster, in.Status, in.Filter)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.key("instances", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Instances(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var r instanceRecord
 		if err := kv.Decode(&r); err != nil {
 			return "", false, err
@@ -562,14 +562,14 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		if r == nil || r.Status == "INACTIVE" {
 			return invalidParameter("Container instance %q is not registered in cluster %q.", in.ContainerInstance, cl.ClusterName)
 		}
-		placed, err := tx.List(c.key("placed", cl.ClusterName, taskIDOf(r.ContainerInstanceArn)) + "/")
+		placed, err := tx.List(c.Keys().PlacedOn(cl.ClusterName, taskIDOf(r.ContainerInstanceArn)))
 		if err != nil {
 			return err
 		}
 		if len(placed) > 0 && !deref(in.Force) {
 			return invalidParameter("Container instance %s has %d tasks that have not stopped. Stop them first, or deregister with --force to leave them running unmanaged.", r.ContainerInstanceArn, len(placed))
 		}
-		now := c.now
+		now := c.Now
 		r.Status, r.InactiveAt, r.AgentConnected = "INACTIVE", &now, false
 		r.Version++
 		out = r.ContainerInstance.Wire()
@@ -691,12 +691,12 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if err != nil {
 		return nil, err
 	}
-	scope := fmt.Sprintf("ListAttributes/%s/%s/%s/%s", c.region, cluster, in.AttributeName, in.AttributeValue)
+	scope := fmt.Sprintf("ListAttributes/%s/%s/%s/%s", c.Region, cluster, in.AttributeName, in.AttributeValue)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	kvs, err := s.st.List(ctx, c.key("instances", cluster)+"/")
+	kvs, err := s.st.List(ctx, c.Keys().Instances(cluster))
 	if err != nil {
 		return nil, err
 	}

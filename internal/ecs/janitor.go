@@ -37,24 +37,24 @@ func (s *Service) sweep(ctx context.Context) error {
 		return err
 	}
 	for _, region := range regions {
-		c := call{region: region, now: s.now().UTC()}
-		expired := func(at time.Time) bool { return c.now.Sub(at) > s.retention }
+		c := call{Region: region, Now: s.now().UTC()}
+		expired := func(at time.Time) bool { return c.Now.Sub(at) > s.retention }
 		steps := []struct {
 			prefix string
 			drop   func(tx *store.Tx, kv store.KV) (bool, error)
 		}{
-			{"tasks/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().Tasks(""), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var t taskRecord
 				err := kv.Decode(&t)
 				return err == nil && t.LastStatus == "STOPPED" && t.StoppedAt != nil && expired(t.StoppedAt.Time), err
 			}},
-			{"services/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().Services(""), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var svc serviceRecord
 				if err := kv.Decode(&svc); err != nil {
 					return false, err
 				}
 				if svc.Status == "DRAINING" {
-					cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.key("services")+"/"), "/")
+					cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.Keys().Services("")), "/")
 					live, err := s.serviceHasTasks(tx, c, cluster, svc.ServiceName)
 					if err != nil || live {
 						return false, err
@@ -64,22 +64,22 @@ func (s *Service) sweep(ctx context.Context) error {
 				}
 				return svc.Status == "INACTIVE" && svc.InactiveAt != nil && expired(*svc.InactiveAt), nil
 			}},
-			{"instances/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().Instances(""), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r instanceRecord
 				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
-			{"clusters/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().Clusters(), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r clusterRecord
 				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
-			{"idempotency/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().Idempotencies(), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var r idempotencyRecord
 				err := kv.Decode(&r)
-				return err == nil && c.now.After(r.Expires), err
+				return err == nil && c.Now.After(r.Expires), err
 			}},
-			{"taskdefs/", func(tx *store.Tx, kv store.KV) (bool, error) {
+			{c.Keys().TaskDefs(""), func(tx *store.Tx, kv store.KV) (bool, error) {
 				var td taskDefRecord
 				if err := kv.Decode(&td); err != nil || td.Status != ecsapi.TaskDefinitionStatusDeleteInProgress {
 					return false, err
@@ -92,7 +92,7 @@ func (s *Service) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, step := range steps {
-			kvs, err := s.st.List(ctx, c.key(step.prefix))
+			kvs, err := s.st.List(ctx, step.prefix)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ func (s *Service) sweep(ctx context.Context) error {
 // taskDefInUse reports whether a live task or a service deployment uses a
 // task definition.
 func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
-	tasks, err := tx.List(c.key("tasks") + "/")
+	tasks, err := tx.List(c.Keys().Tasks(""))
 	if err != nil {
 		return false, err
 	}
@@ -133,7 +133,7 @@ func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
 			return true, nil
 		}
 	}
-	services, err := tx.List(c.key("services") + "/")
+	services, err := tx.List(c.Keys().Services(""))
 	if err != nil {
 		return false, err
 	}

@@ -1,8 +1,7 @@
 package ecs
 
 import (
-	"fmt"
-	"strconv"
+	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/ecs/state"
@@ -18,14 +17,6 @@ type (
 	serviceRecord     = state.ServiceRecord
 	idempotencyRecord = state.IdempotencyRecord
 )
-
-func padRevision(rev string) string {
-	n, err := strconv.Atoi(rev)
-	if err != nil {
-		return rev
-	}
-	return fmt.Sprintf("%010d", n)
-}
 
 // each converts every element of a list, between stored and wire shapes.
 func each[T, U any](in []T, f func(*T) U) []U {
@@ -54,4 +45,10 @@ func one[T, U any](p *T, f func(*T) U) *U {
 func wireTD(td *taskDefRecord) *ecsapi.TaskDefinition {
 	w := td.TaskDefinition.Wire()
 	return &w
+}
+
+// split cuts a "cluster/name" resource path in two.
+func split(path string) (cluster, name string) {
+	cluster, name, _ = strings.Cut(path, "/")
+	return cluster, name
 }

@@ -17,12 +17,12 @@ const hostIPAttribute = "wharf.host-ip"
 
 // registryService reads the Cloud Map service a registry ARN names.
 func (s *Service) registryService(r state.Reader, c call, arn string) (*cloudmap.ServiceRecord, error) {
-	prefix := "arn:aws:servicediscovery:" + c.region + ":" + s.account + ":service/"
+	prefix := "arn:aws:servicediscovery:" + c.Region + ":" + s.account + ":service/"
 	id, ok := strings.CutPrefix(arn, prefix)
 	if !ok {
-		return nil, invalidParameter("The registryArn %q is not a Cloud Map service ARN of account %s in region %s.", arn, s.account, c.region)
+		return nil, invalidParameter("The registryArn %q is not a Cloud Map service ARN of account %s in region %s.", arn, s.account, c.Region)
 	}
-	svc, err := state.Get[cloudmap.ServiceRecord](r, cloudmap.ServiceKey(c.region, id))
+	svc, err := state.Get[cloudmap.ServiceRecord](r, cloudmap.ServiceKey(c.Region, id))
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (s *Service) registerTask(tx *store.Tx, c call, t *taskRecord) error {
 		}
 		attrs := map[string]string{
 			"AVAILABILITY_ZONE":          t.AvailabilityZone,
-			"REGION":                     c.region,
+			"REGION":                     c.Region,
 			"ECS_CLUSTER_NAME":           strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/")),
 			"ECS_SERVICE_NAME":           svc.ServiceName,
 			"ECS_TASK_DEFINITION_FAMILY": taskFamily(t.TaskDefinitionArn),
@@ -124,10 +124,10 @@ func (s *Service) registerTask(tx *store.Tx, c call, t *taskRecord) error {
 			Instance:  sd.Instance{Id: taskIDOf(t.TaskArn), Attributes: attrs, CreatedByAccount: s.account},
 			ServiceID: cm.Id,
 			Health:    health,
-			UpdatedAt: c.now,
+			UpdatedAt: c.Now,
 			ECSTask:   t.TaskArn,
 		}
-		if err := cloudmap.PutInstance(tx, c.region, rec); err != nil {
+		if err := cloudmap.PutInstance(tx, c.Region, rec); err != nil {
 			return err
 		}
 	}
@@ -144,11 +144,11 @@ func (s *Service) deregisterTask(tx *store.Tx, c call, t *taskRecord) error {
 		return err
 	}
 	for _, reg := range svc.ServiceRegistries {
-		id, ok := strings.CutPrefix(reg.RegistryArn, "arn:aws:servicediscovery:"+c.region+":"+s.account+":service/")
+		id, ok := strings.CutPrefix(reg.RegistryArn, "arn:aws:servicediscovery:"+c.Region+":"+s.account+":service/")
 		if !ok {
 			continue
 		}
-		if _, err := cloudmap.DeleteInstance(tx, c.region, id, taskIDOf(t.TaskArn)); err != nil {
+		if _, err := cloudmap.DeleteInstance(tx, c.Region, id, taskIDOf(t.TaskArn)); err != nil {
 			return err
 		}
 	}
@@ -162,7 +162,7 @@ func (s *Service) taskRegistries(tx *store.Tx, c call, t *taskRecord) (*serviceR
 		return nil, nil, nil
 	}
 	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	svc, err := state.Get[serviceRecord](tx, c.key("services", cluster, t.Service))
+	svc, err := state.Get[serviceRecord](tx, c.Keys().Service(cluster, t.Service))
 	if err != nil || svc == nil || len(svc.ServiceRegistries) == 0 {
 		return nil, nil, err
 	}

@@ -151,26 +151,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}, nil
 }
 
-// call holds what every operation needs to know about its caller.
-type call struct {
-	region string
-	now    time.Time
-}
+// call is the scope of an operation: the region its request was signed
+// for, and now.
+type call = state.Scope
 
 func (s *Service) call(ctx context.Context) call {
-	return call{region: awsproto.RegionOf(ctx, s.region), now: s.now().UTC()}
-}
-
-// key returns the store key of a region's object.
-// keys names the store keys of the call's region.
-func (c call) keys() state.Keys { return state.Keys{Region: c.region} }
-
-func (c call) key(parts ...string) string {
-	return "ecs/" + c.region + "/" + strings.Join(parts, "/")
+	return call{Region: awsproto.RegionOf(ctx, s.region), Now: s.now().UTC()}
 }
 
 func (s *Service) arn(c call, resource string) string {
-	return "arn:aws:ecs:" + c.region + ":" + s.account + ":" + resource
+	return "arn:aws:ecs:" + c.Region + ":" + s.account + ":" + resource
 }
 
 func (s *Service) principal() string { return "arn:aws:iam::" + s.account + ":root" }
@@ -178,7 +168,7 @@ func (s *Service) principal() string { return "arn:aws:iam::" + s.account + ":ro
 // resourceOf returns the resource part of an ECS ARN of this account and
 // the caller's region, or ok=false when s is not such an ARN.
 func (s *Service) resourceOf(c call, s2 string) (resource string, ok bool) {
-	prefix := "arn:aws:ecs:" + c.region + ":" + s.account + ":"
+	prefix := "arn:aws:ecs:" + c.Region + ":" + s.account + ":"
 	if !strings.HasPrefix(s2, prefix) {
 		return "", false
 	}
@@ -279,9 +269,6 @@ func deref[T any](p *T) T {
 
 func clientCode(code, msg string) *api.Error { return api.ClientError(code, msg) }
 
-// callTime is the call's time as a wire timestamp.
-func callTime(c call) *api.Time { return api.NewTime(c.now) }
-
 // serialize makes this server's writes to one cluster's tasks and instances
 // take turns. They mostly change the same instance records; queueing here
 // is cheaper than retrying conflicts in etcd, whose compares still guard
@@ -291,7 +278,7 @@ func (s *Service) serialize(c call, ref string) func() {
 	if err != nil {
 		return func() {}
 	}
-	m, _ := s.clusters.LoadOrStore(c.region+"/"+name, new(sync.Mutex))
+	m, _ := s.clusters.LoadOrStore(c.Region+"/"+name, new(sync.Mutex))
 	mu := m.(*sync.Mutex)
 	mu.Lock()
 	return mu.Unlock

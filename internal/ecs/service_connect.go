@@ -137,7 +137,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 	if scc.AccessLogConfiguration != nil && scc.LogConfiguration == nil {
 		return nil, nil, invalidParameter("accessLogConfiguration needs a logConfiguration for the Service Connect proxy.")
 	}
-	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.region, s.account, ref, c.now)
+	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.account, ref, c.Now)
 	if cloudmap.IsNoSuchNamespace(err) {
 		return nil, nil, clientCode("NamespaceNotFoundException", "Namespace "+ref+" was not found; create it with `aws servicediscovery create-http-namespace`, or give a name and ECS creates it.")
 	}
@@ -214,7 +214,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 				attrs[scIdleTimeout] = strconv.Itoa(int(*t.IdleTimeoutSeconds))
 			}
 		}
-		cm, err := cloudmap.EnsureService(tx, c.region, s.account, ns, sv.DiscoveryName, attrs, c.now)
+		cm, err := cloudmap.EnsureService(tx, c.Region, s.account, ns, sv.DiscoveryName, attrs, c.Now)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -231,7 +231,7 @@ func (s *Service) taskServiceConnect(r state.Reader, c call, t *taskRecord, cach
 		return nil, nil
 	}
 	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	key := c.key("services", cluster, t.Service)
+	key := c.Keys().Service(cluster, t.Service)
 	svc, ok := cache[key]
 	if !ok {
 		var err error
@@ -256,7 +256,7 @@ func (s *Service) taskServiceConnect(r state.Reader, c call, t *taskRecord, cach
 	if err != nil {
 		return nil, err
 	}
-	ns, err := state.Get[cloudmap.NamespaceRecord](r, cloudmap.NamespaceKey(c.region, scc.Namespace[strings.LastIndex(scc.Namespace, "/")+1:]))
+	ns, err := state.Get[cloudmap.NamespaceRecord](r, cloudmap.NamespaceKey(c.Region, scc.Namespace[strings.LastIndex(scc.Namespace, "/")+1:]))
 	if err != nil || ns == nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func (s *Service) registerServiceConnect(tx *store.Tx, c call, t *taskRecord, he
 	if bridge {
 		ip, _ = attribute(inst.Attributes, hostIPAttribute)
 	}
-	svcs, err := cloudmap.ServicesOf(tx, c.region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
+	svcs, err := cloudmap.ServicesOf(tx, c.Region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
 	if err != nil {
 		return err
 	}
@@ -340,7 +340,7 @@ func (s *Service) registerServiceConnect(tx *store.Tx, c call, t *taskRecord, he
 			rec := &cloudmap.InstanceRecord{
 				ServiceID: cm.Id,
 				Health:    health,
-				UpdatedAt: c.now,
+				UpdatedAt: c.Now,
 				ECSTask:   t.TaskArn,
 			}
 			rec.Id = taskIDOf(t.TaskArn)
@@ -349,14 +349,14 @@ func (s *Service) registerServiceConnect(tx *store.Tx, c call, t *taskRecord, he
 				"AWS_INSTANCE_IPV4":          ip,
 				"AWS_INSTANCE_PORT":          strconv.Itoa(int(port)),
 				"AVAILABILITY_ZONE":          t.AvailabilityZone,
-				"REGION":                     c.region,
+				"REGION":                     c.Region,
 				"ECS_CLUSTER_NAME":           sc.ClusterName,
 				"ECS_SERVICE_NAME":           sc.ServiceName,
 				"ECS_TASK_DEFINITION_FAMILY": taskFamily(t.TaskDefinitionArn),
 				"ECS_TASK_ARN":               t.TaskArn,
 				"EC2_INSTANCE_ID":            inst.Ec2InstanceId,
 			}
-			if err := cloudmap.PutInstance(tx, c.region, rec); err != nil {
+			if err := cloudmap.PutInstance(tx, c.Region, rec); err != nil {
 				return err
 			}
 		}
@@ -371,14 +371,14 @@ func (s *Service) deregisterServiceConnect(tx *store.Tx, c call, t *taskRecord) 
 	if err != nil || sc == nil || len(sc.Services) == 0 {
 		return err
 	}
-	svcs, err := cloudmap.ServicesOf(tx, c.region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
+	svcs, err := cloudmap.ServicesOf(tx, c.Region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
 	if err != nil {
 		return err
 	}
 	for _, in := range sc.Services {
 		for _, cm := range svcs {
 			if cm.Name == in.DiscoveryName {
-				if _, err := cloudmap.DeleteInstance(tx, c.region, cm.Id, taskIDOf(t.TaskArn)); err != nil {
+				if _, err := cloudmap.DeleteInstance(tx, c.Region, cm.Id, taskIDOf(t.TaskArn)); err != nil {
 					return err
 				}
 			}
@@ -393,7 +393,7 @@ func (s *Service) deregisterServiceConnect(tx *store.Tx, c call, t *taskRecord) 
 func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceConnectViewRequest) (*agentapi.ServiceConnectViewResponse, error) {
 	c := s.call(ctx)
 	if in.Index > 0 && in.WaitSeconds > 0 {
-		s.discovery.wait(ctx, c.region, in.Index, min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait))
+		s.discovery.wait(ctx, c.Region, in.Index, min(time.Duration(in.WaitSeconds)*time.Second, maxPollWait))
 	}
 	rev, err := s.st.Revision(ctx)
 	if err != nil {
@@ -404,7 +404,7 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		out.Namespaces, tls = out.Namespaces[:0], false
 		for _, ref := range in.Namespaces {
-			ns, err := cloudmap.FindNamespace(tx, c.region, ref)
+			ns, err := cloudmap.FindNamespace(tx, c.Region, ref)
 			if err != nil {
 				return err
 			}
@@ -412,7 +412,7 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 				continue
 			}
 			view := agentapi.NamespaceView{Arn: ns.Arn, Name: ns.Name, Services: []agentapi.ServiceView{}}
-			svcs, err := cloudmap.ServicesOf(tx, c.region, ns.Id)
+			svcs, err := cloudmap.ServicesOf(tx, c.Region, ns.Id)
 			if err != nil {
 				return err
 			}
@@ -435,7 +435,7 @@ func (s *Service) ServiceConnectView(ctx context.Context, in *agentapi.ServiceCo
 					sv.TLS = &agentapi.ServiceTLS{Mutual: true}
 				}
 				sv.Routing = routing(cm.Attributes)
-				insts, err := cloudmap.InstancesOf(tx, c.region, cm.Id)
+				insts, err := cloudmap.InstancesOf(tx, c.Region, cm.Id)
 				if err != nil {
 					return err
 				}

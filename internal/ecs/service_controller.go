@@ -121,8 +121,8 @@ func (s *Service) control(ctx context.Context, l *store.Leadership, cc Controlle
 				case ev.Restart:
 					markAll()
 				}
-				if ref, ok := clusterOfKey(ev.Key); ok {
-					dirty[ref] = true
+				if region, cluster, ok := state.ClusterOf(ev.Key); ok {
+					dirty[clusterRef{region: region, cluster: cluster}] = true
 				}
 			case <-resync.C:
 				markAll()
@@ -156,19 +156,6 @@ func (s *Service) control(ctx context.Context, l *store.Leadership, cc Controlle
 	}
 }
 
-// clusterOfKey finds the cluster a changed key belongs to.
-func clusterOfKey(key string) (clusterRef, bool) {
-	parts := strings.SplitN(key, "/", 5)
-	if len(parts) < 4 || parts[0] != "ecs" {
-		return clusterRef{}, false
-	}
-	switch parts[2] {
-	case "services", "tasks", "instances":
-		return clusterRef{region: parts[1], cluster: parts[3]}, true
-	}
-	return clusterRef{}, false
-}
-
 func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
 	regions, err := s.st.Regions(ctx)
 	if err != nil {
@@ -176,14 +163,14 @@ func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
 	}
 	var out []clusterRef
 	for _, region := range regions {
-		c := call{region: region}
-		kvs, err := s.st.List(ctx, c.key("services")+"/")
+		c := call{Region: region}
+		kvs, err := s.st.List(ctx, c.Keys().Services(""))
 		if err != nil {
 			return nil, err
 		}
 		seen := map[string]bool{}
 		for _, kv := range kvs {
-			cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.key("services")+"/"), "/")
+			cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.Keys().Services("")), "/")
 			if !seen[cluster] {
 				seen[cluster] = true
 				out = append(out, clusterRef{region: region, cluster: cluster})
@@ -196,8 +183,8 @@ func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
 // reconcileCluster runs a pass over a cluster's services and says when to
 // look again.
 func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref clusterRef, cc ControllerConfig) (time.Time, error) {
-	c := call{region: ref.region, now: s.now().UTC()}
-	kvs, err := s.st.List(ctx, c.key("services", ref.cluster)+"/")
+	c := call{Region: ref.region, Now: s.now().UTC()}
+	kvs, err := s.st.List(ctx, c.Keys().Services(ref.cluster))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -243,13 +230,13 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 	var more bool
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		tx.Fence(l)
-		c.now = s.now().UTC()
-		k := c.key("services", cluster, name)
+		c.Now = s.now().UTC()
+		k := c.Keys().Service(cluster, name)
 		svc, err := state.Get[serviceRecord](tx, k)
 		if err != nil || svc == nil || svc.Status == "INACTIVE" {
 			return err
 		}
-		tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
+		tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cluster)
 		if err != nil {
 			return err
 		}
@@ -296,7 +283,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		MinHealthyPercent: int(deref(dc.MinimumHealthyPercent)),
 		MaxPercent:        int(deref(dc.MaximumPercent)),
 		Deleting:          svc.Status == "DRAINING",
-		Now:               c.now,
+		Now:               c.Now,
 		HealthyAfter:      cc.HealthyAfter,
 		BackoffBase:       cc.BackoffBase,
 		Backoff:           cc.BackoffCap,
@@ -356,7 +343,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 			ct.Draining = r.Status == "DRAINING"
 			if !r.AgentConnected && r.DisconnectedAt != nil {
 				lostAt := r.DisconnectedAt.Add(cc.LostAfter)
-				ct.Lost = !c.now.Before(lostAt)
+				ct.Lost = !c.Now.Before(lostAt)
 				if !ct.Lost && (snap.LostAt.IsZero() || lostAt.Before(snap.LostAt)) {
 					snap.LostAt = lostAt
 				}
@@ -430,7 +417,7 @@ type applier struct {
 }
 
 func (a *applier) event(msg string) {
-	a.svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(a.c), Message: msg}}, a.svc.Events...)
+	a.svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: a.c.Time(), Message: msg}}, a.svc.Events...)
 	a.changed = true
 }
 
@@ -455,7 +442,7 @@ func (a *applier) apply(p *controller.Plan) error {
 	}
 	if p.Rollout != "" && string(primary.RolloutState) != p.Rollout {
 		primary.RolloutState, primary.RolloutStateReason = ecsapi.DeploymentRolloutState(p.Rollout), p.RolloutReason
-		primary.UpdatedAt = callTime(a.c)
+		primary.UpdatedAt = a.c.Time()
 		if p.Rollout == controller.Completed {
 			done := *primary
 			svc.LastCompleted = &done
@@ -471,7 +458,7 @@ func (a *applier) apply(p *controller.Plan) error {
 		if err := a.s.rollingBack(a.tx, a.c, svc, a.cluster, svc.LastCompleted.Id, p.RolloutReason); err != nil {
 			return err
 		}
-		rollBack(svc, a.c.now)
+		rollBack(svc, a.c.Now)
 		a.changed = true
 		return nil
 	}

@@ -41,11 +41,11 @@ type (
 )
 
 func (s *Service) serviceDeploymentPrefix(c call, cluster, service string) string {
-	return c.key("service-deployments", cluster, service) + "/"
+	return c.Keys().ServiceDeployments(cluster, service)
 }
 
 func (s *Service) serviceRevisionKey(c call, cluster, service, id string) string {
-	return c.key("service-revisions", cluster, service, id)
+	return c.Keys().ServiceRevision(cluster, service, id)
 }
 
 // newServiceDeploymentID returns an id of ECS's form: 21 characters of the
@@ -101,7 +101,7 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 	svc.PruneRevisions()
 
 	if err := s.updateServiceDeployment(tx, c, svc, cluster, func(sd *serviceDeploymentRecord) {
-		sd.Status, sd.StoppedAt = ecsapi.ServiceDeploymentStatusStopped, callTime(c)
+		sd.Status, sd.StoppedAt = ecsapi.ServiceDeploymentStatusStopped, c.Time()
 		sd.StatusReason = "ECS deployment " + d.Id + " started before this service deployment finished."
 		freeze(sd, svc, tasks)
 	}); err != nil {
@@ -134,7 +134,7 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 			sd.Sources = append(sd.Sources, old.Id)
 		}
 	}
-	key := s.serviceDeploymentPrefix(c, cluster, svc.ServiceName) + invertedTime(c.now) + "-" + id
+	key := s.serviceDeploymentPrefix(c, cluster, svc.ServiceName) + invertedTime(c.Now) + "-" + id
 	if err := tx.Put(key, &sd); err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Service) updateServiceDeployment(tx *store.Tx, c call, svc *serviceReco
 		return err
 	}
 	change(sd)
-	sd.UpdatedAt = callTime(c)
+	sd.UpdatedAt = c.Time()
 	return tx.Put(svc.CurrentServiceDeploymentKey, sd)
 }
 
@@ -245,7 +245,7 @@ func (a *applier) rolloutChanged(p *controller.Plan) error {
 	svc := a.svc
 	primary := svc.Deployments[0]
 	return a.s.updateServiceDeployment(a.tx, a.c, svc, a.cluster, func(sd *serviceDeploymentRecord) {
-		now := callTime(a.c)
+		now := a.c.Time()
 		switch {
 		case p.Rollout == controller.Completed && sd.Status == ecsapi.ServiceDeploymentStatusRollbackInProgress:
 			sd.Status, sd.FinishedAt = ecsapi.ServiceDeploymentStatusRollbackSuccessful, now
@@ -275,7 +275,7 @@ func (s *Service) rollingBack(tx *store.Tx, c call, svc *serviceRecord, cluster,
 	return s.updateServiceDeployment(tx, c, svc, cluster, func(sd *serviceDeploymentRecord) {
 		sd.Status = ecsapi.ServiceDeploymentStatusRollbackInProgress
 		sd.StatusReason = "ECS deployment circuit breaker: rolling back to deploymentId " + to + "."
-		sd.Rollback = &state.Rollback{Reason: reason, StartedAt: callTime(c), ServiceRevisionArn: svc.Revisions[to]}
+		sd.Rollback = &state.Rollback{Reason: reason, StartedAt: c.Time(), ServiceRevisionArn: svc.Revisions[to]}
 	})
 }
 
@@ -295,7 +295,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	if err != nil {
 		return nil, err
 	}
-	svc, err := state.Get[serviceRecord](s.reader(ctx), c.key("services", cluster, name))
+	svc, err := state.Get[serviceRecord](s.reader(ctx), c.Keys().Service(cluster, name))
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 			before = in.CreatedAt.Before.Time
 		}
 	}
-	scope := fmt.Sprintf("ListServiceDeployments/%s/%s/%s/%v/%d/%d", c.region, cluster, name, in.Status, after.UnixNano(), before.UnixNano())
+	scope := fmt.Sprintf("ListServiceDeployments/%s/%s/%s/%v/%d/%d", c.Region, cluster, name, in.Status, after.UnixNano(), before.UnixNano())
 	from, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
@@ -398,7 +398,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 	if !ok {
 		return nil, nil, nil
 	}
-	svc, err := state.Get[serviceRecord](s.reader(ctx), c.key("services", cluster, service))
+	svc, err := state.Get[serviceRecord](s.reader(ctx), c.Keys().Service(cluster, service))
 	if err != nil || svc == nil {
 		return nil, nil, err
 	}
@@ -421,7 +421,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 // liveCounts counts a service's tasks by deployment now.
 func (s *Service) liveCounts(ctx context.Context, c call, svc *state.Service) (map[string]taskCount, error) {
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
-	tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cluster)
+	tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ func (s *Service) DescribeServiceRevisions(ctx context.Context, in *ecsapi.Descr
 		var rev *serviceRevisionRecord
 		if ok {
 			r := s.reader(ctx)
-			svc, err := state.Get[serviceRecord](r, c.key("services", cluster, service))
+			svc, err := state.Get[serviceRecord](r, c.Keys().Service(cluster, service))
 			if err != nil {
 				return nil, err
 			}
@@ -477,8 +477,8 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 	}
 	defer s.serialize(c, cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		c.now = s.now().UTC()
-		k := c.key("services", cluster, service)
+		c.Now = s.now().UTC()
+		k := c.Keys().Service(cluster, service)
 		svc, err := state.Get[serviceRecord](tx, k)
 		if err != nil {
 			return err
@@ -513,13 +513,13 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 		primary := &svc.Deployments[0]
 		primary.RolloutState = ecsapi.DeploymentRolloutStateFailed
 		primary.RolloutStateReason = "ECS deployment " + primary.Id + " stopped by StopServiceDeployment."
-		primary.UpdatedAt = callTime(c)
+		primary.UpdatedAt = c.Time()
 		to := svc.LastCompleted.Id
 		if err := s.rollingBack(tx, c, svc, cluster, to, "StopServiceDeployment requested a rollback."); err != nil {
 			return err
 		}
-		rollBack(svc, c.now)
-		svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: callTime(c),
+		rollBack(svc, c.Now)
+		svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: c.Time(),
 			Message: fmt.Sprintf("(service %s) (deployment %s) rolling back to deployment %s.", svc.ServiceName, primary.Id, to)}}, svc.Events...)
 		return tx.Put(k, svc)
 	})
@@ -539,11 +539,11 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 		if end == nil {
 			end = sd.StoppedAt
 		}
-		return end != nil && c.now.Sub(end.Time) > s.history
+		return end != nil && c.Now.Sub(end.Time) > s.history
 	}
 	// referred holds the revisions that kept service deployments name.
 	referred := map[string]bool{}
-	err := s.sweepServiceHistory(ctx, c, "service-deployments", func(svc *serviceRecord, raw store.KV) (bool, error) {
+	err := s.sweepServiceHistory(ctx, c, c.Keys().ServiceDeployments("", ""), func(svc *serviceRecord, raw store.KV) (bool, error) {
 		var sd serviceDeploymentRecord
 		if err := raw.Decode(&sd); err != nil {
 			return false, err
@@ -560,7 +560,7 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 	if err != nil {
 		return err
 	}
-	return s.sweepServiceHistory(ctx, c, "service-revisions", func(svc *serviceRecord, raw store.KV) (bool, error) {
+	return s.sweepServiceHistory(ctx, c, c.Keys().ServiceRevisions(), func(svc *serviceRecord, raw store.KV) (bool, error) {
 		var rev serviceRevisionRecord
 		if err := raw.Decode(&rev); err != nil {
 			return false, err
@@ -570,11 +570,10 @@ func (s *Service) sweepHistory(ctx context.Context, c call) error {
 	})
 }
 
-// sweepServiceHistory removes the records under kind/<cluster>/<service>/
+// sweepServiceHistory removes the records under prefix/<cluster>/<service>/
 // that drop, given the service (nil once it is gone), says to remove, each
 // in a transaction that reads the service and the record again.
-func (s *Service) sweepServiceHistory(ctx context.Context, c call, kind string, drop func(svc *serviceRecord, kv store.KV) (bool, error)) error {
-	prefix := c.key(kind) + "/"
+func (s *Service) sweepServiceHistory(ctx context.Context, c call, prefix string, drop func(svc *serviceRecord, kv store.KV) (bool, error)) error {
 	kvs, err := s.st.List(ctx, prefix)
 	if err != nil {
 		return err
@@ -585,7 +584,7 @@ func (s *Service) sweepServiceHistory(ctx context.Context, c call, kind string, 
 			continue
 		}
 		err := s.st.Update(ctx, func(tx *store.Tx) error {
-			svc, err := state.Get[serviceRecord](tx, c.key("services", parts[0], parts[1]))
+			svc, err := state.Get[serviceRecord](tx, c.Keys().Service(parts[0], parts[1]))
 			if err != nil {
 				return err
 			}

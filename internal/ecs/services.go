@@ -20,7 +20,7 @@ func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
 		res, ok := s.resourceOf(c, ref)
 		rest, isSvc := strings.CutPrefix(res, "service/")
 		if !ok || !isSvc {
-			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.account, c.region)
+			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.account, c.Region)
 		}
 		if cl, name, ok := strings.Cut(rest, "/"); ok {
 			if cl != cluster {
@@ -42,7 +42,7 @@ func newDeploymentID() string {
 
 func (s *Service) newDeployment(c call, svc *ecsapi.Service) ecsapi.Deployment {
 	id := newDeploymentID()
-	now := callTime(c)
+	now := c.Time()
 	var sc *ecsapi.ServiceConnectConfiguration
 	if svc.Deployments != nil {
 		sc = svc.Deployments[0].ServiceConnectConfiguration
@@ -150,7 +150,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if err != nil || replayed {
 			return err
 		}
-		k := c.key("services", cl.ClusterName, in.ServiceName)
+		k := c.Keys().Service(cl.ClusterName, in.ServiceName)
 		var existing serviceRecord
 		if ok, err := tx.Get(k, &existing); err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			DeploymentConfiguration:       dc,
 			RoleArn:                       in.Role,
 			Events:                        []ecsapi.ServiceEvent{},
-			CreatedAt:                     callTime(c),
+			CreatedAt:                     c.Time(),
 			PlacementConstraints:          emptyIfNil(in.PlacementConstraints),
 			PlacementStrategy:             emptyIfNil(in.PlacementStrategy),
 			NetworkConfiguration:          in.NetworkConfiguration,
@@ -265,7 +265,7 @@ func (s *Service) activeService(tx *store.Tx, c call, cluster, ref string) (*clu
 	if err != nil {
 		return nil, nil, "", err
 	}
-	k := c.key("services", cl.ClusterName, name)
+	k := c.Keys().Service(cl.ClusterName, name)
 	svc, err := state.Get[serviceRecord](tx, k)
 	switch {
 	case err != nil:
@@ -418,7 +418,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 
 			svc.Service = state.ServiceFromWire(&w)
 			svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
-			tasks, err := state.ClusterTasks(s.reader(ctx), c.keys(), cl.ClusterName)
+			tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cl.ClusterName)
 			if err != nil {
 				return err
 			}
@@ -427,7 +427,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			}
 		} else {
 			w.Deployments[0].DesiredCount = w.DesiredCount
-			w.Deployments[0].UpdatedAt = callTime(c)
+			w.Deployments[0].UpdatedAt = c.Time()
 			svc.Service = state.ServiceFromWire(&w)
 		}
 		out, rec = svc.Service.Wire(), svc
@@ -501,13 +501,13 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 
 // retire makes a drained service INACTIVE.
 func (s *Service) retire(c call, svc *serviceRecord) {
-	now := c.now
+	now := c.Now
 	svc.Status, svc.InactiveAt = "INACTIVE", &now
 	svc.Deployments = []state.Deployment{}
 }
 
 func (s *Service) serviceHasTasks(r state.Reader, c call, cluster, name string) (bool, error) {
-	kvs, err := r.List(c.key("tasks", cluster) + "/")
+	kvs, err := r.List(c.Keys().Tasks(cluster))
 	if err != nil {
 		return false, err
 	}
@@ -529,7 +529,7 @@ func (s *Service) serviceHasTasks(r state.Reader, c call, cluster, name string) 
 func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, rec *serviceRecord) error {
 	countFrom := rec.CountFrom
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
-	kvs, err := s.st.List(ctx, c.key("tasks", cluster)+"/")
+	kvs, err := s.st.List(ctx, c.Keys().Tasks(cluster))
 	if err != nil {
 		return err
 	}
@@ -601,7 +601,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			continue
 		}
 		var svc serviceRecord
-		ok, err := s.st.Get(ctx, c.key("services", cluster, name), &svc)
+		ok, err := s.st.Get(ctx, c.Keys().Service(cluster, name), &svc)
 		if err != nil {
 			return nil, err
 		}
@@ -639,12 +639,12 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	scope := fmt.Sprintf("ListServices/%s/%s/%s/%s/%s", c.region, cluster, in.LaunchType, in.SchedulingStrategy, in.ResourceManagementType)
+	scope := fmt.Sprintf("ListServices/%s/%s/%s/%s/%s", c.Region, cluster, in.LaunchType, in.SchedulingStrategy, in.ResourceManagementType)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.key("services", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Services(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := kv.Decode(&svc); err != nil {
 			return "", false, err
@@ -671,7 +671,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if err != nil {
 		return nil, err
 	}
-	scope := "ListServicesByNamespace/" + c.region + "/" + in.Namespace
+	scope := "ListServicesByNamespace/" + c.Region + "/" + in.Namespace
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
@@ -679,7 +679,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	// The namespace may be named; deployments record its ARN.
 	var nsArn string
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		ns, err := cloudmap.FindNamespace(tx, c.region, in.Namespace)
+		ns, err := cloudmap.FindNamespace(tx, c.Region, in.Namespace)
 		if ns != nil {
 			nsArn = ns.Arn
 		}
@@ -691,7 +691,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if nsArn == "" {
 		return nil, clientCode("NamespaceNotFoundException", "Namespace "+in.Namespace+" was not found.")
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.key("services")+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Services(""), after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := json.Unmarshal(kv.Value, &svc); err != nil {
 			return "", false, err

@@ -33,7 +33,7 @@ var settingDefaults = map[ecsapi.SettingName]struct {
 const accountScope = "account"
 
 func (s *Service) settingKey(c call, principal string, name ecsapi.SettingName) string {
-	return c.key("settings", fmt.Sprintf("%x", principal), string(name))
+	return c.Keys().Setting(principal, string(name))
 }
 
 func checkSetting(name ecsapi.SettingName, value string) error {
@@ -128,7 +128,7 @@ func (s *Service) ListAccountSettings(ctx context.Context, in *ecsapi.ListAccoun
 		return nil, invalidParameter("value can only be given with name.")
 	}
 	principal := orDefault(in.PrincipalArn, s.principal())
-	scope := fmt.Sprintf("ListAccountSettings/%s/%s/%s/%s/%v", c.region, in.Name, in.Value, principal, in.EffectiveSettings)
+	scope := fmt.Sprintf("ListAccountSettings/%s/%s/%s/%s/%v", c.Region, in.Name, in.Value, principal, in.EffectiveSettings)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err

@@ -79,13 +79,13 @@ type tagged struct {
 func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, error) {
 	res, ok := s.resourceOf(c, arn)
 	if !ok {
-		return nil, invalidParameter("The ARN %q is not an ECS resource ARN of account %s in region %s.", arn, s.account, c.region)
+		return nil, invalidParameter("The ARN %q is not an ECS resource ARN of account %s in region %s.", arn, s.account, c.Region)
 	}
 	kind, rest, _ := strings.Cut(res, "/")
 	switch kind {
 	case "cluster":
 		var r clusterRecord
-		k := c.key("clusters", rest)
+		k := c.Keys().Cluster(rest)
 		ok, err := tx.Get(k, &r)
 		if err != nil || !ok {
 			return nil, orNotFound(err, "The specified cluster could not be found.")
@@ -96,21 +96,21 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "service":
 		var r serviceRecord
-		k := c.key("services", rest)
+		k := c.Keys().Service(split(rest))
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified service could not be found.")
 		}
 		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "task":
 		var r taskRecord
-		k := c.key("tasks", rest)
+		k := c.Keys().Task(split(rest))
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task could not be found.")
 		}
 		return &tagged{get: func() []state.Tag { return r.Tags }, set: func(t []state.Tag) { r.Tags = t }, save: func(tx *store.Tx) error { return tx.Put(k, &r) }}, nil
 	case "container-instance":
 		var r instanceRecord
-		k := c.key("instances", rest)
+		k := c.Keys().Instance(split(rest))
 		if ok, err := tx.Get(k, &r); err != nil || !ok || r.Status == "INACTIVE" {
 			return nil, orNotFound(err, "The specified container instance could not be found.")
 		}
@@ -121,7 +121,7 @@ func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, err
 			return nil, invalidParameter("A task definition ARN must end in family:revision.")
 		}
 		var r taskDefRecord
-		k := c.key("taskdefs", family, padRevision(rev))
+		k := c.Keys().TaskDefRevision(family, rev)
 		if ok, err := tx.Get(k, &r); err != nil || !ok {
 			return nil, orNotFound(err, "The specified task definition could not be found.")
 		}

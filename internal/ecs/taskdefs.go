@@ -33,20 +33,20 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 	}
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		var fam familyRecord
-		if _, err := tx.Get(c.key("families", in.Family), &fam); err != nil {
+		if _, err := tx.Get(c.Keys().Family(in.Family), &fam); err != nil {
 			return err
 		}
 		fam.LatestRevision++
 		td.Revision = fam.LatestRevision
 		td.TaskDefinitionArn = s.arn(c, fmt.Sprintf("task-definition/%s:%d", td.Family, td.Revision))
-		td.RegisteredAt = callTime(c)
-		if err := tx.Put(c.key("families", in.Family), &fam); err != nil {
+		td.RegisteredAt = c.Time()
+		if err := tx.Put(c.Keys().Family(in.Family), &fam); err != nil {
 			return err
 		}
-		if err := store.MarkRegion(tx, c.region); err != nil {
+		if err := store.MarkRegion(tx, c.Region); err != nil {
 			return err
 		}
-		return tx.Put(c.key("taskdefs", td.Family, padRevision(strconv.Itoa(int(td.Revision)))), &taskDefRecord{TaskDefinition: state.TaskDefinitionFromWire(td), Tags: state.TagsFromWire(in.Tags)})
+		return tx.Put(c.Keys().TaskDef(td.Family, int(td.Revision)), &taskDefRecord{TaskDefinition: state.TaskDefinitionFromWire(td), Tags: state.TagsFromWire(in.Tags)})
 	})
 	if err != nil {
 		return nil, err
@@ -492,7 +492,7 @@ func (s *Service) taskDefRef(c call, ref string) (family string, rev int, err er
 		res, ok := s.resourceOf(c, ref)
 		rest, isTD := strings.CutPrefix(res, "task-definition/")
 		if !ok || !isTD {
-			return "", 0, clientError("%q is not a task definition ARN of account %s in region %s.", ref, s.account, c.region)
+			return "", 0, clientError("%q is not a task definition ARN of account %s in region %s.", ref, s.account, c.Region)
 		}
 		ref = rest
 	}
@@ -520,7 +520,7 @@ func (s *Service) findTaskDef(r state.Reader, c call, ref string) (*taskDefRecor
 		WithHint("task definition %q does not exist; register it with `aws ecs register-task-definition`", ref)
 	var td taskDefRecord
 	if rev > 0 {
-		ok, err := r.Get(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+		ok, err := r.Get(c.Keys().TaskDef(family, rev), &td)
 		if err != nil {
 			return nil, err
 		}
@@ -529,7 +529,7 @@ func (s *Service) findTaskDef(r state.Reader, c call, ref string) (*taskDefRecor
 		}
 		return &td, nil
 	}
-	kvs, err := r.List(c.key("taskdefs", family) + "/")
+	kvs, err := r.List(c.Keys().TaskDefs(family))
 	if err != nil {
 		return nil, err
 	}
@@ -569,14 +569,14 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDe
 	if status == "" {
 		status = ecsapi.TaskDefinitionStatusActive
 	}
-	scope := fmt.Sprintf("ListTaskDefinitions/%s/%s/%s/%s", c.region, in.FamilyPrefix, status, in.Sort)
+	scope := fmt.Sprintf("ListTaskDefinitions/%s/%s/%s/%s", c.Region, in.FamilyPrefix, status, in.Sort)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	prefix := c.key("taskdefs") + "/"
+	prefix := c.Keys().TaskDefs("")
 	if in.FamilyPrefix != "" {
-		prefix = c.key("taskdefs", in.FamilyPrefix) + "/"
+		prefix = c.Keys().TaskDefs(in.FamilyPrefix)
 	}
 	kvs, err := s.st.List(ctx, prefix)
 	if err != nil {
@@ -622,12 +622,12 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 	if status == "" {
 		status = ecsapi.TaskDefinitionFamilyStatusAll
 	}
-	scope := fmt.Sprintf("ListTaskDefinitionFamilies/%s/%s/%s", c.region, in.FamilyPrefix, status)
+	scope := fmt.Sprintf("ListTaskDefinitionFamilies/%s/%s/%s", c.Region, in.FamilyPrefix, status)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	familiesPrefix := c.key("families") + "/"
+	familiesPrefix := c.Keys().Families()
 	families, last, more, err := store.Scan(ctx, s.st, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
 		family := strings.TrimPrefix(kv.Key, familiesPrefix)
 		if status == ecsapi.TaskDefinitionFamilyStatusAll {
@@ -647,7 +647,7 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 
 // familyActive reports whether a family has an ACTIVE revision.
 func (s *Service) familyActive(ctx context.Context, c call, family string) (bool, error) {
-	kvs, err := s.st.List(ctx, c.key("taskdefs", family)+"/")
+	kvs, err := s.st.List(ctx, c.Keys().TaskDefs(family))
 	if err != nil {
 		return false, err
 	}
@@ -681,10 +681,10 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.Dereg
 		}
 		if td.Status == ecsapi.TaskDefinitionStatusActive {
 			td.Status = ecsapi.TaskDefinitionStatusInactive
-			td.DeregisteredAt = callTime(c)
+			td.DeregisteredAt = c.Time()
 		}
 		out = td.TaskDefinition.Wire()
-		return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), td)
+		return tx.Put(c.Keys().TaskDef(family, rev), td)
 	})
 	if err != nil {
 		return nil, err
@@ -711,7 +711,7 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 		err = s.st.Update(ctx, func(tx *store.Tx) error {
 			done, failure = nil, ""
 			var td taskDefRecord
-			ok, err := tx.Get(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+			ok, err := tx.Get(c.Keys().TaskDef(family, rev), &td)
 			if err != nil {
 				return err
 			}
@@ -724,10 +724,10 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 				return nil
 			case td.Status == ecsapi.TaskDefinitionStatusInactive:
 				td.Status = ecsapi.TaskDefinitionStatusDeleteInProgress
-				td.DeleteRequestedAt = callTime(c)
+				td.DeleteRequestedAt = c.Time()
 			}
 			done = wireTD(&td)
-			return tx.Put(c.key("taskdefs", family, padRevision(strconv.Itoa(rev))), &td)
+			return tx.Put(c.Keys().TaskDef(family, rev), &td)
 		})
 		if err != nil {
 			return nil, err

@@ -65,7 +65,7 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 			DesiredStatus:        "RUNNING",
 			Cpu:                  td.Cpu,
 			Memory:               td.Memory,
-			CreatedAt:            callTime(c),
+			CreatedAt:            c.Time(),
 			Version:              1,
 			Group:                group,
 			StartedBy:            l.startedBy,
@@ -125,14 +125,14 @@ func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d 
 
 func (s *Service) taskKey(c call, t *taskRecord) string {
 	res, _ := s.resourceOf(c, t.TaskArn)
-	return c.key("tasks", strings.TrimPrefix(res, "task/"))
+	return c.Keys().Task(split(strings.TrimPrefix(res, "task/")))
 }
 
 // placedKey indexes a task that has not stopped under its instance:
 // ecs/<region>/placed/<cluster>/<instance id>/<task id>.
 func (s *Service) placedKey(c call, t *taskRecord) string {
 	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	return c.key("placed", cluster, taskIDOf(t.ContainerInstanceArn), taskIDOf(t.TaskArn))
+	return c.Keys().Placed(cluster, taskIDOf(t.ContainerInstanceArn), taskIDOf(t.TaskArn))
 }
 
 // checkOverrides rejects overrides of containers the task definition lacks.
@@ -168,13 +168,13 @@ func (s *Service) remember(tx *store.Tx, c call, op, scope, token string, in any
 	raw, _ := json.Marshal(in)
 	sum := sha256.Sum256(raw)
 	hash := hex.EncodeToString(sum[:])
-	key := c.key("idempotency", op, scope, hex.EncodeToString([]byte(token)))
+	key := c.Keys().Idempotency(op, scope, token)
 	var rec idempotencyRecord
 	ok, err := tx.Get(key, &rec)
 	if err != nil {
 		return false, nil, err
 	}
-	if ok && c.now.Before(rec.Expires) {
+	if ok && c.Now.Before(rec.Expires) {
 		if rec.InputHash != hash {
 			return false, nil, clientCode("ConflictException", fmt.Sprintf("The client token %q was already used with different parameters; use a new token for a different request.", token))
 		}
@@ -185,7 +185,7 @@ func (s *Service) remember(tx *store.Tx, c call, op, scope, token string, in any
 		if err != nil {
 			return err
 		}
-		return tx.Put(key, &idempotencyRecord{InputHash: hash, Output: b, Expires: c.now.Add(24 * time.Hour)})
+		return tx.Put(key, &idempotencyRecord{InputHash: hash, Output: b, Expires: c.Now.Add(24 * time.Hour)})
 	}, nil
 }
 
@@ -249,7 +249,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return invalidParameter("No Container Instances were found in your cluster.").
 				WithHint("cluster %q has no container instances: run `wharf agent` against it, or start `wharf dev`, which runs an agent", cl.ClusterName)
 		}
-		tasks, err := state.ClusterTasks(tx, c.keys(), cl.ClusterName)
+		tasks, err := state.ClusterTasks(tx, c.Keys(), cl.ClusterName)
 		if err != nil {
 			return err
 		}
@@ -352,7 +352,7 @@ func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, 
 
 // clusterInstances reads the registered instances of a cluster inside tx.
 func (s *Service) clusterInstances(tx *store.Tx, c call, cluster string) ([]*instanceRecord, error) {
-	kvs, err := tx.List(c.key("instances", cluster) + "/")
+	kvs, err := tx.List(c.Keys().Instances(cluster))
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,7 @@ func (s *Service) findTask(r state.Reader, c call, cluster, ref string) (*taskRe
 	if !ok {
 		return nil, nil
 	}
-	return state.Get[taskRecord](r, c.key("tasks", cluster, id))
+	return state.Get[taskRecord](r, c.Keys().Task(cluster, id))
 }
 
 // transition moves a task to status, keeping its instance's counts and
@@ -462,19 +462,19 @@ func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string)
 	switch status {
 	case "RUNNING":
 		if t.StartedAt == nil {
-			t.StartedAt = callTime(c)
+			t.StartedAt = c.Time()
 		}
 		if t.ConnectivityAt == nil {
-			t.ConnectivityAt = callTime(c)
+			t.ConnectivityAt = c.Time()
 		}
 		t.Connectivity = ecsapi.ConnectivityConnected
 	case "STOPPING":
 		if t.StoppingAt == nil {
-			t.StoppingAt = callTime(c)
+			t.StoppingAt = c.Time()
 		}
 	case "STOPPED":
 		s.detachENI(tx, c, t)
-		now := callTime(c)
+		now := c.Time()
 		if t.StoppingAt == nil {
 			t.StoppingAt = now
 		}
@@ -549,7 +549,7 @@ func (s *Service) stopTask(tx *store.Tx, c call, t *taskRecord, code ecsapi.Task
 		t.DesiredStatus = "STOPPED"
 		t.StopCode = code
 		t.StoppedReason = reason
-		t.StoppingAt = callTime(c)
+		t.StoppingAt = c.Time()
 		t.Version++
 	}
 	if !t.Acknowledged && t.LastStatus != "STOPPED" {
@@ -584,7 +584,7 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 	keys := make([]string, len(in.Tasks))
 	for i, ref := range in.Tasks {
 		if id, ok := s.scopedID(c, "task", cluster, ref); ok {
-			keys[i] = c.key("tasks", cluster, id)
+			keys[i] = c.Keys().Task(cluster, id)
 		}
 	}
 	values, err := s.st.GetMany(ctx, keys)
@@ -632,12 +632,12 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if desired == "" {
 		desired = "RUNNING"
 	}
-	scope := fmt.Sprintf("ListTasks/%s/%s/%s/%s/%s/%s/%s/%s", c.region, cluster, instance, in.Family, in.ServiceName, in.StartedBy, desired, in.LaunchType)
+	scope := fmt.Sprintf("ListTasks/%s/%s/%s/%s/%s/%s/%s/%s", c.Region, cluster, instance, in.Family, in.ServiceName, in.StartedBy, desired, in.LaunchType)
 	after, err := s.start(scope, in.NextToken)
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.key("tasks", cluster)+"/", after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Tasks(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var t taskRecord
 		if err := kv.Decode(&t); err != nil {
 			return "", false, err
@@ -729,7 +729,7 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 		if err != nil {
 			return err
 		}
-		kvs, err := tx.List(c.key("tasks", cl.ClusterName) + "/")
+		kvs, err := tx.List(c.Keys().Tasks(cl.ClusterName))
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +45,16 @@ func (k Keys) Clusters() string           { return k.prefix("clusters") }
 // key order is revision order.
 func (k Keys) TaskDef(family string, revision int) string {
 	return k.key("taskdefs", family, fmt.Sprintf("%010d", revision))
+}
+
+// TaskDefRevision is TaskDef for a revision given as in an ARN; a revision
+// that is not a number names no stored revision.
+func (k Keys) TaskDefRevision(family, revision string) string {
+	n, err := strconv.Atoi(revision)
+	if err != nil {
+		return k.key("taskdefs", family, revision)
+	}
+	return k.TaskDef(family, n)
 }
 
 // TaskDefs is the prefix of a family's revisions, or of every family's
