@@ -99,9 +99,6 @@ func (f *fakeControlPlane) view() agentapi.NamespaceView {
 	return v
 }
 
-// lifecycle is the order of a task's statuses.
-var lifecycle = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
-
 func (f *fakeControlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	target := r.Header.Get("X-Amz-Target")
@@ -147,7 +144,7 @@ func (f *fakeControlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// As the control plane does, the task's last status moves only
 		// forward: a restarted agent sees what was reported.
-		if at := f.tasks[in.Task]; at != nil && slices.Index(lifecycle, in.Status) > slices.Index(lifecycle, at.Task.LastStatus) {
+		if at := f.tasks[in.Task]; at != nil && ecsapi.TaskStage(in.Status) > ecsapi.TaskStage(at.Task.LastStatus) {
 			at.Task.LastStatus = in.Status
 		}
 		f.bump()

@@ -822,22 +822,11 @@ func stopWaves(cds []ecsapi.ContainerDefinition) [][]string {
 func (m *taskManager) advance(ctx context.Context, status string) {
 	m.mu.Lock()
 	m.status = status
-	seen := stage(m.task.LastStatus) >= stage(status)
+	seen := ecsapi.TaskStage(m.task.LastStatus) >= ecsapi.TaskStage(status)
 	m.mu.Unlock()
 	if !seen {
 		m.reportTask(ctx, status, "")
 	}
-}
-
-var lifecycle = []string{"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"}
-
-func stage(status string) int {
-	for i, s := range lifecycle {
-		if s == status {
-			return i
-		}
-	}
-	return -1
 }
 
 // containerChanges renders the containers' states for a report. Call with
@@ -903,7 +892,7 @@ func (m *taskManager) reportTask(ctx context.Context, status, reason string) {
 		return err
 	})
 	m.mu.Lock()
-	if stage(status) > stage(m.task.LastStatus) {
+	if ecsapi.TaskStage(status) > ecsapi.TaskStage(m.task.LastStatus) {
 		m.task.LastStatus = status
 	}
 	for _, c := range m.containers {
