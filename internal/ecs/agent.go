@@ -2,11 +2,8 @@ package ecs
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -37,7 +34,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	if err != nil {
 		return nil, err
 	}
-	id, ok := s.scopedID(c, "container-instance", cluster, in.ContainerInstance)
+	id, ok := s.ScopedID(c, "container-instance", cluster, in.ContainerInstance)
 	r, err := state.Get[instanceRecord](s.reader(ctx), c.Keys().Instance(cluster, id))
 	if err != nil {
 		return nil, err
@@ -80,7 +77,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if t.LastStatus == "STOPPED" {
 			continue
 		}
-		sc, err := s.taskServiceConnect(s.reader(ctx), c, &t, services)
+		sc, err := s.TaskServiceConnect(s.reader(ctx), c, &t, services)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +86,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	}
 	keys := make([]string, len(defs))
 	for i, arn := range defs {
-		res, _ := s.resourceOf(c, arn)
+		res, _ := s.ResourceOf(c, arn)
 		family, rev, _ := strings.Cut(strings.TrimPrefix(res, "task-definition/"), ":")
 		keys[i] = c.Keys().TaskDefRevision(family, rev)
 	}
@@ -129,13 +126,13 @@ func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthReq
 				return invalidParameter("Task %s has no container named %q.", t.TaskArn, h.Name)
 			}
 		}
-		td, err := s.findTaskDef(tx, c, t.TaskDefinitionArn)
+		td, err := s.FindTaskDef(tx, c, t.TaskDefinitionArn)
 		if err != nil {
 			return err
 		}
 		t.HealthStatus = taskHealth(t, td)
 		if t.LastStatus == "RUNNING" && t.DesiredStatus == "RUNNING" {
-			return s.registerTask(tx, c, t)
+			return s.RegisterTask(tx, c, t)
 		}
 		return nil
 	})
@@ -235,92 +232,4 @@ func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) err
 		s.log.Info("agent connection changed", "cluster", cluster, "instance_id", id, "agent_connected", alive)
 		return tx.Put(c.Keys().Instance(cluster, id), r)
 	})
-}
-
-// attachENI gives an awsvpc task an address from the subnet and an
-// ElasticNetworkInterface-like attachment, inside tx.
-func (s *Service) attachENI(tx *store.Tx, c call, t *taskRecord) error {
-	ip, err := s.allocateIP(tx, c, t.TaskArn)
-	if err != nil {
-		return err
-	}
-	b := ip.As4()
-	mac := fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
-	attachment := state.Attachment{
-		Id:     newUUID(),
-		Type:   "ElasticNetworkInterface",
-		Status: "PRECREATED",
-		Details: []state.KeyValuePair{
-			{Name: "subnetId", Value: "subnet-wharf"},
-			{Name: "networkInterfaceId", Value: "eni-" + newID()[:17]},
-			{Name: "macAddress", Value: mac},
-			{Name: "privateDnsName", Value: "ip-" + strings.ReplaceAll(ip.String(), ".", "-") + "." + c.Region + ".compute.internal"},
-			{Name: "privateIPv4Address", Value: ip.String()},
-		},
-	}
-	t.Attachments = append(t.Attachments, attachment)
-	for i := range t.Containers {
-		t.Containers[i].NetworkInterfaces = []state.NetworkInterface{{AttachmentId: attachment.Id, PrivateIpv4Address: ip.String()}}
-	}
-	return nil
-}
-
-// taskIP returns the address of an awsvpc task, if it has one.
-func taskIP(t *taskRecord) string {
-	for _, a := range t.Attachments {
-		if a.Type != "ElasticNetworkInterface" {
-			continue
-		}
-		for _, d := range a.Details {
-			if d.Name == "privateIPv4Address" {
-				return d.Value
-			}
-		}
-	}
-	return ""
-}
-
-// detachENI frees an awsvpc task's address, inside tx.
-func (s *Service) detachENI(tx *store.Tx, c call, t *taskRecord) {
-	if ip := taskIP(t); ip != "" {
-		tx.Delete(c.Keys().Address(ip))
-		for i := range t.Attachments {
-			t.Attachments[i].Status = "DELETED"
-		}
-	}
-}
-
-// allocateIP takes a free address of the subnet for owner, inside tx. It
-// probes random addresses first and scans when the subnet is nearly full.
-func (s *Service) allocateIP(tx *store.Tx, c call, owner string) (netip.Addr, error) {
-	base := binary.BigEndian.Uint32(s.subnet.Addr().AsSlice())
-	size := uint32(1) << (32 - s.subnet.Bits())
-	// .0 is the network, .1 the gateway, the last the broadcast address.
-	first, count := base+2, size-3
-	addr := func(n uint32) netip.Addr {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], n)
-		return netip.AddrFrom4(b)
-	}
-	take := func(ip netip.Addr) (bool, error) {
-		var holder string
-		used, err := tx.Get(c.Keys().Address(ip.String()), &holder)
-		if err != nil || used {
-			return false, err
-		}
-		return true, tx.Put(c.Keys().Address(ip.String()), owner)
-	}
-	for range 32 {
-		ip := addr(first + rand.Uint32N(count))
-		if ok, err := take(ip); err != nil || ok {
-			return ip, err
-		}
-	}
-	for n := range count {
-		ip := addr(first + n)
-		if ok, err := take(ip); err != nil || ok {
-			return ip, err
-		}
-	}
-	return netip.Addr{}, clientError("No free address is left in the awsvpc subnet %s; stop awsvpc tasks or configure a larger --awsvpc-subnet.", s.subnet)
 }

@@ -17,15 +17,15 @@ func (s *Service) clusterName(c call, ref string) (string, error) {
 	if ref == "" {
 		return "default", nil
 	}
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
+	if state.IsARN(ref) {
+		res, ok := s.ResourceOf(c, ref)
 		name, isCluster := strings.CutPrefix(res, "cluster/")
 		if !ok || !isCluster {
 			return "", invalidParameter("%q is not a cluster ARN of account %s in region %s.", ref, s.account, c.Region)
 		}
 		ref = name
 	}
-	if !namePattern.MatchString(ref) {
+	if !state.NamePattern.MatchString(ref) {
 		return "", invalidParameter("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref)
 	}
 	return ref, nil
@@ -73,7 +73,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 	if name == "" {
 		name = "default"
 	}
-	if !namePattern.MatchString(name) {
+	if !state.NamePattern.MatchString(name) {
 		return nil, invalidParameter("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", name)
 	}
 	if err := checkTags(in.Tags); err != nil {
@@ -95,7 +95,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 			settings = []ecsapi.ClusterSetting{{Name: ecsapi.ClusterSettingNameContainerInsights, Value: "disabled"}}
 		}
 		out = clusterRecord{Cluster: state.ClusterFromWire(&ecsapi.Cluster{
-			ClusterArn:                      s.arn(c, "cluster/"+name),
+			ClusterArn:                      s.ARN(c, "cluster/"+name),
 			ClusterName:                     name,
 			Status:                          "ACTIVE",
 			Tags:                            in.Tags,
@@ -180,7 +180,7 @@ func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClust
 			return nil, err
 		}
 		if !ok {
-			out.Failures = append(out.Failures, failureOf(s.arn(c, "cluster/"+name), "MISSING", ""))
+			out.Failures = append(out.Failures, failureOf(s.ARN(c, "cluster/"+name), "MISSING", ""))
 			continue
 		}
 		cl := r.Cluster.Wire()
@@ -302,10 +302,10 @@ func (s *Service) UpdateCluster(ctx context.Context, in *ecsapi.UpdateClusterReq
 	cl, err := s.updateCluster(ctx, c, in.Cluster, func(tx *store.Tx, r *clusterRecord) error {
 		r.Settings = mergeSettings(r.Settings, in.Settings)
 		if in.Configuration != nil {
-			r.Configuration = one(in.Configuration, state.ClusterConfigurationFromWire)
+			r.Configuration = state.One(in.Configuration, state.ClusterConfigurationFromWire)
 		}
 		if in.ServiceConnectDefaults != nil {
-			r.ServiceConnectDefaults = one(serviceConnectDefaults(in.ServiceConnectDefaults), state.ClusterServiceConnectDefaultsFromWire)
+			r.ServiceConnectDefaults = state.One(serviceConnectDefaults(in.ServiceConnectDefaults), state.ClusterServiceConnectDefaultsFromWire)
 		}
 		return s.ensureDefaultNamespace(tx, c, r)
 	})
@@ -352,7 +352,7 @@ func (s *Service) updateCluster(ctx context.Context, c call, ref string, change 
 
 func mergeSettings(have []state.ClusterSetting, set []ecsapi.ClusterSetting) []state.ClusterSetting {
 	out := append([]state.ClusterSetting(nil), have...)
-	for _, st := range each(set, state.ClusterSettingFromWire) {
+	for _, st := range state.Each(set, state.ClusterSettingFromWire) {
 		replaced := false
 		for i := range out {
 			if out[i].Name == st.Name {

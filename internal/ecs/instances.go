@@ -60,15 +60,6 @@ func setAttribute(attrs []state.Attribute, a state.Attribute) []state.Attribute 
 	return append(attrs, a)
 }
 
-func attribute(attrs []state.Attribute, name string) (string, bool) {
-	for _, a := range attrs {
-		if a.Name == name {
-			return a.Value, true
-		}
-	}
-	return "", false
-}
-
 // RegisterContainerInstance registers a node, or re-registers a known one.
 func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.RegisterContainerInstanceRequest) (*ecsapi.RegisterContainerInstanceResponse, error) {
 	c := s.call(ctx)
@@ -106,23 +97,23 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		}
 		r := existing
 		if r == nil {
-			id := newID()
+			id := state.NewID()
 			ec2ID := doc.InstanceID
 			if ec2ID == "" {
-				ec2ID = "i-" + newID()[:17]
+				ec2ID = "i-" + state.NewID()[:17]
 			}
 			r = &instanceRecord{ContainerInstance: state.ContainerInstance{
-				ContainerInstanceArn: s.arn(c, "container-instance/"+cl.ClusterName+"/"+id),
+				ContainerInstanceArn: s.ARN(c, "container-instance/"+cl.ClusterName+"/"+id),
 				Ec2InstanceId:        ec2ID,
 				RegisteredAt:         c.Time(),
 				Tags:                 state.TagsFromWire(in.Tags),
 			}}
 		} else if len(in.Tags) > 0 {
-			r.Tags = mergeTags(r.Tags, in.Tags)
+			r.Tags = state.MergeTags(r.Tags, in.Tags)
 		}
 		r.Status, r.InactiveAt, r.StatusReason = "ACTIVE", nil, ""
 		r.AgentConnected = true
-		r.VersionInfo = one(in.VersionInfo, state.VersionInfoFromWire)
+		r.VersionInfo = state.One(in.VersionInfo, state.VersionInfoFromWire)
 		if r.VersionInfo == nil {
 			r.VersionInfo = &state.VersionInfo{}
 		}
@@ -130,9 +121,9 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		reserved := reservedOn(existing)
 		r.RegisteredResources = registered
 		r.RemainingResources = remaining(registered, reserved)
-		r.Attributes = s.instanceAttributes(c, r.Attributes, each(in.Attributes, state.AttributeFromWire), doc)
+		r.Attributes = s.instanceAttributes(c, r.Attributes, state.Each(in.Attributes, state.AttributeFromWire), doc)
 		// Trunking is decided when an instance first registers.
-		_, trunked := attribute(r.Attributes, "ecs.awsvpc-trunk-id")
+		_, trunked := state.AttributeValue(r.Attributes, "ecs.awsvpc-trunk-id")
 		if existing == nil {
 			setting, err := s.effectiveSetting(tx, c, s.principal(), ecsapi.SettingNameAwsvpcTrunking)
 			if err != nil {
@@ -150,16 +141,16 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		out = r.ContainerInstance.Wire()
 		// Index the EC2 id, so that a registration of the same machine
 		// finds its instance.
-		if err := tx.Put(c.Keys().EC2(cl.ClusterName, r.Ec2InstanceId), taskIDOf(r.ContainerInstanceArn)); err != nil {
+		if err := tx.Put(c.Keys().EC2(cl.ClusterName, r.Ec2InstanceId), state.IDOf(r.ContainerInstanceArn)); err != nil {
 			return err
 		}
-		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
+		return tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r)
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Registering is the agent's first sign of life.
-	res, _ := s.resourceOf(c, out.ContainerInstanceArn)
+	res, _ := s.ResourceOf(c, out.ContainerInstanceArn)
 	cluster, id, _ := strings.Cut(strings.TrimPrefix(res, "container-instance/"), "/")
 	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), heartbeat{Since: c.Now}, s.grace); err != nil {
 		return nil, err
@@ -186,8 +177,8 @@ func trunk(rs []state.Resource, attrs []state.Attribute, on bool) ([]state.Resou
 		return out, attrs
 	}
 	eni.IntegerValue = trunkCap.IntegerValue
-	if _, ok := attribute(attrs, "ecs.awsvpc-trunk-id"); !ok {
-		attrs = setAttribute(attrs, state.Attribute{Name: "ecs.awsvpc-trunk-id", Value: "eni-trunk-" + newID()[:17]})
+	if _, ok := state.AttributeValue(attrs, "ecs.awsvpc-trunk-id"); !ok {
+		attrs = setAttribute(attrs, state.Attribute{Name: "ecs.awsvpc-trunk-id", Value: "eni-trunk-" + state.NewID()[:17]})
 	}
 	return out, attrs
 }
@@ -196,7 +187,7 @@ func trunk(rs []state.Resource, attrs []state.Attribute, on bool) ([]state.Resou
 // names, or the ACTIVE one with the same EC2 instance id.
 func (s *Service) reregistration(tx *store.Tx, c call, cluster, arn, ec2ID string) (*instanceRecord, error) {
 	if arn != "" {
-		r, err := s.findInstance(tx, c, cluster, arn)
+		r, err := s.FindInstance(tx, c, cluster, arn)
 		if err != nil {
 			return nil, err
 		}
@@ -347,7 +338,7 @@ func (s *Service) instanceAttributes(c call, have, given []state.Attribute, doc 
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if _, ok := attribute(attrs, n); !ok {
+		if _, ok := state.AttributeValue(attrs, n); !ok {
 			attrs = setAttribute(attrs, state.Attribute{Name: n, Value: defaults[n]})
 		}
 	}
@@ -355,20 +346,6 @@ func (s *Service) instanceAttributes(c call, have, given []state.Attribute, doc 
 		attrs = setAttribute(attrs, a)
 	}
 	return attrs
-}
-
-func (s *Service) instanceKey(c call, arn string) string {
-	res, _ := s.resourceOf(c, arn)
-	return c.Keys().Instance(split(strings.TrimPrefix(res, "container-instance/")))
-}
-
-// findInstance reads a container instance; nil when it does not exist.
-func (s *Service) findInstance(r state.Reader, c call, cluster, ref string) (*instanceRecord, error) {
-	id, ok := s.scopedID(c, "container-instance", cluster, ref)
-	if !ok {
-		return nil, nil
-	}
-	return state.Get[instanceRecord](r, c.Keys().Instance(cluster, id))
 }
 
 // DescribeContainerInstances describes container instances.
@@ -392,7 +369,7 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 	counts := state.TaskCounts(tasks)
 	out := &ecsapi.DescribeContainerInstancesResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.ContainerInstances {
-		ir, err := s.findInstance(r, c, cluster, ref)
+		ir, err := s.FindInstance(r, c, cluster, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -519,7 +496,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 			return err
 		}
 		for _, ref := range in.ContainerInstances {
-			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
+			r, err := s.FindInstance(tx, c, cl.ClusterName, ref)
 			if err != nil {
 				return err
 			}
@@ -530,7 +507,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 			if r.Status != string(in.Status) {
 				r.Status = string(in.Status)
 				r.Version++
-				if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+				if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
 					return err
 				}
 			}
@@ -555,14 +532,14 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		if err != nil {
 			return err
 		}
-		r, err := s.findInstance(tx, c, cl.ClusterName, in.ContainerInstance)
+		r, err := s.FindInstance(tx, c, cl.ClusterName, in.ContainerInstance)
 		if err != nil {
 			return err
 		}
 		if r == nil || r.Status == "INACTIVE" {
 			return invalidParameter("Container instance %q is not registered in cluster %q.", in.ContainerInstance, cl.ClusterName)
 		}
-		placed, err := tx.List(c.Keys().PlacedOn(cl.ClusterName, taskIDOf(r.ContainerInstanceArn)))
+		placed, err := tx.List(c.Keys().PlacedOn(cl.ClusterName, state.IDOf(r.ContainerInstanceArn)))
 		if err != nil {
 			return err
 		}
@@ -573,7 +550,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 		r.Status, r.InactiveAt, r.AgentConnected = "INACTIVE", &now, false
 		r.Version++
 		out = r.ContainerInstance.Wire()
-		return tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r)
+		return tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r)
 	})
 	if err != nil {
 		return nil, err
@@ -649,10 +626,10 @@ func (s *Service) editAttributes(ctx context.Context, c call, cluster string, at
 		}
 		changed := map[string]*instanceRecord{}
 		for _, a := range attrs {
-			id, ok := s.scopedID(c, "container-instance", cl.ClusterName, a.TargetId)
+			id, ok := s.ScopedID(c, "container-instance", cl.ClusterName, a.TargetId)
 			r := changed[id]
 			if ok && r == nil {
-				if r, err = s.findInstance(tx, c, cl.ClusterName, a.TargetId); err != nil {
+				if r, err = s.FindInstance(tx, c, cl.ClusterName, a.TargetId); err != nil {
 					return err
 				}
 			}
@@ -666,7 +643,7 @@ func (s *Service) editAttributes(ctx context.Context, c call, cluster string, at
 		}
 		for _, r := range changed {
 			r.Version++
-			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+			if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
 				return err
 			}
 		}

@@ -5,13 +5,10 @@ package ecs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +63,7 @@ type ProxyMetricsSink interface {
 // Service implements the ECS API.
 type Service struct {
 	ecsapi.Unimplemented
+	*state.State
 
 	st        *store.Store
 	account   string
@@ -133,6 +131,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}
 	return &Service{
+		State:     &state.State{Store: cfg.Store, Account: cfg.Account, Subnet: subnet.Masked()},
 		st:        cfg.Store,
 		account:   cfg.Account,
 		region:    cfg.DefaultRegion,
@@ -159,66 +158,7 @@ func (s *Service) call(ctx context.Context) call {
 	return call{Region: awsproto.RegionOf(ctx, s.region), Now: s.now().UTC()}
 }
 
-func (s *Service) arn(c call, resource string) string {
-	return "arn:aws:ecs:" + c.Region + ":" + s.account + ":" + resource
-}
-
 func (s *Service) principal() string { return "arn:aws:iam::" + s.account + ":root" }
-
-// resourceOf returns the resource part of an ECS ARN of this account and
-// the caller's region, or ok=false when s is not such an ARN.
-func (s *Service) resourceOf(c call, s2 string) (resource string, ok bool) {
-	prefix := "arn:aws:ecs:" + c.Region + ":" + s.account + ":"
-	if !strings.HasPrefix(s2, prefix) {
-		return "", false
-	}
-	return strings.TrimPrefix(s2, prefix), true
-}
-
-func isARN(s string) bool { return strings.HasPrefix(s, "arn:") }
-
-// scopedID resolves a reference to a cluster's task or container instance
-// (kind "task" or "container-instance"): an ARN in the long form
-// kind/cluster/id or the short form kind/id, or the bare 32-hex-digit id.
-func (s *Service) scopedID(c call, kind, cluster, ref string) (string, bool) {
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
-		rest, isKind := strings.CutPrefix(res, kind+"/")
-		if !ok || !isKind {
-			return "", false
-		}
-		if cl, id, ok := strings.Cut(rest, "/"); ok {
-			if cl != cluster {
-				return "", false
-			}
-			rest = id
-		}
-		ref = rest
-	}
-	if len(ref) != 32 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return ref, true
-}
-
-// newID returns 32 hex digits, the form of task and container instance ids.
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// newUUID returns a random RFC 4122 UUID, the form of container ids.
-func newUUID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
 
 // Errors as ECS sends them. Where ECS has a message for a condition, the
 // message is ECS's text exactly; what Wharf would add (which name, what to

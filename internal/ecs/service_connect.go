@@ -12,7 +12,6 @@ import (
 	"github.com/wharfhq/wharf/internal/api"
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
-	sd "github.com/wharfhq/wharf/internal/api/servicediscovery"
 	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/pki"
@@ -88,33 +87,7 @@ func extensionAttributes(tags []ecsapi.Tag) (map[string]string, error) {
 	return out, nil
 }
 
-// firstIngressPort is where a task's proxy listens for its first Service
-// Connect service when the configuration gives no ingressPortOverride; the
-// next services get the ports after it.
-const firstIngressPort = 15000
-
 var discoveryNamePattern = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
-
-// portMapping finds the port mapping named name in a task definition.
-func portMapping(td *ecsapi.TaskDefinition, name string) (*ecsapi.ContainerDefinition, *ecsapi.PortMapping) {
-	for i := range td.ContainerDefinitions {
-		cd := &td.ContainerDefinitions[i]
-		for j := range cd.PortMappings {
-			if cd.PortMappings[j].Name == name {
-				return cd, &cd.PortMappings[j]
-			}
-		}
-	}
-	return nil, nil
-}
-
-func protocolOf(pm *ecsapi.PortMapping) string {
-	switch pm.AppProtocol {
-	case ecsapi.ApplicationProtocolHttp, ecsapi.ApplicationProtocolHttp2, ecsapi.ApplicationProtocolGrpc:
-		return string(pm.AppProtocol)
-	}
-	return "tcp"
-}
 
 // serviceConnect checks a Service Connect configuration as ECS does, makes
 // sure its namespace and its services' Cloud Map services exist, and
@@ -154,7 +127,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 	var resources []ecsapi.ServiceConnectServiceResource
 	seen := map[string]bool{}
 	for i, sv := range scc.Services {
-		_, pm := portMapping(td, sv.PortName)
+		_, pm := state.FindPortMapping(td, sv.PortName)
 		if pm == nil {
 			return nil, nil, invalidParameter("Service Connect portName %q does not name a port mapping of the task definition; name one with portMappings[].name.", sv.PortName)
 		}
@@ -181,10 +154,10 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 		if alias.DnsName == "" {
 			alias.DnsName = sv.DiscoveryName + "." + ns.Name
 		}
-		if sv.IngressPortOverride == nil && firstIngressPort+i == int(deref(pm.ContainerPort)) {
-			return nil, nil, invalidParameter("Container port %d is where the Service Connect proxy listens; give an ingressPortOverride.", firstIngressPort+i)
+		if sv.IngressPortOverride == nil && state.FirstIngressPort+i == int(deref(pm.ContainerPort)) {
+			return nil, nil, invalidParameter("Container port %d is where the Service Connect proxy listens; give an ingressPortOverride.", state.FirstIngressPort+i)
 		}
-		protocol := protocolOf(pm)
+		protocol := state.ProtocolOf(pm)
 		if sv.Timeout != nil && sv.Timeout.PerRequestTimeoutSeconds != nil && protocol == "tcp" {
 			return nil, nil, invalidParameter("perRequestTimeoutSeconds applies to http, http2 and grpc ports; port %q is TCP.", sv.PortName)
 		}
@@ -222,169 +195,6 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 		resources = append(resources, ecsapi.ServiceConnectServiceResource{DiscoveryName: sv.DiscoveryName, DiscoveryArn: cm.Arn})
 	}
 	return &out, resources, nil
-}
-
-// taskServiceConnect is the Service Connect part of a task's assignment,
-// from its deployment's configuration.
-func (s *Service) taskServiceConnect(r state.Reader, c call, t *taskRecord, cache map[string]*serviceRecord) (*agentapi.TaskServiceConnect, error) {
-	if t.Service == "" {
-		return nil, nil
-	}
-	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	key := c.Keys().Service(cluster, t.Service)
-	svc, ok := cache[key]
-	if !ok {
-		var err error
-		if svc, err = state.Get[serviceRecord](r, key); err != nil {
-			return nil, err
-		}
-		cache[key] = svc
-	}
-	if svc == nil {
-		return nil, nil
-	}
-	var scc *ecsapi.ServiceConnectConfiguration
-	for _, d := range svc.Deployments {
-		if d.Id == t.StartedBy {
-			scc = one(d.ServiceConnectConfiguration, (*state.ServiceConnectConfiguration).Wire)
-		}
-	}
-	if scc == nil || !scc.Enabled {
-		return nil, nil
-	}
-	td, err := s.findTaskDef(r, c, t.TaskDefinitionArn)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := state.Get[cloudmap.NamespaceRecord](r, cloudmap.NamespaceKey(c.Region, scc.Namespace[strings.LastIndex(scc.Namespace, "/")+1:]))
-	if err != nil || ns == nil {
-		return nil, err
-	}
-	out := &agentapi.TaskServiceConnect{Namespace: ns.Arn, NamespaceName: ns.Name, ServiceName: svc.ServiceName, ClusterName: cluster, ProxyLogConfiguration: scc.LogConfiguration}
-	if al := scc.AccessLogConfiguration; al != nil {
-		out.AccessLog, out.AccessLogQueryStrings = string(al.Format), al.IncludeQueryParameters == ecsapi.ServiceConnectIncludeQueryParametersEnabled
-	}
-	for i, sv := range scc.Services {
-		cd, pm := portMapping(wireTD(td), sv.PortName)
-		if pm == nil {
-			continue
-		}
-		in := agentapi.ServiceConnectIngress{
-			DiscoveryName: sv.DiscoveryName,
-			ContainerName: cd.Name,
-			ContainerPort: deref(pm.ContainerPort),
-			IngressPort:   int32(firstIngressPort + i),
-			Protocol:      protocolOf(pm),
-		}
-		if len(sv.ClientAliases) > 0 {
-			in.DNSName = sv.ClientAliases[0].DnsName
-		}
-		if sv.IngressPortOverride != nil {
-			in.IngressPort = *sv.IngressPortOverride
-		}
-		if t := sv.Timeout; t != nil {
-			in.PerRequestTimeoutSeconds, in.IdleTimeoutSeconds = t.PerRequestTimeoutSeconds, t.IdleTimeoutSeconds
-		}
-		if sv.Tls != nil {
-			in.TLS = &agentapi.ServiceTLS{Mutual: contains(svc.MutualTLS, t.StartedBy)}
-		}
-		out.Services = append(out.Services, in)
-	}
-	return out, nil
-}
-
-// registerServiceConnect puts a running client-server task into its Service
-// Connect services' Cloud Map services, inside tx.
-func (s *Service) registerServiceConnect(tx *store.Tx, c call, t *taskRecord, health sd.HealthStatus) error {
-	sc, err := s.taskServiceConnect(tx, c, t, map[string]*serviceRecord{})
-	if err != nil || sc == nil || len(sc.Services) == 0 {
-		return err
-	}
-	inst, err := state.Get[instanceRecord](tx, s.instanceKey(c, t.ContainerInstanceArn))
-	if err != nil {
-		return err
-	}
-	if inst == nil {
-		inst = &instanceRecord{}
-	}
-	ip := taskIP(t)
-	bridge := ip == ""
-	if bridge {
-		ip, _ = attribute(inst.Attributes, hostIPAttribute)
-	}
-	svcs, err := cloudmap.ServicesOf(tx, c.Region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
-	if err != nil {
-		return err
-	}
-	for _, in := range sc.Services {
-		port := in.IngressPort
-		if bridge {
-			// Callers reach a bridge task's proxy at the host port bound
-			// to its ingress port.
-			port = 0
-			for _, ct := range t.Containers {
-				for _, b := range ct.NetworkBindings {
-					if b.ContainerPort != nil && *b.ContainerPort == in.IngressPort && b.HostPort != nil && !strings.Contains(b.BindIP, ":") {
-						port = *b.HostPort
-					}
-				}
-			}
-			if port == 0 {
-				continue
-			}
-		}
-		for _, cm := range svcs {
-			if cm.Name != in.DiscoveryName {
-				continue
-			}
-			rec := &cloudmap.InstanceRecord{
-				ServiceID: cm.Id,
-				Health:    health,
-				UpdatedAt: c.Now,
-				ECSTask:   t.TaskArn,
-			}
-			rec.Id = taskIDOf(t.TaskArn)
-			rec.CreatedByAccount = s.account
-			rec.Attributes = map[string]string{
-				"AWS_INSTANCE_IPV4":          ip,
-				"AWS_INSTANCE_PORT":          strconv.Itoa(int(port)),
-				"AVAILABILITY_ZONE":          t.AvailabilityZone,
-				"REGION":                     c.Region,
-				"ECS_CLUSTER_NAME":           sc.ClusterName,
-				"ECS_SERVICE_NAME":           sc.ServiceName,
-				"ECS_TASK_DEFINITION_FAMILY": taskFamily(t.TaskDefinitionArn),
-				"ECS_TASK_ARN":               t.TaskArn,
-				"EC2_INSTANCE_ID":            inst.Ec2InstanceId,
-			}
-			if err := cloudmap.PutInstance(tx, c.Region, rec); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// deregisterServiceConnect removes a task from its Service Connect
-// services, inside tx.
-func (s *Service) deregisterServiceConnect(tx *store.Tx, c call, t *taskRecord) error {
-	sc, err := s.taskServiceConnect(tx, c, t, map[string]*serviceRecord{})
-	if err != nil || sc == nil || len(sc.Services) == 0 {
-		return err
-	}
-	svcs, err := cloudmap.ServicesOf(tx, c.Region, sc.Namespace[strings.LastIndex(sc.Namespace, "/")+1:])
-	if err != nil {
-		return err
-	}
-	for _, in := range sc.Services {
-		for _, cm := range svcs {
-			if cm.Name == in.DiscoveryName {
-				if _, err := cloudmap.DeleteInstance(tx, c.Region, cm.Id, taskIDOf(t.TaskArn)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // ServiceConnectView describes namespaces' client-server services to the
@@ -528,14 +338,14 @@ func (s *Service) IssueCertificate(ctx context.Context, in *agentapi.IssueCertif
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.findTask(s.reader(ctx), c, cluster, in.Task)
+	t, err := s.FindTask(s.reader(ctx), c, cluster, in.Task)
 	if err != nil {
 		return nil, err
 	}
 	if t == nil || t.DesiredStatus == "STOPPED" {
 		return nil, invalidParameter("Task %s is not running in cluster %s; only running Service Connect tasks get certificates.", in.Task, cluster)
 	}
-	sc, err := s.taskServiceConnect(s.reader(ctx), c, t, map[string]*serviceRecord{})
+	sc, err := s.TaskServiceConnect(s.reader(ctx), c, t, map[string]*serviceRecord{})
 	if err != nil {
 		return nil, err
 	}

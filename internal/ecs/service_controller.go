@@ -320,7 +320,7 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		}
 		hc, ok := checked[t.TaskDefinitionArn]
 		if !ok {
-			td, err := s.findTaskDef(tx, c, t.TaskDefinitionArn)
+			td, err := s.FindTaskDef(tx, c, t.TaskDefinitionArn)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -355,11 +355,11 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 		mine[t.TaskArn] = t
 	}
 	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon && len(svc.Deployments) > 0 && !snap.Deleting {
-		td, err := s.findTaskDef(tx, c, svc.Deployments[0].TaskDefinition)
+		td, err := s.FindTaskDef(tx, c, svc.Deployments[0].TaskDefinition)
 		if err != nil {
 			return nil, nil, err
 		}
-		targets, err := daemonInstances(state.Nodes(instances, tasks), wireTD(td), each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire))
+		targets, err := daemonInstances(state.Nodes(instances, tasks), state.WireTD(td), state.Each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -417,7 +417,7 @@ type applier struct {
 }
 
 func (a *applier) event(msg string) {
-	a.svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: a.c.Time(), Message: msg}}, a.svc.Events...)
+	a.svc.Events = append([]state.ServiceEvent{{Id: state.NewUUID(), CreatedAt: a.c.Time(), Message: msg}}, a.svc.Events...)
 	a.changed = true
 }
 
@@ -470,10 +470,10 @@ func (a *applier) apply(p *controller.Plan) error {
 	var stopped []string
 	stop := func(t *taskRecord, reason string, health bool) error {
 		t.FailedHealth = t.FailedHealth || health
-		if err := a.s.stopTask(a.tx, a.c, t, ecsapi.TaskStopCodeServiceSchedulerInitiated, reason); err != nil {
+		if err := a.s.Stop(a.tx, a.c, t, ecsapi.TaskStopCodeServiceSchedulerInitiated, reason); err != nil {
 			return err
 		}
-		stopped = append(stopped, taskIDOf(t.TaskArn))
+		stopped = append(stopped, state.IDOf(t.TaskArn))
 		return nil
 	}
 	for _, st := range p.Stop {
@@ -590,19 +590,19 @@ func (a *applier) start(n int) error {
 	if err != nil {
 		return err
 	}
-	td, err := a.s.findTaskDef(a.tx, a.c, primary.TaskDefinition)
+	td, err := a.s.FindTaskDef(a.tx, a.c, primary.TaskDefinition)
 	if err != nil {
 		return err
 	}
-	l := &launch{
-		cluster: cl, td: td, group: "service:" + svc.ServiceName, startedBy: primary.Id, service: svc.ServiceName,
-		execute: svc.EnableExecuteCommand, launchType: ecsapi.LaunchTypeEc2, propagate: svc.PropagateTags,
+	l := &state.Launch{
+		Cluster: cl, TD: td, Group: "service:" + svc.ServiceName, StartedBy: primary.Id, Service: svc.ServiceName,
+		Execute: svc.EnableExecuteCommand, LaunchType: ecsapi.LaunchTypeEc2, Propagate: svc.PropagateTags,
 	}
 	if svc.PropagateTags == ecsapi.PropagateTagsService {
-		l.tags = state.WireTags(svc.Tags)
+		l.Tags = state.WireTags(svc.Tags)
 	}
-	d := state.DemandOf(wireTD(td), nil)
-	req := state.PlacementRequest(wireTD(td), d, n, l.group, each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
+	d := state.DemandOf(state.WireTD(td), nil)
+	req := state.PlacementRequest(state.WireTD(td), d, n, l.Group, state.Each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
 	req.Strategies = a.strategies()
 	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
 		// One per instance: the instances without one of the service's
@@ -622,17 +622,17 @@ func (a *applier) start(n int) error {
 			break
 		}
 		r := a.instances[idx]
-		t, err := a.s.newTask(a.tx, a.c, l, r, d)
+		t, err := a.s.NewTask(a.tx, a.c, l, r, d)
 		if err != nil {
 			return err
 		}
-		if err := a.tx.Put(a.s.taskKey(a.c, t), t); err != nil {
+		if err := a.tx.Put(a.s.TaskKey(a.c, t), t); err != nil {
 			return err
 		}
-		if err := a.tx.Put(a.s.instanceKey(a.c, r.ContainerInstanceArn), r); err != nil {
+		if err := a.tx.Put(a.s.InstanceKey(a.c, r.ContainerInstanceArn), r); err != nil {
 			return err
 		}
-		started = append(started, taskIDOf(t.TaskArn))
+		started = append(started, state.IDOf(t.TaskArn))
 	}
 	a.placed = len(started)
 	if len(started) > 0 {
@@ -664,10 +664,8 @@ func unplaceable(service string, failures []scheduler.Failure, instances int) st
 	if what == "" {
 		what = "does not match " + f.Reason
 	}
-	return fmt.Sprintf("(service %s) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance %s) %s. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", service, taskIDOf(f.NodeID), what)
+	return fmt.Sprintf("(service %s) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance %s) %s. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", service, state.IDOf(f.NodeID), what)
 }
-
-func taskIDOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
 func taskList(ids []string) string {
 	var b strings.Builder

@@ -75,7 +75,7 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 	d := &svc.Deployments[0]
 	revID := newServiceRevisionID()
 	rev := serviceRevisionRecord{ServiceRevision: state.ServiceRevision{
-		ServiceRevisionArn:          s.arn(c, "service-revision/"+cluster+"/"+svc.ServiceName+"/"+revID),
+		ServiceRevisionArn:          s.ARN(c, "service-revision/"+cluster+"/"+svc.ServiceName+"/"+revID),
 		ServiceArn:                  svc.ServiceArn,
 		ClusterArn:                  svc.ClusterArn,
 		TaskDefinition:              d.TaskDefinition,
@@ -110,7 +110,7 @@ func (s *Service) startServiceDeployment(tx *store.Tx, c call, svc *serviceRecor
 
 	id := newServiceDeploymentID()
 	sd := serviceDeploymentRecord{ServiceDeployment: state.ServiceDeployment{
-		ServiceDeploymentArn:    s.arn(c, "service-deployment/"+cluster+"/"+svc.ServiceName+"/"+id),
+		ServiceDeploymentArn:    s.ARN(c, "service-deployment/"+cluster+"/"+svc.ServiceName+"/"+id),
 		ServiceArn:              svc.ServiceArn,
 		ClusterArn:              svc.ClusterArn,
 		CreatedAt:               d.CreatedAt,
@@ -347,7 +347,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 // "service-deployment" or "service-revision") of this account and region
 // into its cluster, service and id.
 func (s *Service) historyRef(c call, kind, arn string) (cluster, service, id string, ok bool) {
-	res, ok := s.resourceOf(c, arn)
+	res, ok := s.ResourceOf(c, arn)
 	if !ok {
 		return "", "", "", false
 	}
@@ -420,7 +420,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 
 // liveCounts counts a service's tasks by deployment now.
 func (s *Service) liveCounts(ctx context.Context, c call, svc *state.Service) (map[string]taskCount, error) {
-	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
+	cluster := strings.TrimPrefix(svc.ClusterArn, s.ARN(c, "cluster/"))
 	tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cluster)
 	if err != nil {
 		return nil, err
@@ -519,7 +519,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 			return err
 		}
 		rollBack(svc, c.Now)
-		svc.Events = append([]state.ServiceEvent{{Id: newUUID(), CreatedAt: c.Time(),
+		svc.Events = append([]state.ServiceEvent{{Id: state.NewUUID(), CreatedAt: c.Time(),
 			Message: fmt.Sprintf("(service %s) (deployment %s) rolling back to deployment %s.", svc.ServiceName, primary.Id, to)}}, svc.Events...)
 		return tx.Put(k, svc)
 	})

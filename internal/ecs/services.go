@@ -16,8 +16,8 @@ import (
 
 // serviceName resolves a service reference (name or ARN) within a cluster.
 func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
+	if state.IsARN(ref) {
+		res, ok := s.ResourceOf(c, ref)
 		rest, isSvc := strings.CutPrefix(res, "service/")
 		if !ok || !isSvc {
 			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.account, c.Region)
@@ -30,7 +30,7 @@ func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
 		}
 		ref = rest
 	}
-	if !namePattern.MatchString(ref) {
+	if !state.NamePattern.MatchString(ref) {
 		return "", invalidParameter("Service name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref)
 	}
 	return ref, nil
@@ -101,7 +101,7 @@ func defaultDeploymentConfiguration(dc *ecsapi.DeploymentConfiguration, daemon b
 // CreateService creates a service and its first deployment.
 func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceRequest) (*ecsapi.CreateServiceResponse, error) {
 	c := s.call(ctx)
-	if !namePattern.MatchString(in.ServiceName) {
+	if !state.NamePattern.MatchString(in.ServiceName) {
 		return nil, invalidParameter("Service name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", in.ServiceName)
 	}
 	if len(in.ClientToken) > 36 {
@@ -158,7 +158,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			return invalidParameter("Creation of service was not idempotent.").
 				WithHint("service %q already exists in cluster %q; change it with `aws ecs update-service`", in.ServiceName, cl.ClusterName)
 		}
-		td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+		td, err := s.FindTaskDef(tx, c, in.TaskDefinition)
 		if err != nil {
 			return err
 		}
@@ -166,17 +166,17 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			return clientError("TaskDefinition is inactive").
 				WithHint("%s was deregistered; register a new revision for the service", td.TaskDefinitionArn)
 		}
-		if err := s.checkRegistries(tx, c, in.ServiceRegistries, wireTD(td)); err != nil {
+		if err := s.checkRegistries(tx, c, in.ServiceRegistries, state.WireTD(td)); err != nil {
 			return err
 		}
-		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, wireTD(td))
+		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, state.WireTD(td))
 		if err != nil {
 			return err
 		}
-		if err := checkNetworkConfiguration(in.NetworkConfiguration, wireTD(td)); err != nil {
+		if err := checkNetworkConfiguration(in.NetworkConfiguration, state.WireTD(td)); err != nil {
 			return err
 		}
-		if err := checkStartable(wireTD(td)); err != nil {
+		if err := checkStartable(state.WireTD(td)); err != nil {
 			return err
 		}
 		scheduling := in.SchedulingStrategy
@@ -188,7 +188,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			propagate = ecsapi.PropagateTagsNone
 		}
 		w := &ecsapi.Service{
-			ServiceArn:                    s.arn(c, "service/"+cl.ClusterName+"/"+in.ServiceName),
+			ServiceArn:                    s.ARN(c, "service/"+cl.ClusterName+"/"+in.ServiceName),
 			ServiceName:                   in.ServiceName,
 			ClusterArn:                    cl.ClusterArn,
 			LoadBalancers:                 emptyIfNil(in.LoadBalancers),
@@ -217,7 +217,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			AvailabilityZoneRebalancing:   orDefaultEnum(in.AvailabilityZoneRebalancing, ecsapi.AvailabilityZoneRebalancingDisabled),
 		}
 		d := s.newDeployment(c, w)
-		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.Tags, in.ServiceConnectConfiguration, wireTD(td))
+		d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, in.Tags, in.ServiceConnectConfiguration, state.WireTD(td))
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		w.Deployments = []ecsapi.Deployment{d}
 		svc := &serviceRecord{Service: state.ServiceFromWire(w)}
 		svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
-		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, wireTD(td), nil); err != nil {
+		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), nil); err != nil {
 			return err
 		}
 		out = svc.Service.Wire()
@@ -307,7 +307,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		w := svc.Service.Wire()
 		deploy := in.ForceNewDeployment
 		if in.TaskDefinition != "" {
-			td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+			td, err := s.FindTaskDef(tx, c, in.TaskDefinition)
 			if err != nil {
 				return err
 			}
@@ -355,20 +355,20 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			w.ServiceRegistries, deploy = in.ServiceRegistries, true
 		}
 		if in.ServiceRegistries != nil || in.TaskDefinition != "" || in.NetworkConfiguration != nil {
-			td, err := s.findTaskDef(tx, c, w.TaskDefinition)
+			td, err := s.FindTaskDef(tx, c, w.TaskDefinition)
 			if err != nil {
 				return err
 			}
-			if err := s.checkRegistries(tx, c, w.ServiceRegistries, wireTD(td)); err != nil {
+			if err := s.checkRegistries(tx, c, w.ServiceRegistries, state.WireTD(td)); err != nil {
 				return err
 			}
-			if _, err := checkLaunchType(w.LaunchType, nil, "", wireTD(td)); err != nil {
+			if _, err := checkLaunchType(w.LaunchType, nil, "", state.WireTD(td)); err != nil {
 				return err
 			}
-			if err := checkNetworkConfiguration(w.NetworkConfiguration, wireTD(td)); err != nil {
+			if err := checkNetworkConfiguration(w.NetworkConfiguration, state.WireTD(td)); err != nil {
 				return err
 			}
-			if err := checkStartable(wireTD(td)); err != nil {
+			if err := checkStartable(state.WireTD(td)); err != nil {
 				return err
 			}
 		}
@@ -406,11 +406,11 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 				w.Deployments[i].Status = "ACTIVE"
 			}
 			d := s.newDeployment(c, &w)
-			td, err := s.findTaskDef(tx, c, w.TaskDefinition)
+			td, err := s.FindTaskDef(tx, c, w.TaskDefinition)
 			if err != nil {
 				return err
 			}
-			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, w.Tags, sc, wireTD(td)); err != nil {
+			if d.ServiceConnectConfiguration, d.ServiceConnectResources, err = s.serviceConnect(tx, c, cl, w.Tags, sc, state.WireTD(td)); err != nil {
 				return err
 			}
 			d.VolumeConfigurations = volumes
@@ -422,7 +422,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			if err != nil {
 				return err
 			}
-			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, wireTD(td), tasks); err != nil {
+			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), tasks); err != nil {
 				return err
 			}
 		} else {
@@ -528,7 +528,7 @@ func (s *Service) serviceHasTasks(r state.Reader, c call, cluster, name string) 
 // and the current service revisions' counts.
 func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, rec *serviceRecord) error {
 	countFrom := rec.CountFrom
-	cluster := strings.TrimPrefix(svc.ClusterArn, s.arn(c, "cluster/"))
+	cluster := strings.TrimPrefix(svc.ClusterArn, s.ARN(c, "cluster/"))
 	kvs, err := s.st.List(ctx, c.Keys().Tasks(cluster))
 	if err != nil {
 		return err
@@ -609,8 +609,8 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			// ECS names a missing service by the ARN it was given, or by
 			// the short form service/NAME, without the cluster.
 			arn := ref
-			if !isARN(ref) {
-				arn = s.arn(c, "service/"+name)
+			if !state.IsARN(ref) {
+				arn = s.ARN(c, "service/"+name)
 			}
 			out.Failures = append(out.Failures, failureOf(arn, "MISSING", ""))
 			continue

@@ -32,23 +32,6 @@ func checkTags(tags []ecsapi.Tag) error {
 	return nil
 }
 
-// mergeTags adds or replaces tags by key.
-func mergeTags(have []state.Tag, add []ecsapi.Tag) []state.Tag {
-	out := append([]state.Tag(nil), have...)
-	for _, t := range state.TagsFromWire(add) {
-		replaced := false
-		for i := range out {
-			if out[i].Key == t.Key {
-				out[i].Value, replaced = t.Value, true
-			}
-		}
-		if !replaced {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 func removeTags(have []state.Tag, keys []string) []state.Tag {
 	var out []state.Tag
 	for _, t := range have {
@@ -77,7 +60,7 @@ type tagged struct {
 
 // taggedResource finds the record a resource ARN names, inside tx.
 func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, error) {
-	res, ok := s.resourceOf(c, arn)
+	res, ok := s.ResourceOf(c, arn)
 	if !ok {
 		return nil, invalidParameter("The ARN %q is not an ECS resource ARN of account %s in region %s.", arn, s.account, c.Region)
 	}
@@ -148,7 +131,7 @@ func (s *Service) TagResource(ctx context.Context, in *ecsapi.TagResourceRequest
 		if err != nil {
 			return err
 		}
-		tags := mergeTags(r.get(), in.Tags)
+		tags := state.MergeTags(r.get(), in.Tags)
 		if len(tags) > maxTags {
 			return invalidParameter("A resource can have at most %d tags; this would make %d.", maxTags, len(tags))
 		}

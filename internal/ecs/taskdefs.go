@@ -38,7 +38,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 		}
 		fam.LatestRevision++
 		td.Revision = fam.LatestRevision
-		td.TaskDefinitionArn = s.arn(c, fmt.Sprintf("task-definition/%s:%d", td.Family, td.Revision))
+		td.TaskDefinitionArn = s.ARN(c, fmt.Sprintf("task-definition/%s:%d", td.Family, td.Revision))
 		td.RegisteredAt = c.Time()
 		if err := tx.Put(c.Keys().Family(in.Family), &fam); err != nil {
 			return err
@@ -57,7 +57,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 // normalizeTaskDef checks a registration as ECS does and returns the task
 // definition with ECS's defaults filled in.
 func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*ecsapi.TaskDefinition, error) {
-	if !namePattern.MatchString(in.Family) {
+	if !state.NamePattern.MatchString(in.Family) {
 		return nil, clientError("Family %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", in.Family)
 	}
 	raw, _ := json.Marshal(in)
@@ -104,7 +104,7 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 	}
 	volumes := map[string]bool{}
 	for _, v := range in.Volumes {
-		if !namePattern.MatchString(v.Name) {
+		if !state.NamePattern.MatchString(v.Name) {
 			return nil, clientError("Volume name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", v.Name)
 		}
 		if volumes[v.Name] {
@@ -128,7 +128,7 @@ func (s *Service) normalizeTaskDef(in *ecsapi.RegisterTaskDefinitionRequest) (*e
 			return nil, clientError("Container.name should not be null or empty.").
 				WithHint("containerDefinitions[%d] has no name", i)
 		}
-		if !namePattern.MatchString(cd.Name) {
+		if !state.NamePattern.MatchString(cd.Name) {
 			return nil, clientError("Container name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", cd.Name)
 		}
 		if names[cd.Name] != nil {
@@ -482,76 +482,14 @@ func fargateSize(cpu, mem int) bool {
 	return false
 }
 
-// taskDefRef splits a task definition reference (family, family:revision or
-// ARN) into family and revision (0 when absent).
-func (s *Service) taskDefRef(c call, ref string) (family string, rev int, err error) {
-	if ref == "" {
-		return "", 0, clientError("A task definition must be given as family, family:revision or ARN.")
-	}
-	if isARN(ref) {
-		res, ok := s.resourceOf(c, ref)
-		rest, isTD := strings.CutPrefix(res, "task-definition/")
-		if !ok || !isTD {
-			return "", 0, clientError("%q is not a task definition ARN of account %s in region %s.", ref, s.account, c.Region)
-		}
-		ref = rest
-	}
-	family, revStr, hasRev := strings.Cut(ref, ":")
-	if !namePattern.MatchString(family) {
-		return "", 0, clientError("Task definition family %q is invalid.", family)
-	}
-	if hasRev {
-		rev, err = strconv.Atoi(revStr)
-		if err != nil || rev < 1 {
-			return "", 0, clientError("Task definition revision %q is invalid: it must be a positive number.", revStr)
-		}
-	}
-	return family, rev, nil
-}
-
-// findTaskDef reads the task definition ref names: a given revision, or the
-// latest ACTIVE revision of a family.
-func (s *Service) findTaskDef(r state.Reader, c call, ref string) (*taskDefRecord, error) {
-	family, rev, err := s.taskDefRef(c, ref)
-	if err != nil {
-		return nil, err
-	}
-	missing := clientError("Unable to describe task definition.").
-		WithHint("task definition %q does not exist; register it with `aws ecs register-task-definition`", ref)
-	var td taskDefRecord
-	if rev > 0 {
-		ok, err := r.Get(c.Keys().TaskDef(family, rev), &td)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, missing
-		}
-		return &td, nil
-	}
-	kvs, err := r.List(c.Keys().TaskDefs(family))
-	if err != nil {
-		return nil, err
-	}
-	for i := len(kvs) - 1; i >= 0; i-- {
-		if err := kvs[i].Decode(&td); err != nil {
-			return nil, err
-		}
-		if td.Status == ecsapi.TaskDefinitionStatusActive {
-			return &td, nil
-		}
-	}
-	return nil, missing
-}
-
 // DescribeTaskDefinition describes one task definition.
 func (s *Service) DescribeTaskDefinition(ctx context.Context, in *ecsapi.DescribeTaskDefinitionRequest) (*ecsapi.DescribeTaskDefinitionResponse, error) {
 	c := s.call(ctx)
-	td, err := s.findTaskDef(s.reader(ctx), c, in.TaskDefinition)
+	td, err := s.FindTaskDef(s.reader(ctx), c, in.TaskDefinition)
 	if err != nil {
 		return nil, err
 	}
-	out := &ecsapi.DescribeTaskDefinitionResponse{TaskDefinition: wireTD(td)}
+	out := &ecsapi.DescribeTaskDefinitionResponse{TaskDefinition: state.WireTD(td)}
 	if contains(in.Include, ecsapi.TaskDefinitionFieldTags) {
 		out.Tags = state.WireTags(td.Tags)
 	}
@@ -666,7 +604,7 @@ func (s *Service) familyActive(ctx context.Context, c call, family string) (bool
 // DeregisterTaskDefinition marks a revision INACTIVE.
 func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.DeregisterTaskDefinitionRequest) (*ecsapi.DeregisterTaskDefinitionResponse, error) {
 	c := s.call(ctx)
-	family, rev, err := s.taskDefRef(c, in.TaskDefinition)
+	family, rev, err := s.TaskDefRef(c, in.TaskDefinition)
 	if err != nil {
 		return nil, err
 	}
@@ -675,7 +613,7 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.Dereg
 	}
 	var out ecsapi.TaskDefinition
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		td, err := s.findTaskDef(tx, c, in.TaskDefinition)
+		td, err := s.FindTaskDef(tx, c, in.TaskDefinition)
 		if err != nil {
 			return err
 		}
@@ -701,7 +639,7 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 	}
 	out := &ecsapi.DeleteTaskDefinitionsResponse{TaskDefinitions: []ecsapi.TaskDefinition{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range in.TaskDefinitions {
-		family, rev, err := s.taskDefRef(c, ref)
+		family, rev, err := s.TaskDefRef(c, ref)
 		if err != nil || rev == 0 {
 			out.Failures = append(out.Failures, failureOf(ref, "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.", ""))
 			continue
@@ -726,14 +664,14 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 				td.Status = ecsapi.TaskDefinitionStatusDeleteInProgress
 				td.DeleteRequestedAt = c.Time()
 			}
-			done = wireTD(&td)
+			done = state.WireTD(&td)
 			return tx.Put(c.Keys().TaskDef(family, rev), &td)
 		})
 		if err != nil {
 			return nil, err
 		}
 		if failure != "" {
-			out.Failures = append(out.Failures, failureOf(s.arn(c, fmt.Sprintf("task-definition/%s:%d", family, rev)), failure, ""))
+			out.Failures = append(out.Failures, failureOf(s.ARN(c, fmt.Sprintf("task-definition/%s:%d", family, rev)), failure, ""))
 			continue
 		}
 		out.TaskDefinitions = append(out.TaskDefinitions, *done)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,124 +15,6 @@ import (
 	"github.com/wharfhq/wharf/internal/scheduler"
 	"github.com/wharfhq/wharf/internal/store"
 )
-
-// launch describes tasks to create.
-type launch struct {
-	cluster    *clusterRecord
-	td         *taskDefRecord
-	overrides  *ecsapi.TaskOverride
-	group      string
-	startedBy  string
-	service    string
-	tags       []ecsapi.Tag
-	propagate  ecsapi.PropagateTags
-	execute    bool
-	launchType ecsapi.LaunchType
-}
-
-// newTask builds a task record for l placed on instance r, reserves its
-// resources there and, for awsvpc tasks, gives it an address, inside tx.
-func (s *Service) newTask(tx *store.Tx, c call, l *launch, r *instanceRecord, d scheduler.Demand) (*taskRecord, error) {
-	id := newID()
-	cluster := l.cluster.ClusterName
-	taskArn := s.arn(c, "task/"+cluster+"/"+id)
-	td := wireTD(l.td)
-	status := "PENDING"
-	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
-		status = "PROVISIONING"
-	}
-	group := l.group
-	if group == "" {
-		group = "family:" + td.Family
-	}
-	overrides := &ecsapi.TaskOverride{ContainerOverrides: []ecsapi.ContainerOverride{}, InferenceAcceleratorOverrides: []ecsapi.InferenceAcceleratorOverride{}}
-	if l.overrides != nil {
-		overrides = l.overrides
-	}
-	tags := state.TagsFromWire(l.tags)
-	if l.propagate == ecsapi.PropagateTagsTaskDefinition {
-		tags = mergeTags(l.td.Tags, l.tags)
-	}
-	t := &taskRecord{
-		Task: state.Task{
-			TaskArn:              taskArn,
-			ClusterArn:           l.cluster.ClusterArn,
-			TaskDefinitionArn:    td.TaskDefinitionArn,
-			ContainerInstanceArn: r.ContainerInstanceArn,
-			Overrides:            one(overrides, state.TaskOverrideFromWire),
-			LastStatus:           status,
-			DesiredStatus:        "RUNNING",
-			Cpu:                  td.Cpu,
-			Memory:               td.Memory,
-			CreatedAt:            c.Time(),
-			Version:              1,
-			Group:                group,
-			StartedBy:            l.startedBy,
-			LaunchType:           l.launchType,
-			Tags:                 tags,
-			EnableExecuteCommand: l.execute,
-			HealthStatus:         ecsapi.HealthStatusUnknown,
-		},
-		Reserved: state.ReservationOf(d),
-		Service:  l.service,
-	}
-	if l.overrides != nil && l.overrides.Cpu != "" {
-		t.Cpu = l.overrides.Cpu
-	}
-	if l.overrides != nil && l.overrides.Memory != "" {
-		t.Memory = l.overrides.Memory
-	}
-	if az, ok := attribute(r.Attributes, "ecs.availability-zone"); ok {
-		t.AvailabilityZone = az
-	}
-	if arch, ok := attribute(r.Attributes, "ecs.cpu-architecture"); ok {
-		t.Attributes = []state.Attribute{{Name: "ecs.cpu-architecture", Value: arch}}
-	}
-	for _, cd := range td.ContainerDefinitions {
-		ct := state.Container{
-			ContainerArn:      s.arn(c, "container/"+cluster+"/"+id+"/"+newUUID()),
-			TaskArn:           taskArn,
-			Name:              cd.Name,
-			Image:             cd.Image,
-			LastStatus:        "PENDING",
-			Cpu:               strconv.Itoa(int(cd.Cpu)),
-			NetworkInterfaces: []state.NetworkInterface{},
-		}
-		if cd.Memory != nil {
-			ct.Memory = strconv.Itoa(int(*cd.Memory))
-		}
-		if cd.MemoryReservation != nil {
-			ct.MemoryReservation = strconv.Itoa(int(*cd.MemoryReservation))
-		}
-		if cd.HealthCheck != nil {
-			ct.HealthStatus = ecsapi.HealthStatusUnknown
-		}
-		t.Containers = append(t.Containers, ct)
-	}
-	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
-		if err := s.attachENI(tx, c, t); err != nil {
-			return nil, err
-		}
-	}
-	state.Hold(r, &d, 1)
-	r.Version++
-	if err := tx.Put(s.placedKey(c, t), ""); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-func (s *Service) taskKey(c call, t *taskRecord) string {
-	res, _ := s.resourceOf(c, t.TaskArn)
-	return c.Keys().Task(split(strings.TrimPrefix(res, "task/")))
-}
-
-// placedKey indexes a task that has not stopped under its instance:
-// ecs/<region>/placed/<cluster>/<instance id>/<task id>.
-func (s *Service) placedKey(c call, t *taskRecord) string {
-	cluster := strings.TrimPrefix(t.ClusterArn, s.arn(c, "cluster/"))
-	return c.Keys().Placed(cluster, taskIDOf(t.ContainerInstanceArn), taskIDOf(t.TaskArn))
-}
 
 // checkOverrides rejects overrides of containers the task definition lacks.
 func checkOverrides(td *ecsapi.TaskDefinition, ov *ecsapi.TaskOverride) error {
@@ -230,8 +111,8 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if err != nil {
 			return err
 		}
-		td := wireTD(l.td)
-		if l.launchType, err = checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td); err != nil {
+		td := state.WireTD(l.TD)
+		if l.LaunchType, err = checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td); err != nil {
 			return err
 		}
 		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
@@ -240,7 +121,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if err := checkLaunchSupport(td, in.EnableECSManagedTags, in.EnableExecuteCommand, in.VolumeConfigurations, in.Overrides); err != nil {
 			return err
 		}
-		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
+		l.Group, l.StartedBy, l.Tags, l.Propagate, l.Execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
 		instances, err := s.clusterInstances(tx, c, cl.ClusterName)
 		if err != nil {
 			return err
@@ -253,12 +134,12 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		if err != nil {
 			return err
 		}
-		d := state.DemandOf(wireTD(l.td), in.Overrides)
+		d := state.DemandOf(state.WireTD(l.TD), in.Overrides)
 		group := in.Group
 		if group == "" {
-			group = "family:" + l.td.Family
+			group = "family:" + l.TD.Family
 		}
-		res, err := scheduler.Place(state.Nodes(instances, tasks), state.PlacementRequest(wireTD(l.td), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
+		res, err := scheduler.Place(state.Nodes(instances, tasks), state.PlacementRequest(state.WireTD(l.TD), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
 		if err != nil {
 			return invalidParameter("%s", err.Error())
 		}
@@ -268,18 +149,18 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		touched := map[*instanceRecord]bool{}
 		for _, idx := range res.Chosen {
 			r := instances[idx]
-			t, err := s.newTask(tx, c, l, r, d)
+			t, err := s.NewTask(tx, c, l, r, d)
 			if err != nil {
 				return err
 			}
-			if err := tx.Put(s.taskKey(c, t), t); err != nil {
+			if err := tx.Put(s.TaskKey(c, t), t); err != nil {
 				return err
 			}
 			touched[r] = true
 			out.Tasks = append(out.Tasks, t.Task.Wire())
 		}
 		for r := range touched {
-			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+			if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
 				return err
 			}
 		}
@@ -335,8 +216,8 @@ func checkNetworkConfiguration(nc *ecsapi.NetworkConfiguration, td *ecsapi.TaskD
 }
 
 // launchOf resolves the task definition of a launch inside tx.
-func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, ov *ecsapi.TaskOverride) (*launch, error) {
-	td, err := s.findTaskDef(tx, c, ref)
+func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, ov *ecsapi.TaskOverride) (*state.Launch, error) {
+	td, err := s.FindTaskDef(tx, c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -344,10 +225,10 @@ func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, 
 		return nil, invalidParameter("TaskDefinition is inactive").
 			WithHint("%s was deregistered; register a new revision to run it", td.TaskDefinitionArn)
 	}
-	if err := checkOverrides(wireTD(td), ov); err != nil {
+	if err := checkOverrides(state.WireTD(td), ov); err != nil {
 		return nil, err
 	}
-	return &launch{cluster: cl, td: td, overrides: ov, launchType: ecsapi.LaunchTypeEc2}, nil
+	return &state.Launch{Cluster: cl, TD: td, Overrides: ov, LaunchType: ecsapi.LaunchTypeEc2}, nil
 }
 
 // clusterInstances reads the registered instances of a cluster inside tx.
@@ -390,17 +271,17 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		if err != nil {
 			return err
 		}
-		td := wireTD(l.td)
+		td := state.WireTD(l.TD)
 		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
 			return err
 		}
 		if err := checkLaunchSupport(td, in.EnableECSManagedTags, in.EnableExecuteCommand, in.VolumeConfigurations, in.Overrides); err != nil {
 			return err
 		}
-		l.group, l.startedBy, l.tags, l.propagate, l.execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
-		d := state.DemandOf(wireTD(l.td), in.Overrides)
+		l.Group, l.StartedBy, l.Tags, l.Propagate, l.Execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
+		d := state.DemandOf(state.WireTD(l.TD), in.Overrides)
 		for _, ref := range in.ContainerInstances {
-			r, err := s.findInstance(tx, c, cl.ClusterName, ref)
+			r, err := s.FindInstance(tx, c, cl.ClusterName, ref)
 			if err != nil {
 				return err
 			}
@@ -413,14 +294,14 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 				out.Failures = append(out.Failures, failureOf(r.ContainerInstanceArn, reason, ""))
 				continue
 			}
-			t, err := s.newTask(tx, c, l, r, d)
+			t, err := s.NewTask(tx, c, l, r, d)
 			if err != nil {
 				return err
 			}
-			if err := tx.Put(s.taskKey(c, t), t); err != nil {
+			if err := tx.Put(s.TaskKey(c, t), t); err != nil {
 				return err
 			}
-			if err := tx.Put(s.instanceKey(c, r.ContainerInstanceArn), r); err != nil {
+			if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
 				return err
 			}
 			out.Tasks = append(out.Tasks, t.Task.Wire())
@@ -431,78 +312,6 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	return out, nil
-}
-
-func (s *Service) findTask(r state.Reader, c call, cluster, ref string) (*taskRecord, error) {
-	id, ok := s.scopedID(c, "task", cluster, ref)
-	if !ok {
-		return nil, nil
-	}
-	return state.Get[taskRecord](r, c.Keys().Task(cluster, id))
-}
-
-// transition moves a task to status, keeping its instance's counts and
-// reservations in step, inside tx.
-func (s *Service) transition(tx *store.Tx, c call, t *taskRecord, status string) error {
-	if ecsapi.TaskStage(status) <= ecsapi.TaskStage(t.LastStatus) {
-		return nil
-	}
-	t.LastStatus = status
-	t.Version++
-	switch {
-	case status == "RUNNING" && t.DesiredStatus == "RUNNING":
-		if err := s.registerTask(tx, c, t); err != nil {
-			return err
-		}
-	case ecsapi.TaskStage(status) > ecsapi.TaskStage("RUNNING"):
-		if err := s.deregisterTask(tx, c, t); err != nil {
-			return err
-		}
-	}
-	switch status {
-	case "RUNNING":
-		if t.StartedAt == nil {
-			t.StartedAt = c.Time()
-		}
-		if t.ConnectivityAt == nil {
-			t.ConnectivityAt = c.Time()
-		}
-		t.Connectivity = ecsapi.ConnectivityConnected
-	case "STOPPING":
-		if t.StoppingAt == nil {
-			t.StoppingAt = c.Time()
-		}
-	case "STOPPED":
-		s.detachENI(tx, c, t)
-		now := c.Time()
-		if t.StoppingAt == nil {
-			t.StoppingAt = now
-		}
-		if t.ExecutionStoppedAt == nil {
-			t.ExecutionStoppedAt = now
-		}
-		t.StoppedAt = now
-		t.DesiredStatus = "STOPPED"
-		t.Connectivity = ecsapi.ConnectivityDisconnected
-		for i := range t.Containers {
-			t.Containers[i].LastStatus = "STOPPED"
-		}
-	}
-	if status != "STOPPED" {
-		return nil
-	}
-	// A stopped task gives its resources back and leaves its instance.
-	tx.Delete(s.placedKey(c, t))
-	var r instanceRecord
-	k := s.instanceKey(c, t.ContainerInstanceArn)
-	ok, err := tx.Get(k, &r)
-	if err != nil || !ok {
-		return err
-	}
-	d := t.Reserved.Demand()
-	state.Hold(&r, &d, -1)
-	r.Version++
-	return tx.Put(k, &r)
 }
 
 // StopTask stops a task. A task no agent has picked up yet stops at once;
@@ -519,7 +328,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		if err != nil {
 			return err
 		}
-		t, err := s.findTask(tx, c, cl.ClusterName, in.Task)
+		t, err := s.FindTask(tx, c, cl.ClusterName, in.Task)
 		if err != nil {
 			return err
 		}
@@ -527,7 +336,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 			return invalidParameter("The referenced task was not found.").
 				WithHint("no task %q in cluster %q", in.Task, cl.ClusterName)
 		}
-		if err := s.stopTask(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
+		if err := s.Stop(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
 			return err
 		}
 		out = t.Task.Wire()
@@ -537,27 +346,6 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		return nil, err
 	}
 	return &ecsapi.StopTaskResponse{Task: &out}, nil
-}
-
-// stopTask asks for t to stop and writes it, inside tx.
-func (s *Service) stopTask(tx *store.Tx, c call, t *taskRecord, code ecsapi.TaskStopCode, reason string) error {
-	if t.DesiredStatus != "STOPPED" {
-		// Callers stop reaching a task before it stops.
-		if err := s.deregisterTask(tx, c, t); err != nil {
-			return err
-		}
-		t.DesiredStatus = "STOPPED"
-		t.StopCode = code
-		t.StoppedReason = reason
-		t.StoppingAt = c.Time()
-		t.Version++
-	}
-	if !t.Acknowledged && t.LastStatus != "STOPPED" {
-		if err := s.transition(tx, c, t, "STOPPED"); err != nil {
-			return err
-		}
-	}
-	return tx.Put(s.taskKey(c, t), t)
 }
 
 func orDefault(s, def string) string {
@@ -583,7 +371,7 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 	out := &ecsapi.DescribeTasksResponse{Tasks: []ecsapi.Task{}, Failures: []ecsapi.Failure{}}
 	keys := make([]string, len(in.Tasks))
 	for i, ref := range in.Tasks {
-		if id, ok := s.scopedID(c, "task", cluster, ref); ok {
+		if id, ok := s.ScopedID(c, "task", cluster, ref); ok {
 			keys[i] = c.Keys().Task(cluster, id)
 		}
 	}
@@ -622,11 +410,11 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	}
 	instance := ""
 	if in.ContainerInstance != "" {
-		id, ok := s.scopedID(c, "container-instance", cluster, in.ContainerInstance)
+		id, ok := s.ScopedID(c, "container-instance", cluster, in.ContainerInstance)
 		if !ok {
 			return nil, invalidParameter("Container instance %q is not an instance of cluster %q.", in.ContainerInstance, cluster)
 		}
-		instance = s.arn(c, "container-instance/"+cluster+"/"+id)
+		instance = s.ARN(c, "container-instance/"+cluster+"/"+id)
 	}
 	desired := string(in.DesiredStatus)
 	if desired == "" {
@@ -644,7 +432,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		}
 		ok := t.DesiredStatus == desired &&
 			(instance == "" || t.ContainerInstanceArn == instance) &&
-			(in.Family == "" || taskFamily(t.TaskDefinitionArn) == in.Family) &&
+			(in.Family == "" || state.FamilyOf(t.TaskDefinitionArn) == in.Family) &&
 			(in.ServiceName == "" || t.Service == in.ServiceName) &&
 			(in.StartedBy == "" || t.StartedBy == in.StartedBy) &&
 			(in.LaunchType == "" || t.LaunchType == in.LaunchType)
@@ -657,13 +445,6 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 		arns = []string{}
 	}
 	return &ecsapi.ListTasksResponse{TaskArns: arns, NextToken: s.next(scope, last, more)}, nil
-}
-
-// taskFamily returns the family of a task definition ARN.
-func taskFamily(arn string) string {
-	_, rest, _ := strings.Cut(arn, ":task-definition/")
-	family, _, _ := strings.Cut(rest, ":")
-	return family
 }
 
 // SubmitTaskStateChange records an agent's report on a task.
@@ -699,7 +480,7 @@ func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTa
 			t.StoppedReason = orDefault(in.Reason, "Essential container in task exited")
 		}
 		if in.Status != "" {
-			return s.transition(tx, c, t, in.Status)
+			return s.Transition(tx, c, t, in.Status)
 		}
 		return nil
 	})
@@ -744,7 +525,7 @@ func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.S
 			}
 			if changed {
 				t.Version++
-				if err := tx.Put(s.taskKey(c, &t), &t); err != nil {
+				if err := tx.Put(s.TaskKey(c, &t), &t); err != nil {
 					return err
 				}
 			}
@@ -777,7 +558,7 @@ func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, c
 		if err != nil {
 			return err
 		}
-		t, err := s.findTask(tx, c, cl.ClusterName, ref)
+		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
 		if err != nil {
 			return err
 		}
@@ -790,7 +571,7 @@ func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, c
 			return err
 		}
 		t.Version++
-		return tx.Put(s.taskKey(c, t), t)
+		return tx.Put(s.TaskKey(c, t), t)
 	})
 }
 
@@ -813,7 +594,7 @@ func applyContainerChange(t *taskRecord, name, runtimeID, status, reason string,
 			ct.ExitCode = exitCode
 		}
 		if bindings != nil {
-			ct.NetworkBindings = each(bindings, state.NetworkBindingFromWire)
+			ct.NetworkBindings = state.Each(bindings, state.NetworkBindingFromWire)
 		}
 		if digest != "" {
 			ct.ImageDigest = digest

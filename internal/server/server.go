@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Services: []awsproto.Service{{
 			TargetPrefix: ecsapi.TargetPrefix,
 			SigningName:  ecsapi.SigningName,
-			Operations:   ecsapi.Operations(svc),
+			Operations:   ecs.Operations(svc),
 		}, {
 			TargetPrefix: sdapi.TargetPrefix,
 			SigningName:  sdapi.SigningName,

@@ -1,7 +1,11 @@
-// Package state owns the layout of the ECS records Wharf keeps in etcd: the
-// stored shapes (generated from a pinned copy of the ECS model, so that a
-// newer model or a change of the wire types does not change what is on
-// disk), the records built on them, and how their layout is versioned.
+// Package state owns the ECS state Wharf keeps in etcd: its key layout, the
+// stored records (their shapes generated from a pinned copy of the ECS
+// model, so that a newer model or a change of the wire types does not
+// change what is on disk, and versioned), and the changes every writer makes
+// to them inside its transaction: creating, moving along and stopping tasks,
+// reserving and releasing instances' resources and awsvpc addresses, and
+// registering tasks in Cloud Map. Its errors are classes (ErrNotFound,
+// ErrInvalid, ...) that the API's edge turns into AWS's codes.
 package state
 
 //go:generate go run ../../../tools/apigen -records -schema schema/ecs.json -package state -wire github.com/wharfhq/wharf/internal/api/ecs -out .

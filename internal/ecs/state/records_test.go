@@ -149,8 +149,8 @@ func diffJSON(want, got any, at string, out *[]string) {
 	}
 }
 
-// one returns the only record whose key ends with suffix.
-func one[T any](t *testing.T, recs map[string]*T, suffix string) *T {
+// record returns the only record whose key ends with suffix.
+func record[T any](t *testing.T, recs map[string]*T, suffix string) *T {
 	t.Helper()
 	var found *T
 	for k, r := range recs {
@@ -171,7 +171,7 @@ func TestGoldenClusters(t *testing.T) {
 	recs := checkGolden[ClusterRecord](t, "clusters.json", func(t *testing.T, r *ClusterRecord) {
 		throughWire(t, "cluster", &r.Cluster, (*Cluster).Wire, ClusterFromWire)
 	})
-	c := one(t, recs, "/clusters/c")
+	c := record(t, recs, "/clusters/c")
 	if c.ClusterArn != "arn:aws:ecs:us-east-1:123456789012:cluster/c" || c.Status != "ACTIVE" || c.InactiveAt != nil {
 		t.Errorf("cluster c: %s %s inactive at %v", c.ClusterArn, c.Status, c.InactiveAt)
 	}
@@ -179,7 +179,7 @@ func TestGoldenClusters(t *testing.T) {
 		len(w.Settings) != 1 || w.Settings[0].Name != ecsapi.ClusterSettingNameContainerInsights || w.Settings[0].Value != "disabled" {
 		t.Errorf("cluster c: tags %+v, settings %+v", w.Tags, w.Settings)
 	}
-	if gone := one(t, recs, "/clusters/gone"); gone.Status != "INACTIVE" || gone.InactiveAt == nil || gone.InactiveAt.IsZero() {
+	if gone := record(t, recs, "/clusters/gone"); gone.Status != "INACTIVE" || gone.InactiveAt == nil || gone.InactiveAt.IsZero() {
 		t.Errorf("deleted cluster: %s inactive at %v", gone.Status, gone.InactiveAt)
 	}
 }
@@ -190,7 +190,7 @@ func TestGoldenTaskDefinitions(t *testing.T) {
 		tags := WireTags(r.Tags)
 		r.Tags = TagsFromWire(tags)
 	})
-	web := one(t, recs, "/taskdefs/web/0000000001")
+	web := record(t, recs, "/taskdefs/web/0000000001")
 	if web.TaskDefinitionArn != "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" || web.Revision != 1 || web.NetworkMode != "bridge" ||
 		!slices.Equal(web.RequiresCompatibilities, []ecsapi.Compatibility{"EC2"}) || len(web.ContainerDefinitions) != 2 {
 		t.Fatalf("web:1: %+v", web.TaskDefinition)
@@ -224,14 +224,14 @@ func TestGoldenTaskDefinitions(t *testing.T) {
 		w.ContainerDefinitions[1].DependsOn[0].Condition != ecsapi.ContainerConditionComplete || w.ContainerDefinitions[1].LogConfiguration.LogDriver != ecsapi.LogDriverJsonFile {
 		t.Errorf("wire enumerations: %s %s %s", w.NetworkMode, w.ContainerDefinitions[1].PortMappings[1].Protocol, w.ContainerDefinitions[1].DependsOn[0].Condition)
 	}
-	if vpc := one(t, recs, "/taskdefs/vpc/0000000001"); vpc.NetworkMode != "awsvpc" || vpc.Cpu != "256" || vpc.Memory != "512" {
+	if vpc := record(t, recs, "/taskdefs/vpc/0000000001"); vpc.NetworkMode != "awsvpc" || vpc.Cpu != "256" || vpc.Memory != "512" {
 		t.Errorf("vpc:1: %s %s %s", vpc.NetworkMode, vpc.Cpu, vpc.Memory)
 	}
 }
 
 func TestGoldenFamilies(t *testing.T) {
 	recs := checkGolden[FamilyRecord](t, "families.json", nil)
-	if svc := one(t, recs, "/families/svc"); svc.LatestRevision != 3 {
+	if svc := record(t, recs, "/families/svc"); svc.LatestRevision != 3 {
 		t.Errorf("family svc: latest revision %d", svc.LatestRevision)
 	}
 }
@@ -328,7 +328,7 @@ func TestGoldenServices(t *testing.T) {
 			throughWire(t, "last completed deployment", r.LastCompleted, (*Deployment).Wire, DeploymentFromWire)
 		}
 	})
-	svc := one(t, recs, "/services/c/svc")
+	svc := record(t, recs, "/services/c/svc")
 	if svc.ServiceArn != "arn:aws:ecs:us-east-1:123456789012:service/c/svc" || svc.DesiredCount != 2 || len(svc.Deployments) != 1 {
 		t.Fatalf("service: %s desired %d, %d deployments", svc.ServiceArn, svc.DesiredCount, len(svc.Deployments))
 	}
@@ -354,7 +354,7 @@ func TestGoldenIdempotency(t *testing.T) {
 	recs := checkGolden[IdempotencyRecord](t, "idempotency.json", nil)
 	// The CreateService with client token golden-svc-1 remembers the
 	// service it answered with.
-	r := one(t, recs, "/idempotency/CreateService/c/676f6c64656e2d7376632d31")
+	r := record(t, recs, "/idempotency/CreateService/c/676f6c64656e2d7376632d31")
 	var out ecsapi.Service
 	if err := json.Unmarshal(r.Output, &out); err != nil || out.ServiceName != "svc" || out.ServiceArn != "arn:aws:ecs:us-east-1:123456789012:service/c/svc" {
 		t.Errorf("stored answer %s: %v", r.Output, err)
