@@ -30,7 +30,7 @@ type heartbeat struct {
 // heartbeat.
 func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi.PollResponse, error) {
 	c := s.call(ctx)
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 // essential container with a health check is.
 func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthRequest) (*agentapi.ReportHealthResponse, error) {
 	c := s.call(ctx)
-	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+	err := s.UpdateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
 		for _, h := range in.Containers {
 			found := false
 			for i := range t.Containers {
@@ -212,7 +212,7 @@ func (s *Service) syncAgents(ctx context.Context) error {
 }
 
 func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) error {
-	defer s.serialize(c, cluster)()
+	defer s.Serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		r, err := state.Get[instanceRecord](tx, c.Keys().Instance(cluster, id))
 		if err != nil || r == nil || r.Status == "INACTIVE" {

@@ -3,68 +3,12 @@ package ecs
 import (
 	"context"
 	"strconv"
-	"strings"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
-
-// clusterName resolves a cluster reference (name, ARN or empty for
-// "default") to a name.
-func (s *Service) clusterName(c call, ref string) (string, error) {
-	if ref == "" {
-		return "default", nil
-	}
-	if state.IsARN(ref) {
-		res, ok := s.ResourceOf(c, ref)
-		name, isCluster := strings.CutPrefix(res, "cluster/")
-		if !ok || !isCluster {
-			return "", invalidParameter("%q is not a cluster ARN of account %s in region %s.", ref, s.account, c.Region)
-		}
-		ref = name
-	}
-	if !state.NamePattern.MatchString(ref) {
-		return "", invalidParameter("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref)
-	}
-	return ref, nil
-}
-
-// activeCluster reads a cluster inside tx and fails unless it is ACTIVE.
-func (s *Service) activeCluster(tx *store.Tx, c call, ref string) (*clusterRecord, error) {
-	name, err := s.clusterName(c, ref)
-	if err != nil {
-		return nil, err
-	}
-	var r clusterRecord
-	ok, err := tx.Get(c.Keys().Cluster(name), &r)
-	if err != nil {
-		return nil, err
-	}
-	if !ok || r.Status != "ACTIVE" {
-		return nil, clusterNotFound(name)
-	}
-	return &r, nil
-}
-
-// existingCluster resolves a cluster reference outside a transaction and
-// checks that the cluster exists (and, with active, that it is ACTIVE).
-func (s *Service) existingCluster(ctx context.Context, c call, ref string, active bool) (string, error) {
-	name, err := s.clusterName(c, ref)
-	if err != nil {
-		return "", err
-	}
-	var r clusterRecord
-	ok, err := s.st.Get(ctx, c.Keys().Cluster(name), &r)
-	if err != nil {
-		return "", err
-	}
-	if !ok || active && r.Status != "ACTIVE" {
-		return "", clusterNotFound(name)
-	}
-	return name, nil
-}
 
 // CreateCluster creates a cluster, or returns the existing ACTIVE one.
 func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterRequest) (*ecsapi.CreateClusterResponse, error) {
@@ -169,7 +113,7 @@ func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClust
 	}
 	out := &ecsapi.DescribeClustersResponse{Clusters: []ecsapi.Cluster{}, Failures: []ecsapi.Failure{}}
 	for _, ref := range refs {
-		name, err := s.clusterName(c, ref)
+		name, err := s.ClusterName(c, ref)
 		if err != nil {
 			out.Failures = append(out.Failures, failureOf(ref, "MISSING", ""))
 			continue
@@ -334,7 +278,7 @@ func (s *Service) UpdateClusterSettings(ctx context.Context, in *ecsapi.UpdateCl
 func (s *Service) updateCluster(ctx context.Context, c call, ref string, change func(*store.Tx, *clusterRecord) error) (*ecsapi.Cluster, error) {
 	var out ecsapi.Cluster
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		r, err := s.activeCluster(tx, c, ref)
+		r, err := s.ActiveCluster(tx, c, ref)
 		if err != nil {
 			return err
 		}
@@ -372,7 +316,7 @@ func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterReq
 	c := s.call(ctx)
 	var out ecsapi.Cluster
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		r, err := s.activeCluster(tx, c, in.Cluster)
+		r, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,8 @@ func awsError(err error) error {
 		out = api.ClientError("ClusterNotFoundException", "Cluster not found.")
 	case errors.Is(e, state.ErrNotFound) && e.Kind == state.KindService:
 		out = api.ClientError("ServiceNotFoundException", "Service not found.")
+	case errors.Is(e, state.ErrNotFound) && e.Kind == state.KindTask:
+		out = invalidParameter("The referenced task was not found.")
 	case errors.Is(e, state.ErrInvalid) && e.Kind != state.KindTaskDefinition:
 		return invalidParameter("%s", e.Detail)
 	default:

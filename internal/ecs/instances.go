@@ -85,9 +85,9 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 		return nil, err
 	}
 	var out ecsapi.ContainerInstance
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -358,7 +358,7 @@ func (s *Service) DescribeContainerInstances(ctx context.Context, in *ecsapi.Des
 		return nil, invalidParameter("At most 100 container instances can be described at once.")
 	}
 	r := s.reader(ctx)
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +436,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}
@@ -488,10 +488,10 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 		return nil, invalidParameter("At most 10 container instances can be updated at once.")
 	}
 	out := &ecsapi.UpdateContainerInstancesStateResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.ContainerInstances, out.Failures = out.ContainerInstances[:0], out.Failures[:0]
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -526,9 +526,9 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.DeregisterContainerInstanceRequest) (*ecsapi.DeregisterContainerInstanceResponse, error) {
 	c := s.call(ctx)
 	var out ecsapi.ContainerInstance
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -618,9 +618,9 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttribu
 }
 
 func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, state.Attribute) error) error {
-	defer s.serialize(c, cluster)()
+	defer s.Serialize(c, cluster)()
 	return s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, cluster)
+		cl, err := s.ActiveCluster(tx, c, cluster)
 		if err != nil {
 			return err
 		}
@@ -664,7 +664,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}

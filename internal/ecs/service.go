@@ -73,7 +73,6 @@ type Service struct {
 	tokens    *awsproto.Tokens
 	log       *slog.Logger
 	now       func() time.Time
-	clusters  sync.Map // region/cluster → *sync.Mutex, see serialize
 	grace     time.Duration
 	subnet    netip.Prefix
 	dnsAddr   atomic.Value // string: where agents' resolvers forward to
@@ -173,11 +172,6 @@ func clientError(format string, args ...any) *api.Error {
 	return api.ClientError("ClientException", fmt.Sprintf(format, args...))
 }
 
-func clusterNotFound(name string) error {
-	return api.ClientError("ClusterNotFoundException", "Cluster not found.").
-		WithHint("no cluster named %q exists in this region; create it with `aws ecs create-cluster --cluster-name %s`", name, name)
-}
-
 func serviceNotFound(name string) error {
 	return api.ClientError("ServiceNotFoundException", "Service not found.").
 		WithHint("no service named %q exists in this cluster; list them with `aws ecs list-services`", name)
@@ -208,21 +202,6 @@ func deref[T any](p *T) T {
 }
 
 func clientCode(code, msg string) *api.Error { return api.ClientError(code, msg) }
-
-// serialize makes this server's writes to one cluster's tasks and instances
-// take turns. They mostly change the same instance records; queueing here
-// is cheaper than retrying conflicts in etcd, whose compares still guard
-// against other servers. The returned function releases the turn.
-func (s *Service) serialize(c call, ref string) func() {
-	name, err := s.clusterName(c, ref)
-	if err != nil {
-		return func() {}
-	}
-	m, _ := s.clusters.LoadOrStore(c.Region+"/"+name, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
-}
 
 // reader reads the store outside a transaction.
 func (s *Service) reader(ctx context.Context) state.StoreReader {

@@ -334,7 +334,7 @@ func (s *Service) certificateAuthority(ctx context.Context) (*pki.CA, error) {
 // the names of the task's TLS services.
 func (s *Service) IssueCertificate(ctx context.Context, in *agentapi.IssueCertificateRequest) (*agentapi.IssueCertificateResponse, error) {
 	c := s.call(ctx)
-	cluster, err := s.clusterName(c, in.Cluster)
+	cluster, err := s.ClusterName(c, in.Cluster)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref
 // at worst make a pass do less than it could, and the next pass catches
 // up. Instances, whose resources placement takes, are read inside it.
 func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c call, cluster, name string, cc ControllerConfig) (time.Time, bool, error) {
-	defer s.serialize(c, cluster)()
+	defer s.Serialize(c, cluster)()
 	var retryAt time.Time
 	var more bool
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
@@ -586,7 +586,7 @@ func (a *applier) strategies() []scheduler.Strategy {
 func (a *applier) start(n int) error {
 	svc := a.svc
 	primary := &svc.Deployments[0]
-	cl, err := a.s.activeCluster(a.tx, a.c, a.cluster)
+	cl, err := a.s.ActiveCluster(a.tx, a.c, a.cluster)
 	if err != nil {
 		return err
 	}

@@ -287,7 +287,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +475,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 	if !ok {
 		return nil, clientCode("ServiceDeploymentNotFoundException", "The service deployment "+in.ServiceDeploymentArn+" doesn't exist.")
 	}
-	defer s.serialize(c, cluster)()
+	defer s.Serialize(c, cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		c.Now = s.now().UTC()
 		k := c.Keys().Service(cluster, service)

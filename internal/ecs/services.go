@@ -142,7 +142,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	request.ClientToken = ""
 	var out ecsapi.Service
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func orDefaultEnum[T ~string](v, def T) T {
 // activeService reads an ACTIVE service and its cluster inside tx, and
 // returns the service's key.
 func (s *Service) activeService(tx *store.Tx, c call, cluster, ref string) (*clusterRecord, *serviceRecord, string, error) {
-	cl, err := s.activeCluster(tx, c, cluster)
+	cl, err := s.ActiveCluster(tx, c, cluster)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -589,7 +589,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 	if len(in.Services) > 10 {
 		return nil, invalidParameter("At most 10 services can be described at once.")
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -635,7 +635,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}

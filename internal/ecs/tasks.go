@@ -96,10 +96,10 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	request := *in
 	request.ClientToken = ""
 	out := &ecsapi.RunTaskResponse{}
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -260,10 +260,10 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 		return nil, err
 	}
 	out := &ecsapi.StartTaskResponse{}
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -322,9 +322,9 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		return nil, invalidParameter("reason can be at most 255 characters.")
 	}
 	var out ecsapi.Task
-	defer s.serialize(c, in.Cluster)()
+	defer s.Serialize(c, in.Cluster)()
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -364,7 +364,7 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 	if len(in.Tasks) > 100 {
 		return nil, invalidParameter("At most 100 tasks can be described at once.")
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, false)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, false)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +404,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := s.existingCluster(ctx, c, in.Cluster, true)
+	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +453,7 @@ func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTa
 	if in.Status != "" && ecsapi.TaskStage(in.Status) < 0 {
 		return nil, invalidParameter("Unknown task status %q.", in.Status)
 	}
-	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+	err := s.UpdateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
 		for _, cs := range in.Containers {
 			if err := applyContainerChange(t, cs.ContainerName, cs.RuntimeId, cs.Status, cs.Reason, cs.ExitCode, cs.NetworkBindings, cs.ImageDigest); err != nil {
 				return err
@@ -493,7 +493,7 @@ func (s *Service) SubmitTaskStateChange(ctx context.Context, in *ecsapi.SubmitTa
 // SubmitContainerStateChange records an agent's report on one container.
 func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.SubmitContainerStateChangeRequest) (*ecsapi.SubmitContainerStateChangeResponse, error) {
 	c := s.call(ctx)
-	err := s.updateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+	err := s.UpdateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
 		return applyContainerChange(t, in.ContainerName, in.RuntimeId, in.Status, in.Reason, in.ExitCode, in.NetworkBindings, "")
 	})
 	if err != nil {
@@ -506,7 +506,7 @@ func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.Sub
 func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.SubmitAttachmentStateChangesRequest) (*ecsapi.SubmitAttachmentStateChangesResponse, error) {
 	c := s.call(ctx)
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, in.Cluster)
+		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -548,31 +548,6 @@ func applyAttachment(t *taskRecord, a ecsapi.AttachmentStateChange) bool {
 		}
 	}
 	return false
-}
-
-// updateTask applies an agent's report to a task. Reports take no turn
-// with the cluster's placements: they compare only what they read.
-func (s *Service) updateTask(ctx context.Context, c call, cluster, ref string, change func(*store.Tx, *taskRecord) error) error {
-	return s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.activeCluster(tx, c, cluster)
-		if err != nil {
-			return err
-		}
-		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return invalidParameter("The referenced task was not found.").
-				WithHint("no task %q in cluster %q", ref, cl.ClusterName)
-		}
-		t.Acknowledged = true
-		if err := change(tx, t); err != nil {
-			return err
-		}
-		t.Version++
-		return tx.Put(s.TaskKey(c, t), t)
-	})
 }
 
 func applyContainerChange(t *taskRecord, name, runtimeID, status, reason string, exitCode *int32, bindings []ecsapi.NetworkBinding, digest string) error {

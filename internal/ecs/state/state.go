@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/store"
@@ -20,6 +21,8 @@ type State struct {
 	Store   *store.Store
 	Account string
 	Subnet  netip.Prefix
+
+	clusters sync.Map // region/cluster → *sync.Mutex, see Serialize
 }
 
 func (s *State) ARN(c Scope, resource string) string {
@@ -222,4 +225,78 @@ func MergeTags(have []Tag, add []ecsapi.Tag) []Tag {
 		}
 	}
 	return out
+}
+
+// ClusterName resolves a cluster reference (name, ARN or empty for
+// "default") to a name.
+func (s *State) ClusterName(c Scope, ref string) (string, error) {
+	if ref == "" {
+		return "default", nil
+	}
+	if IsARN(ref) {
+		res, ok := s.ResourceOf(c, ref)
+		name, isCluster := strings.CutPrefix(res, "cluster/")
+		if !ok || !isCluster {
+			return "", Invalid(KindCluster, ref, fmt.Sprintf("%q is not a cluster ARN of account %s in region %s.", ref, s.Account, c.Region))
+		}
+		ref = name
+	}
+	if !NamePattern.MatchString(ref) {
+		return "", Invalid(KindCluster, ref, fmt.Sprintf("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref))
+	}
+	return ref, nil
+}
+
+// ActiveCluster reads a cluster inside tx and fails unless it is ACTIVE.
+func (s *State) ActiveCluster(r Reader, c Scope, ref string) (*ClusterRecord, error) {
+	name, err := s.ClusterName(c, ref)
+	if err != nil {
+		return nil, err
+	}
+	var cl ClusterRecord
+	ok, err := r.Get(c.Keys().Cluster(name), &cl)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || cl.Status != "ACTIVE" {
+		return nil, clusterNotFound(name)
+	}
+	return &cl, nil
+}
+
+// ExistingCluster resolves a cluster reference outside a transaction and
+// checks that the cluster exists (and, with active, that it is ACTIVE).
+func (s *State) ExistingCluster(r Reader, c Scope, ref string, active bool) (string, error) {
+	name, err := s.ClusterName(c, ref)
+	if err != nil {
+		return "", err
+	}
+	var cl ClusterRecord
+	ok, err := r.Get(c.Keys().Cluster(name), &cl)
+	if err != nil {
+		return "", err
+	}
+	if !ok || active && cl.Status != "ACTIVE" {
+		return "", clusterNotFound(name)
+	}
+	return name, nil
+}
+
+// Serialize makes this server's writes to one cluster's tasks and instances
+// take turns. They mostly change the same instance records; queueing here
+// is cheaper than retrying conflicts in etcd, whose compares still guard
+// against other servers. The returned function releases the turn.
+func (s *State) Serialize(c Scope, ref string) func() {
+	name, err := s.ClusterName(c, ref)
+	if err != nil {
+		return func() {}
+	}
+	m, _ := s.clusters.LoadOrStore(c.Region+"/"+name, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func clusterNotFound(name string) *Error {
+	return NotFound(KindCluster, name, fmt.Sprintf("no cluster named %q exists in this region; create it with `aws ecs create-cluster --cluster-name %s`", name, name))
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -320,3 +321,27 @@ func FamilyOf(arn string) string {
 }
 
 func IDOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
+
+// UpdateTask applies an agent's report to a task. Reports take no turn
+// with the cluster's placements: they compare only what they read.
+func (s *State) UpdateTask(ctx context.Context, c Scope, cluster, ref string, change func(*store.Tx, *TaskRecord) error) error {
+	return s.Store.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.ActiveCluster(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return NotFound(KindTask, ref, fmt.Sprintf("no task %q in cluster %q", ref, cl.ClusterName))
+		}
+		t.Acknowledged = true
+		if err := change(tx, t); err != nil {
+			return err
+		}
+		t.Version++
+		return tx.Put(s.TaskKey(c, t), t)
+	})
+}
