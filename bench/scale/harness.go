@@ -18,7 +18,7 @@ import (
 
 	"github.com/wharfhq/wharf/internal/agent"
 	"github.com/wharfhq/wharf/internal/awsproto"
-	wharfecs "github.com/wharfhq/wharf/internal/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/control"
 	"github.com/wharfhq/wharf/internal/runtime/sim"
 	"github.com/wharfhq/wharf/internal/server"
 	"github.com/wharfhq/wharf/internal/store"
@@ -49,7 +49,7 @@ func startServer(dir string, healthyAfter time.Duration, logger *slog.Logger) (*
 		Region:      region,
 		Credentials: awsproto.StaticCredentials{keyID: secret},
 		Limits:      awsproto.Limits{}, // ReadRate and WriteRate 0: unlimited
-		Controller:  wharfecs.ControllerConfig{HealthyAfter: healthyAfter},
+		Controller:  control.SchedulerConfig{HealthyAfter: healthyAfter},
 		Logger:      logger.With("component", "server"),
 	}
 	cfg.Store.DataDir = dir

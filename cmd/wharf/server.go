@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/wharfhq/wharf/internal/awsproto"
-	"github.com/wharfhq/wharf/internal/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/control"
 	"github.com/wharfhq/wharf/internal/server"
 )
 
@@ -112,7 +112,7 @@ func (f *serverFlags) config() (server.Config, error) {
 		DeploymentHistory: f.history,
 		AgentGrace:        f.agentGrace,
 		AwsvpcSubnet:      f.awsvpcSubnet,
-		Controller:        ecs.ControllerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
+		Controller:        control.SchedulerConfig{HealthyAfter: f.healthyAfter, LostAfter: f.agentLostAfter},
 		DNSListen:         f.dnsListen,
 		DNSForward:        dnsForwarders(f.dnsForward),
 		Logger:            logger,

@@ -555,26 +555,8 @@ func (s *Service) sweep(ctx context.Context) error {
 			},
 		}
 		for _, prefix := range slices.Sorted(maps.Keys(steps)) {
-			kvs, err := s.st.List(ctx, regionPrefix(region)+prefix)
-			if err != nil {
+			if err := s.st.Sweep(ctx, regionPrefix(region)+prefix, steps[prefix]); err != nil {
 				return err
-			}
-			for _, kv := range kvs {
-				err := s.st.Update(ctx, func(tx *store.Tx) error {
-					var raw json.RawMessage
-					if ok, err := tx.Get(kv.Key, &raw); err != nil || !ok {
-						return err
-					}
-					drop, err := steps[prefix](tx, store.KV{Key: kv.Key, Value: raw})
-					if err != nil || !drop {
-						return err
-					}
-					tx.Delete(kv.Key)
-					return nil
-				})
-				if err != nil {
-					return err
-				}
 			}
 		}
 	}

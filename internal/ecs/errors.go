@@ -11,8 +11,12 @@ import (
 
 // Operations is the ECS operation table of s, with the state's errors
 // given ECS's codes and messages on their way out.
-func Operations(s *Service) map[string]api.Operation {
-	ops := ecsapi.Operations(s)
+func Operations(s *Service) map[string]api.Operation { return WithAWSErrors(ecsapi.Operations(s)) }
+
+// WithAWSErrors wraps an operation table over the ECS state (the ECS API,
+// the agents' protocol) so that the state's errors leave with ECS's codes
+// and messages.
+func WithAWSErrors(ops map[string]api.Operation) map[string]api.Operation {
 	for name, op := range ops {
 		invoke := op.Invoke
 		op.Invoke = func(ctx context.Context, decode func(any) error) (any, error) {

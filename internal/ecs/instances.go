@@ -152,7 +152,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 	// Registering is the agent's first sign of life.
 	res, _ := s.ResourceOf(c, out.ContainerInstanceArn)
 	cluster, id, _ := strings.Cut(strings.TrimPrefix(res, "container-instance/"), "/")
-	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), heartbeat{Since: c.Now}, s.grace); err != nil {
+	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), state.HeartbeatRecord{Since: c.Now}, s.grace); err != nil {
 		return nil, err
 	}
 	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &out}, nil

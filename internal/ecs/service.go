@@ -1,6 +1,9 @@
-// Package ecs implements the Amazon ECS operations over the store: clusters,
-// task definitions, container instances, tasks and services, with AWS's
-// semantics, ARNs, validation and errors.
+// Package ecs implements the Amazon ECS operations (clusters, task
+// definitions, container instances, tasks, services and their deployment
+// history) over the ECS state of internal/ecs/state: each checks what the
+// model does not, changes the state in one transaction and answers in ECS's
+// shapes, with the state's errors given ECS's codes and messages at the
+// edge (Operations).
 package ecs
 
 import (
@@ -9,16 +12,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wharfhq/wharf/internal/api"
-	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/awsproto"
 	"github.com/wharfhq/wharf/internal/ecs/state"
-	"github.com/wharfhq/wharf/internal/pki"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -30,34 +29,17 @@ type Config struct {
 	// DefaultRegion serves calls that carry no signed region (in-process
 	// callers).
 	DefaultRegion string
-	// Retention is how long stopped tasks and inactive clusters, services
-	// and container instances stay describable. Default one hour, as ECS.
-	Retention time.Duration
 	// TokenKey signs pagination tokens; servers sharing a store must share
 	// it. Empty means one is kept in the store.
 	TokenKey []byte
-	// History is how long service deployments and service revisions stay
-	// after a service deployment ends. Default 90 days, as ECS.
-	History time.Duration
 	// AgentGrace is how long an instance stays agentConnected after its
 	// agent's last poll. Default 30 s.
 	AgentGrace time.Duration
 	// AwsvpcSubnet is the address range awsvpc tasks get their addresses
 	// from. Default 10.88.0.0/16.
 	AwsvpcSubnet string
-	// CertificateLifetime is how long Service Connect certificates are
-	// valid; agents renew them five sevenths in. Default 7 days.
-	CertificateLifetime time.Duration
-	// ProxyMetrics receives the Service Connect proxies' metrics that
-	// agents report; nil drops them.
-	ProxyMetrics ProxyMetricsSink
 	Logger       *slog.Logger
 	Now          func() time.Time
-}
-
-// ProxyMetricsSink takes the proxies' metrics of a container instance.
-type ProxyMetricsSink interface {
-	Report(source string, proxies []agentapi.ProxyMetrics) error
 }
 
 // Service implements the ECS API.
@@ -65,28 +47,15 @@ type Service struct {
 	ecsapi.Unimplemented
 	*state.State
 
-	st        *store.Store
-	account   string
-	region    string
-	retention time.Duration
-	history   time.Duration
-	tokens    *awsproto.Tokens
-	log       *slog.Logger
-	now       func() time.Time
-	grace     time.Duration
-	subnet    netip.Prefix
-	dnsAddr   atomic.Value // string: where agents' resolvers forward to
-	assign    *changes     // an instance's tasks, for agents' polls
-	discovery *changes     // a region's Cloud Map state, for Service Connect views
-
-	certLifetime time.Duration
-	proxyMetrics ProxyMetricsSink
-	caMu         sync.Mutex
-	ca           *pki.CA // once loaded
+	st      *store.Store
+	account string
+	region  string
+	tokens  *awsproto.Tokens
+	log     *slog.Logger
+	now     func() time.Time
+	grace   time.Duration
+	subnet  netip.Prefix
 }
-
-// SetDNS tells agents where Wharf's DNS server answers.
-func (s *Service) SetDNS(addr string) { s.dnsAddr.Store(addr) }
 
 var _ ecsapi.API = (*Service)(nil)
 
@@ -97,12 +66,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Retention == 0 {
-		cfg.Retention = time.Hour
-	}
-	if cfg.History == 0 {
-		cfg.History = 90 * 24 * time.Hour
 	}
 	if cfg.DefaultRegion == "" {
 		cfg.DefaultRegion = "us-east-1"
@@ -116,9 +79,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.AwsvpcSubnet == "" {
 		cfg.AwsvpcSubnet = "10.88.0.0/16"
 	}
-	if cfg.CertificateLifetime == 0 {
-		cfg.CertificateLifetime = 7 * 24 * time.Hour
-	}
 	subnet, err := netip.ParsePrefix(cfg.AwsvpcSubnet)
 	if err != nil || !subnet.Addr().Is4() || subnet.Bits() > 28 {
 		return nil, fmt.Errorf("awsvpc subnet %q must be an IPv4 CIDR of /28 or larger", cfg.AwsvpcSubnet)
@@ -130,22 +90,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}
 	return &Service{
-		State:     &state.State{Store: cfg.Store, Account: cfg.Account, Subnet: subnet.Masked()},
-		st:        cfg.Store,
-		account:   cfg.Account,
-		region:    cfg.DefaultRegion,
-		retention: cfg.Retention,
-		history:   cfg.History,
-		tokens:    awsproto.NewTokens(key),
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		grace:     cfg.AgentGrace,
-		subnet:    subnet.Masked(),
-		assign:    newChanges(),
-		discovery: newChanges(),
-
-		certLifetime: cfg.CertificateLifetime,
-		proxyMetrics: cfg.ProxyMetrics,
+		State:   &state.State{Store: cfg.Store, Account: cfg.Account, Subnet: subnet.Masked()},
+		st:      cfg.Store,
+		account: cfg.Account,
+		region:  cfg.DefaultRegion,
+		tokens:  awsproto.NewTokens(key),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		grace:   cfg.AgentGrace,
+		subnet:  subnet.Masked(),
 	}, nil
 }
 

@@ -224,8 +224,8 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		d.VolumeConfigurations = in.VolumeConfigurations
 		w.Deployments = []ecsapi.Deployment{d}
 		svc := &serviceRecord{Service: state.ServiceFromWire(w)}
-		svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
-		if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), nil); err != nil {
+		svc.SetMutualTLS(d.Id, state.MutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
+		if err := s.StartServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), nil); err != nil {
 			return err
 		}
 		out = svc.Service.Wire()
@@ -417,12 +417,12 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			w.Deployments = append([]ecsapi.Deployment{d}, w.Deployments...)
 
 			svc.Service = state.ServiceFromWire(&w)
-			svc.SetMutualTLS(d.Id, mutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
+			svc.SetMutualTLS(d.Id, state.MutualTLS(svc.Deployments[0].ServiceConnectConfiguration, svc.Tags))
 			tasks, err := state.ClusterTasks(s.reader(ctx), c.Keys(), cl.ClusterName)
 			if err != nil {
 				return err
 			}
-			if err := s.startServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), tasks); err != nil {
+			if err := s.StartServiceDeployment(tx, c, svc, cl.ClusterName, state.WireTD(td), tasks); err != nil {
 				return err
 			}
 		} else {
@@ -483,12 +483,12 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 		for i := range svc.Deployments {
 			svc.Deployments[i].DesiredCount = 0
 		}
-		live, err := s.serviceHasTasks(tx, c, cl.ClusterName, svc.ServiceName)
+		live, err := s.ServiceHasTasks(tx, c, cl.ClusterName, svc.ServiceName)
 		if err != nil {
 			return err
 		}
 		if !live {
-			s.retire(c, svc)
+			s.Retire(c, svc)
 		}
 		out = svc.Service.Wire()
 		return tx.Put(k, svc)
@@ -497,30 +497,6 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 		return nil, err
 	}
 	return &ecsapi.DeleteServiceResponse{Service: &out}, nil
-}
-
-// retire makes a drained service INACTIVE.
-func (s *Service) retire(c call, svc *serviceRecord) {
-	now := c.Now
-	svc.Status, svc.InactiveAt = "INACTIVE", &now
-	svc.Deployments = []state.Deployment{}
-}
-
-func (s *Service) serviceHasTasks(r state.Reader, c call, cluster, name string) (bool, error) {
-	kvs, err := r.List(c.Keys().Tasks(cluster))
-	if err != nil {
-		return false, err
-	}
-	for _, kv := range kvs {
-		var t taskRecord
-		if err := kv.Decode(&t); err != nil {
-			return false, err
-		}
-		if t.Service == name && t.LastStatus != "STOPPED" {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // serviceCounts fills a service's and its deployments' task counts from

@@ -122,7 +122,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return err
 		}
 		l.Group, l.StartedBy, l.Tags, l.Propagate, l.Execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
-		instances, err := s.clusterInstances(tx, c, cl.ClusterName)
+		instances, err := state.ClusterInstances(tx, c.Keys(), cl.ClusterName)
 		if err != nil {
 			return err
 		}
@@ -229,25 +229,6 @@ func (s *Service) launchOf(tx *store.Tx, c call, cl *clusterRecord, ref string, 
 		return nil, err
 	}
 	return &state.Launch{Cluster: cl, TD: td, Overrides: ov, LaunchType: ecsapi.LaunchTypeEc2}, nil
-}
-
-// clusterInstances reads the registered instances of a cluster inside tx.
-func (s *Service) clusterInstances(tx *store.Tx, c call, cluster string) ([]*instanceRecord, error) {
-	kvs, err := tx.List(c.Keys().Instances(cluster))
-	if err != nil {
-		return nil, err
-	}
-	var out []*instanceRecord
-	for _, kv := range kvs {
-		r := new(instanceRecord)
-		if err := kv.Decode(r); err != nil {
-			return nil, err
-		}
-		if r.Status != "INACTIVE" {
-			out = append(out, r)
-		}
-	}
-	return out, nil
 }
 
 // StartTask starts a task on each of the given container instances.

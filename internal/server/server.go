@@ -19,6 +19,8 @@ import (
 	"github.com/wharfhq/wharf/internal/cloudmap"
 	"github.com/wharfhq/wharf/internal/dns"
 	"github.com/wharfhq/wharf/internal/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/agentserver"
+	"github.com/wharfhq/wharf/internal/ecs/control"
 	"github.com/wharfhq/wharf/internal/store"
 	"github.com/wharfhq/wharf/internal/telemetry"
 )
@@ -51,7 +53,7 @@ type Config struct {
 	// AwsvpcSubnet is the range awsvpc tasks get addresses from.
 	AwsvpcSubnet string
 	// Controller tunes the service scheduler.
-	Controller ecs.ControllerConfig
+	Controller control.SchedulerConfig
 	// CertificateLifetime is how long Service Connect TLS certificates
 	// are valid. Default 7 days.
 	CertificateLifetime time.Duration
@@ -72,6 +74,8 @@ type Server struct {
 	cfg      Config
 	store    *store.Store
 	ECS      *ecs.Service
+	agents   *agentserver.Server
+	loops    *control.Loops
 	CloudMap *cloudmap.Service
 	DNS      *dns.Server // nil without DNSListen
 	http     *http.Server
@@ -97,21 +101,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	proxyMetrics := telemetry.New(telemetry.Config{})
 	svc, err := ecs.New(ctx, ecs.Config{
-		Store:               st,
-		Account:             cfg.Account,
-		DefaultRegion:       cfg.Region,
-		Retention:           cfg.Retention,
-		History:             cfg.DeploymentHistory,
-		AgentGrace:          cfg.AgentGrace,
-		AwsvpcSubnet:        cfg.AwsvpcSubnet,
-		CertificateLifetime: cfg.CertificateLifetime,
-		ProxyMetrics:        proxyMetrics,
-		Logger:              cfg.Logger.With("component", "ecs"),
+		Store:         st,
+		Account:       cfg.Account,
+		DefaultRegion: cfg.Region,
+		AgentGrace:    cfg.AgentGrace,
+		AwsvpcSubnet:  cfg.AwsvpcSubnet,
+		Logger:        cfg.Logger.With("component", "ecs"),
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	agents := agentserver.New(agentserver.Config{
+		State:               svc.State,
+		DefaultRegion:       cfg.Region,
+		AgentGrace:          cfg.AgentGrace,
+		CertificateLifetime: cfg.CertificateLifetime,
+		ProxyMetrics:        proxyMetrics,
+		Logger:              cfg.Logger.With("component", "agentserver"),
+	})
 	var subnets []netip.Prefix
 	if cfg.AwsvpcSubnet != "" {
 		p, err := netip.ParsePrefix(cfg.AwsvpcSubnet)
@@ -147,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}, {
 			TargetPrefix: agentapi.TargetPrefix,
 			SigningName:  agentapi.SigningName,
-			Operations:   agentapi.Operations(svc),
+			Operations:   ecs.WithAWSErrors(agentapi.Operations(agents)),
 		}},
 		Verifier: &awsproto.Verifier{Credentials: cfg.Credentials, MaxSkew: cfg.MaxClockSkew},
 		Limits:   cfg.Limits,
@@ -168,7 +176,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			st.Close()
 			return nil, fmt.Errorf("DNS server on %s (choose another address with --dns-listen): %w", cfg.DNSListen, err)
 		}
-		svc.SetDNS(dnsServer.Addr())
+		agents.SetDNS(dnsServer.Addr())
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -176,9 +184,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s (choose another address with --listen): %w", cfg.Listen, err)
 	}
 	return &Server{
-		cfg:      cfg,
-		store:    st,
-		ECS:      svc,
+		cfg:    cfg,
+		store:  st,
+		ECS:    svc,
+		agents: agents,
+		loops: control.New(control.Config{
+			State: svc.State, Retention: cfg.Retention, History: cfg.DeploymentHistory,
+			Logger: cfg.Logger.With("component", "control"),
+		}),
 		CloudMap: cm,
 		DNS:      dnsServer,
 		ln:       ln,
@@ -213,17 +226,17 @@ func (s *Server) Run(ctx context.Context) error {
 	sweepDone := make(chan struct{})
 	go func() {
 		defer close(sweepDone)
-		s.ECS.Run(sweepCtx, s.cfg.SweepInterval)
+		s.loops.Sweep(sweepCtx, s.cfg.SweepInterval)
 	}()
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
-		s.ECS.MonitorAgents(sweepCtx)
+		s.loops.MonitorAgents(sweepCtx)
 	}()
 	assignDone := make(chan struct{})
 	go func() {
 		defer close(assignDone)
-		s.ECS.FollowChanges(sweepCtx)
+		s.agents.Run(sweepCtx)
 	}()
 	cloudMapDone := make(chan struct{})
 	go func() {
@@ -242,7 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	controllerDone := make(chan struct{})
 	go func() {
 		defer close(controllerDone)
-		s.ECS.RunController(sweepCtx, s.cfg.Controller)
+		s.loops.RunScheduler(sweepCtx, s.cfg.Controller)
 	}()
 	s.log.Info("serving the ECS API", "endpoint", s.Endpoint())
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 )
 
@@ -34,4 +35,33 @@ func Scan[T any](ctx context.Context, st *Store, prefix, after string, limit int
 		}
 		after = kvs[len(kvs)-1].Key
 	}
+}
+
+// Sweep visits every key under prefix and removes those drop says to, each
+// in a transaction of its own that reads the key again, so that several
+// servers may sweep at once: a key changed meanwhile is looked at afresh,
+// and one removed meanwhile is skipped.
+func (s *Store) Sweep(ctx context.Context, prefix string, drop func(tx *Tx, kv KV) (bool, error)) error {
+	kvs, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		err := s.Update(ctx, func(tx *Tx) error {
+			var raw json.RawMessage
+			if ok, err := tx.Get(kv.Key, &raw); err != nil || !ok {
+				return err
+			}
+			gone, err := drop(tx, KV{Key: kv.Key, Value: raw})
+			if err != nil || !gone {
+				return err
+			}
+			tx.Delete(kv.Key)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

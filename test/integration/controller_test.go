@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/wharfhq/wharf/internal/agent"
-	wharfecs "github.com/wharfhq/wharf/internal/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/control"
 	"github.com/wharfhq/wharf/internal/server"
 	"github.com/wharfhq/wharf/internal/testenv"
 )
@@ -21,7 +21,7 @@ import (
 // after RUNNING, with hollow nodes in three zones.
 func controllerEnv(t *testing.T, nodes int, adjust ...func(*server.Config)) (*env, []*testenv.HollowNode) {
 	srv := testenv.StartServer(t, "", append([]testenv.Options{func(c *server.Config) {
-		c.Controller = wharfecs.ControllerConfig{HealthyAfter: time.Second, BackoffBase: 500 * time.Millisecond, BackoffCap: 2 * time.Second, Resync: 500 * time.Millisecond}
+		c.Controller = control.SchedulerConfig{HealthyAfter: time.Second, BackoffBase: 500 * time.Millisecond, BackoffCap: 2 * time.Second, Resync: 500 * time.Millisecond}
 		c.AgentGrace = 3 * time.Second
 	}}, toOptions(adjust)...)...)
 	e := &env{srv: srv, ecs: srv.ECS()}
@@ -287,7 +287,7 @@ func TestLostAgentsTasksAreReplaced(t *testing.T) {
 func TestLeaderFailover(t *testing.T) {
 	cluster := testenv.StartEtcdCluster(t, 1)
 	opts := func(c *server.Config) {
-		c.Controller = wharfecs.ControllerConfig{HealthyAfter: time.Second, Resync: 500 * time.Millisecond}
+		c.Controller = control.SchedulerConfig{HealthyAfter: time.Second, Resync: 500 * time.Millisecond}
 	}
 	a := testenv.StartServer(t, "", testenv.WithEtcd(cluster.Endpoints()), opts)
 	b := testenv.StartServer(t, "", testenv.WithEtcd(cluster.Endpoints()), opts)

@@ -141,6 +141,11 @@ func (k Keys) scoped(kind, cluster string) string {
 // they are under leases, and the service scheduler does not follow them.
 const HeartbeatPrefix = "heartbeats/"
 
+// HeartbeatRecord is what an agent's session key holds.
+type HeartbeatRecord struct {
+	Since time.Time `json:"since"`
+}
+
 // Heartbeat is the key of an instance's agent session.
 func (k Keys) Heartbeat(cluster, instanceID string) string {
 	return HeartbeatPrefix + k.Region + "/" + cluster + "/" + instanceID

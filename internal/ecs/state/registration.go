@@ -360,3 +360,21 @@ func ProtocolOf(pm *ecsapi.PortMapping) string {
 // Connect service when the configuration gives no ingressPortOverride; the
 // next services get the ports after it.
 const FirstIngressPort = 15000
+
+// Attributes of the Cloud Map services Service Connect creates: how callers
+// reach the service.
+const (
+	AttrDNSName           = "ECS_SERVICE_CONNECT_DNS_NAME"
+	AttrPort              = "ECS_SERVICE_CONNECT_PORT"
+	AttrProtocol          = "ECS_SERVICE_CONNECT_PROTOCOL"
+	AttrPerRequestTimeout = "ECS_SERVICE_CONNECT_PER_REQUEST_TIMEOUT"
+	AttrIdleTimeout       = "ECS_SERVICE_CONNECT_IDLE_TIMEOUT"
+
+	// Wharf's: "tls" or "mutual" when the service's proxies serve TLS, and
+	// how callers route to it.
+	AttrTLS                = "WHARF_SERVICE_CONNECT_TLS"
+	AttrBalancer           = "WHARF_SERVICE_CONNECT_BALANCER"
+	AttrZoneAware          = "WHARF_SERVICE_CONNECT_ZONE_AWARE"
+	AttrRetries            = "WHARF_SERVICE_CONNECT_RETRIES"
+	AttrRetryNonIdempotent = "WHARF_SERVICE_CONNECT_RETRY_NON_IDEMPOTENT"
+)

@@ -275,3 +275,22 @@ func Get[T any](r Reader, key string) (*T, error) {
 	}
 	return v, nil
 }
+
+// ClusterInstances reads the registered instances of a cluster inside tx.
+func ClusterInstances(r Reader, k Keys, cluster string) ([]*InstanceRecord, error) {
+	kvs, err := r.List(k.Instances(cluster))
+	if err != nil {
+		return nil, err
+	}
+	var out []*InstanceRecord
+	for _, kv := range kvs {
+		ir := new(InstanceRecord)
+		if err := kv.Decode(ir); err != nil {
+			return nil, err
+		}
+		if ir.Status != "INACTIVE" {
+			out = append(out, ir)
+		}
+	}
+	return out, nil
+}

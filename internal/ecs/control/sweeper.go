@@ -1,12 +1,14 @@
-package ecs
+package control
 
 import (
 	"context"
-	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
+	"github.com/wharfhq/wharf/internal/ecs/state"
 	"github.com/wharfhq/wharf/internal/store"
 )
 
@@ -16,7 +18,7 @@ import (
 // deleted services once their last task has stopped. It returns when ctx
 // ends. Several servers may run it at once: every removal re-checks its
 // condition in a transaction.
-func (s *Service) Run(ctx context.Context, every time.Duration) {
+func (s *Loops) Sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -31,56 +33,56 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-func (s *Service) sweep(ctx context.Context) error {
+func (s *Loops) sweep(ctx context.Context) error {
 	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return err
 	}
 	for _, region := range regions {
-		c := call{Region: region, Now: s.now().UTC()}
+		c := state.Scope{Region: region, Now: s.now().UTC()}
 		expired := func(at time.Time) bool { return c.Now.Sub(at) > s.retention }
 		steps := []struct {
 			prefix string
 			drop   func(tx *store.Tx, kv store.KV) (bool, error)
 		}{
 			{c.Keys().Tasks(""), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var t taskRecord
+				var t state.TaskRecord
 				err := kv.Decode(&t)
 				return err == nil && t.LastStatus == "STOPPED" && t.StoppedAt != nil && expired(t.StoppedAt.Time), err
 			}},
 			{c.Keys().Services(""), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var svc serviceRecord
+				var svc state.ServiceRecord
 				if err := kv.Decode(&svc); err != nil {
 					return false, err
 				}
 				if svc.Status == "DRAINING" {
 					cluster, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, c.Keys().Services("")), "/")
-					live, err := s.serviceHasTasks(tx, c, cluster, svc.ServiceName)
+					live, err := s.ServiceHasTasks(tx, c, cluster, svc.ServiceName)
 					if err != nil || live {
 						return false, err
 					}
-					s.retire(c, &svc)
+					s.Retire(c, &svc)
 					return false, tx.Put(kv.Key, &svc)
 				}
 				return svc.Status == "INACTIVE" && svc.InactiveAt != nil && expired(*svc.InactiveAt), nil
 			}},
 			{c.Keys().Instances(""), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var r instanceRecord
+				var r state.InstanceRecord
 				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
 			{c.Keys().Clusters(), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var r clusterRecord
+				var r state.ClusterRecord
 				err := kv.Decode(&r)
 				return err == nil && r.Status == "INACTIVE" && r.InactiveAt != nil && expired(*r.InactiveAt), err
 			}},
 			{c.Keys().Idempotencies(), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var r idempotencyRecord
+				var r state.IdempotencyRecord
 				err := kv.Decode(&r)
 				return err == nil && c.Now.After(r.Expires), err
 			}},
 			{c.Keys().TaskDefs(""), func(tx *store.Tx, kv store.KV) (bool, error) {
-				var td taskDefRecord
+				var td state.TaskDefRecord
 				if err := kv.Decode(&td); err != nil || td.Status != ecsapi.TaskDefinitionStatusDeleteInProgress {
 					return false, err
 				}
@@ -92,25 +94,8 @@ func (s *Service) sweep(ctx context.Context) error {
 			return err
 		}
 		for _, step := range steps {
-			kvs, err := s.st.List(ctx, step.prefix)
-			if err != nil {
+			if err := s.st.Sweep(ctx, step.prefix, step.drop); err != nil {
 				return err
-			}
-			for _, kv := range kvs {
-				err := s.st.Update(ctx, func(tx *store.Tx) error {
-					var raw json.RawMessage
-					if ok, err := tx.Get(kv.Key, &raw); err != nil || !ok {
-						return err
-					}
-					drop, err := step.drop(tx, store.KV{Key: kv.Key, Value: raw})
-					if drop {
-						tx.Delete(kv.Key)
-					}
-					return err
-				})
-				if err != nil {
-					return err
-				}
 			}
 		}
 	}
@@ -119,13 +104,13 @@ func (s *Service) sweep(ctx context.Context) error {
 
 // taskDefInUse reports whether a live task or a service deployment uses a
 // task definition.
-func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
+func (s *Loops) taskDefInUse(tx *store.Tx, c state.Scope, arn string) (bool, error) {
 	tasks, err := tx.List(c.Keys().Tasks(""))
 	if err != nil {
 		return false, err
 	}
 	for _, kv := range tasks {
-		var t taskRecord
+		var t state.TaskRecord
 		if err := kv.Decode(&t); err != nil {
 			return false, err
 		}
@@ -138,7 +123,7 @@ func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
 		return false, err
 	}
 	for _, kv := range services {
-		var svc serviceRecord
+		var svc state.ServiceRecord
 		if err := kv.Decode(&svc); err != nil {
 			return false, err
 		}
@@ -149,4 +134,62 @@ func (s *Service) taskDefInUse(tx *store.Tx, c call, arn string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// sweepHistory removes the service deployments that ended longer than the
+// history period ago, and the service revisions nothing refers to any
+// more; all of a service's once its record is gone. Each removal re-reads
+// the service in its transaction.
+func (s *Loops) sweepHistory(ctx context.Context, c state.Scope) error {
+	expired := func(sd *state.ServiceDeploymentRecord) bool {
+		end := sd.FinishedAt
+		if end == nil {
+			end = sd.StoppedAt
+		}
+		return end != nil && c.Now.Sub(end.Time) > s.history
+	}
+	// referred holds the revisions that kept service deployments name.
+	referred := map[string]bool{}
+	err := s.sweepServiceHistory(ctx, c, c.Keys().ServiceDeployments("", ""), func(svc *state.ServiceRecord, raw store.KV) (bool, error) {
+		var sd state.ServiceDeploymentRecord
+		if err := raw.Decode(&sd); err != nil {
+			return false, err
+		}
+		if svc == nil || expired(&sd) || !svc.Owns(sd.CreatedAt) {
+			return true, nil
+		}
+		referred[sd.TargetServiceRevision.Arn] = true
+		if sd.Rollback != nil {
+			referred[sd.Rollback.ServiceRevisionArn] = true
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.sweepServiceHistory(ctx, c, c.Keys().ServiceRevisions(), func(svc *state.ServiceRecord, raw store.KV) (bool, error) {
+		var rev state.ServiceRevisionRecord
+		if err := raw.Decode(&rev); err != nil {
+			return false, err
+		}
+		current := svc != nil && slices.Contains(slices.Collect(maps.Values(svc.Revisions)), rev.ServiceRevisionArn)
+		return svc == nil || !svc.Owns(rev.CreatedAt) || !referred[rev.ServiceRevisionArn] && !current, nil
+	})
+}
+
+// sweepServiceHistory removes the records under prefix/<cluster>/<service>/
+// that drop, given the service (nil once it is gone), says to remove, each
+// in a transaction that reads the service and the record again.
+func (s *Loops) sweepServiceHistory(ctx context.Context, c state.Scope, prefix string, drop func(svc *state.ServiceRecord, kv store.KV) (bool, error)) error {
+	return s.st.Sweep(ctx, prefix, func(tx *store.Tx, kv store.KV) (bool, error) {
+		parts := strings.Split(strings.TrimPrefix(kv.Key, prefix), "/")
+		if len(parts) != 3 {
+			return false, nil
+		}
+		svc, err := state.Get[state.ServiceRecord](tx, c.Keys().Service(parts[0], parts[1]))
+		if err != nil {
+			return false, err
+		}
+		return drop(svc, kv)
+	})
 }

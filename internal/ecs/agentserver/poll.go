@@ -1,4 +1,4 @@
-package ecs
+package agentserver
 
 import (
 	"context"
@@ -13,36 +13,30 @@ import (
 	"github.com/wharfhq/wharf/internal/store"
 )
 
-var _ agentapi.API = (*Service)(nil)
-
 // AwsvpcNetwork is the name of the network awsvpc tasks attach to.
 const AwsvpcNetwork = "wharf-awsvpc"
 
 // maxPollWait bounds a blocking poll, well inside the HTTP write timeout.
 const maxPollWait = 30 * time.Second
 
-type heartbeat struct {
-	Since time.Time `json:"since"`
-}
-
 // Poll answers an agent with the tasks assigned to its instance, waiting
 // for a change after the index it already has. Each poll is the agent's
 // heartbeat.
-func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi.PollResponse, error) {
+func (s *Server) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi.PollResponse, error) {
 	c := s.call(ctx)
 	cluster, err := s.ExistingCluster(s.reader(ctx), c, in.Cluster, true)
 	if err != nil {
 		return nil, err
 	}
 	id, ok := s.ScopedID(c, "container-instance", cluster, in.ContainerInstance)
-	r, err := state.Get[instanceRecord](s.reader(ctx), c.Keys().Instance(cluster, id))
+	r, err := state.Get[state.InstanceRecord](s.reader(ctx), c.Keys().Instance(cluster, id))
 	if err != nil {
 		return nil, err
 	}
 	if !ok || r == nil || r.Status == "INACTIVE" {
 		return nil, agentapi.InstanceNotRegistered(in.ContainerInstance, cluster)
 	}
-	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), heartbeat{Since: c.Now}, s.grace); err != nil {
+	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), state.HeartbeatRecord{Since: c.Now}, s.grace); err != nil {
 		return nil, err
 	}
 	if in.Index > 0 && in.WaitSeconds > 0 {
@@ -65,12 +59,12 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 	}
 	out := &agentapi.PollResponse{Index: rev, Tasks: []agentapi.AssignedTask{}}
 	var defs []string
-	services := map[string]*serviceRecord{}
+	services := map[string]*state.ServiceRecord{}
 	for i, v := range values {
 		if v == nil {
 			continue
 		}
-		var t taskRecord
+		var t state.TaskRecord
 		if err := json.Unmarshal(v, &t); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", taskKeys[i], err)
 		}
@@ -98,13 +92,13 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 		if v == nil {
 			continue
 		}
-		var td taskDefRecord
+		var td state.TaskDefRecord
 		if err := json.Unmarshal(v, &td); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", keys[i], err)
 		}
 		out.Tasks[i].TaskDefinition = td.TaskDefinition.Wire()
 	}
-	out.Network = &agentapi.Network{Name: AwsvpcNetwork, Subnet: s.subnet.String(), Gateway: s.subnet.Addr().Next().String()}
+	out.Network = &agentapi.Network{Name: AwsvpcNetwork, Subnet: s.Subnet.String(), Gateway: s.Subnet.Addr().Next().String()}
 	out.DNS, _ = s.dnsAddr.Load().(string)
 	return out, nil
 }
@@ -112,9 +106,9 @@ func (s *Service) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi
 // ReportHealth records the health of a task's containers and derives the
 // task's: UNHEALTHY when an essential container is, HEALTHY when every
 // essential container with a health check is.
-func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthRequest) (*agentapi.ReportHealthResponse, error) {
+func (s *Server) ReportHealth(ctx context.Context, in *agentapi.ReportHealthRequest) (*agentapi.ReportHealthResponse, error) {
 	c := s.call(ctx)
-	err := s.UpdateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *taskRecord) error {
+	err := s.UpdateTask(ctx, c, in.Cluster, in.Task, func(tx *store.Tx, t *state.TaskRecord) error {
 		for _, h := range in.Containers {
 			found := false
 			for i := range t.Containers {
@@ -142,7 +136,7 @@ func (s *Service) ReportHealth(ctx context.Context, in *agentapi.ReportHealthReq
 	return &agentapi.ReportHealthResponse{}, nil
 }
 
-func taskHealth(t *taskRecord, td *taskDefRecord) ecsapi.HealthStatus {
+func taskHealth(t *state.TaskRecord, td *state.TaskDefRecord) ecsapi.HealthStatus {
 	essential := map[string]bool{}
 	for _, cd := range td.ContainerDefinitions {
 		essential[cd.Name] = cd.Essential == nil || *cd.Essential
@@ -164,72 +158,4 @@ func taskHealth(t *taskRecord, td *taskDefRecord) ecsapi.HealthStatus {
 		return ecsapi.HealthStatusUnknown
 	}
 	return health
-}
-
-// MonitorAgents keeps instances' agentConnected in step with their agents'
-// heartbeats until ctx ends: an instance is connected while its heartbeat
-// key lives. Several servers may run it at once.
-func (s *Service) MonitorAgents(ctx context.Context) {
-	for ev := range s.st.Follow(ctx, state.HeartbeatPrefix) {
-		if ev.Restart {
-			if err := s.syncAgents(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("agent monitor: resync failed", "err", err)
-			}
-			continue
-		}
-		parts := strings.Split(strings.TrimPrefix(ev.Key, state.HeartbeatPrefix), "/")
-		if len(parts) != 3 || (ev.Value != nil && ev.Previous != nil) {
-			continue
-		}
-		if err := s.syncAgent(ctx, call{Region: parts[0], Now: s.now().UTC()}, parts[1], parts[2]); err != nil && ctx.Err() == nil {
-			s.log.Warn("agent monitor: update failed", "cluster", parts[1], "instance_id", parts[2], "err", err)
-		}
-	}
-}
-
-// syncAgents brings every instance's agentConnected in step.
-func (s *Service) syncAgents(ctx context.Context) error {
-	regions, err := s.st.Regions(ctx)
-	if err != nil {
-		return err
-	}
-	for _, region := range regions {
-		c := call{Region: region, Now: s.now().UTC()}
-		kvs, err := s.st.List(ctx, c.Keys().Instances(""))
-		if err != nil {
-			return err
-		}
-		for _, kv := range kvs {
-			parts := strings.Split(strings.TrimPrefix(kv.Key, c.Keys().Instances("")), "/")
-			if len(parts) == 2 {
-				if err := s.syncAgent(ctx, c, parts[0], parts[1]); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func (s *Service) syncAgent(ctx context.Context, c call, cluster, id string) error {
-	defer s.Serialize(c, cluster)()
-	return s.st.Update(ctx, func(tx *store.Tx) error {
-		r, err := state.Get[instanceRecord](tx, c.Keys().Instance(cluster, id))
-		if err != nil || r == nil || r.Status == "INACTIVE" {
-			return err
-		}
-		var hb heartbeat
-		alive, err := tx.Get(c.Keys().Heartbeat(cluster, id), &hb)
-		if err != nil || alive == r.AgentConnected {
-			return err
-		}
-		r.AgentConnected = alive
-		r.DisconnectedAt = nil
-		if !alive {
-			r.DisconnectedAt = &c.Now
-		}
-		r.Version++
-		s.log.Info("agent connection changed", "cluster", cluster, "instance_id", id, "agent_connected", alive)
-		return tx.Put(c.Keys().Instance(cluster, id), r)
-	})
 }

@@ -1,4 +1,4 @@
-package ecs
+package agentserver
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func (a *changes) wait(ctx context.Context, instance string, index int64, d time
 		// Not watching (yet): let the poll answer after a pause, which
 		// is late at worst, never wrong.
 		a.mu.Unlock()
-		sleep(ctx, min(d, time.Second))
+		sleepFor(ctx, min(d, time.Second))
 		return
 	}
 	if index < a.start || a.last[instance] > index {
@@ -93,7 +93,7 @@ func (a *changes) restart(rev int64) {
 // FollowChanges feeds the server's blocked polls until ctx ends: agents'
 // polls wait on their instance's tasks, Service Connect views on their
 // region's Cloud Map state.
-func (s *Service) FollowChanges(ctx context.Context) {
+func (s *Server) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -123,7 +123,7 @@ func (s *Service) FollowChanges(ctx context.Context) {
 }
 
 // follow watches prefix and tells hub which key each change touches.
-func (s *Service) follow(ctx context.Context, prefix string, hub *changes, keyOf func(store.Event) string) {
+func (s *Server) follow(ctx context.Context, prefix string, hub *changes, keyOf func(store.Event) string) {
 	for ev := range s.st.Follow(ctx, prefix) {
 		if ev.Restart {
 			hub.restart(ev.Revision)

@@ -1,13 +1,13 @@
-package ecs
+package control
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/wharfhq/wharf/internal/api"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/controller"
 	"github.com/wharfhq/wharf/internal/ecs/state"
@@ -16,7 +16,7 @@ import (
 )
 
 // ControllerConfig tunes the service scheduler.
-type ControllerConfig struct {
+type SchedulerConfig struct {
 	// HealthyAfter is how long after RUNNING a task without health checks
 	// counts as healthy. Default 40 s, as ECS.
 	HealthyAfter time.Duration
@@ -31,7 +31,7 @@ type ControllerConfig struct {
 	Resync time.Duration
 }
 
-func (cc *ControllerConfig) defaults() {
+func (cc *SchedulerConfig) defaults() {
 	if cc.HealthyAfter == 0 {
 		cc.HealthyAfter = 40 * time.Second
 	}
@@ -72,7 +72,7 @@ const maxEvents = 100
 // RunController runs the service scheduler while this server leads the
 // controller election, and campaigns again when leadership is lost. It
 // returns when ctx ends.
-func (s *Service) RunController(ctx context.Context, cc ControllerConfig) {
+func (s *Loops) RunScheduler(ctx context.Context, cc SchedulerConfig) {
 	cc.defaults()
 	s.st.WhileLeading(ctx, "controller", "the service scheduler", 10, func(ctx context.Context, l *store.Leadership) {
 		s.control(ctx, l, cc)
@@ -89,7 +89,7 @@ func sleep(ctx context.Context, d time.Duration) {
 type clusterRef struct{ region, cluster string }
 
 // control reconciles services as their clusters change, until ctx ends.
-func (s *Service) control(ctx context.Context, l *store.Leadership, cc ControllerConfig) {
+func (s *Loops) control(ctx context.Context, l *store.Leadership, cc SchedulerConfig) {
 	events := s.st.Follow(ctx, "ecs/")
 	dirty := map[clusterRef]bool{}
 	retry := map[clusterRef]time.Time{}
@@ -156,14 +156,14 @@ func (s *Service) control(ctx context.Context, l *store.Leadership, cc Controlle
 	}
 }
 
-func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
+func (s *Loops) allClusters(ctx context.Context) ([]clusterRef, error) {
 	regions, err := s.st.Regions(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []clusterRef
 	for _, region := range regions {
-		c := call{Region: region}
+		c := state.Scope{Region: region}
 		kvs, err := s.st.List(ctx, c.Keys().Services(""))
 		if err != nil {
 			return nil, err
@@ -182,15 +182,15 @@ func (s *Service) allClusters(ctx context.Context) ([]clusterRef, error) {
 
 // reconcileCluster runs a pass over a cluster's services and says when to
 // look again.
-func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref clusterRef, cc ControllerConfig) (time.Time, error) {
-	c := call{Region: ref.region, Now: s.now().UTC()}
+func (s *Loops) reconcileCluster(ctx context.Context, l *store.Leadership, ref clusterRef, cc SchedulerConfig) (time.Time, error) {
+	c := state.Scope{Region: ref.region, Now: s.now().UTC()}
 	kvs, err := s.st.List(ctx, c.Keys().Services(ref.cluster))
 	if err != nil {
 		return time.Time{}, err
 	}
 	var next time.Time
 	for _, kv := range kvs {
-		var svc serviceRecord
+		var svc state.ServiceRecord
 		if err := kv.Decode(&svc); err != nil {
 			return time.Time{}, err
 		}
@@ -224,7 +224,7 @@ func (s *Service) reconcileCluster(ctx context.Context, l *store.Leadership, ref
 // task the previous ones started; other changes to tasks (agents' reports)
 // at worst make a pass do less than it could, and the next pass catches
 // up. Instances, whose resources placement takes, are read inside it.
-func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c call, cluster, name string, cc ControllerConfig) (time.Time, bool, error) {
+func (s *Loops) reconcileService(ctx context.Context, l *store.Leadership, c state.Scope, cluster, name string, cc SchedulerConfig) (time.Time, bool, error) {
 	defer s.Serialize(c, cluster)()
 	var retryAt time.Time
 	var more bool
@@ -232,7 +232,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		tx.Fence(l)
 		c.Now = s.now().UTC()
 		k := c.Keys().Service(cluster, name)
-		svc, err := state.Get[serviceRecord](tx, k)
+		svc, err := state.Get[state.ServiceRecord](tx, k)
 		if err != nil || svc == nil || svc.Status == "INACTIVE" {
 			return err
 		}
@@ -240,7 +240,7 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 		if err != nil {
 			return err
 		}
-		instances, err := s.clusterInstances(tx, c, cluster)
+		instances, err := state.ClusterInstances(tx, c.Keys(), cluster)
 		if err != nil {
 			return err
 		}
@@ -275,13 +275,13 @@ func (s *Service) reconcileService(ctx context.Context, l *store.Leadership, c c
 }
 
 // snapshot builds the controller's view of a service.
-func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*taskRecord, instances []*instanceRecord, cc ControllerConfig) (*controller.Service, map[string]*taskRecord, error) {
+func (s *Loops) snapshot(tx *store.Tx, c state.Scope, svc *state.ServiceRecord, tasks []*state.TaskRecord, instances []*state.InstanceRecord, cc SchedulerConfig) (*controller.Service, map[string]*state.TaskRecord, error) {
 	dc := svc.DeploymentConfiguration
 	snap := &controller.Service{
 		Name:              svc.ServiceName,
 		Desired:           int(svc.DesiredCount),
-		MinHealthyPercent: int(deref(dc.MinimumHealthyPercent)),
-		MaxPercent:        int(deref(dc.MaximumPercent)),
+		MinHealthyPercent: int(ptrValue(dc.MinimumHealthyPercent)),
+		MaxPercent:        int(ptrValue(dc.MaximumPercent)),
 		Deleting:          svc.Status == "DRAINING",
 		Now:               c.Now,
 		HealthyAfter:      cc.HealthyAfter,
@@ -303,12 +303,12 @@ func (s *Service) snapshot(tx *store.Tx, c call, svc *serviceRecord, tasks []*ta
 	for _, d := range svc.Deployments {
 		snap.Deployments = append(snap.Deployments, controller.Deployment{ID: d.Id, RolloutState: string(d.RolloutState), CountFrom: svc.CountFrom[d.Id]})
 	}
-	byArn := map[string]*instanceRecord{}
+	byArn := map[string]*state.InstanceRecord{}
 	for _, r := range instances {
 		byArn[r.ContainerInstanceArn] = r
 	}
 	checked := map[string]bool{} // task definition ARN → has an essential health check
-	mine := map[string]*taskRecord{}
+	mine := map[string]*state.TaskRecord{}
 	for _, t := range tasks {
 		if t.Service != svc.ServiceName {
 			continue
@@ -402,14 +402,14 @@ func daemonInstances(ns []scheduler.Node, td *ecsapi.TaskDefinition, constraints
 
 // applier carries out a plan inside the service's transaction.
 type applier struct {
-	s         *Service
+	s         *Loops
 	tx        *store.Tx
-	c         call
-	svc       *serviceRecord
+	c         state.Scope
+	svc       *state.ServiceRecord
 	cluster   string
-	mine      map[string]*taskRecord
-	tasks     []*taskRecord
-	instances []*instanceRecord
+	mine      map[string]*state.TaskRecord
+	tasks     []*state.TaskRecord
+	instances []*state.InstanceRecord
 	changed   bool
 	placed    int
 	// full is set when the transaction had no room for more starts.
@@ -455,10 +455,10 @@ func (a *applier) apply(p *controller.Plan) error {
 		}
 	}
 	if p.RollbackTo != "" && svc.LastCompleted != nil {
-		if err := a.s.rollingBack(a.tx, a.c, svc, a.cluster, svc.LastCompleted.Id, p.RolloutReason); err != nil {
+		if err := a.s.RollingBack(a.tx, a.c, svc, a.cluster, svc.LastCompleted.Id, p.RolloutReason); err != nil {
 			return err
 		}
-		rollBack(svc, a.c.Now)
+		state.RollBack(svc, a.c.Now)
 		a.changed = true
 		return nil
 	}
@@ -468,7 +468,7 @@ func (a *applier) apply(p *controller.Plan) error {
 	}
 
 	var stopped []string
-	stop := func(t *taskRecord, reason string, health bool) error {
+	stop := func(t *state.TaskRecord, reason string, health bool) error {
 		t.FailedHealth = t.FailedHealth || health
 		if err := a.s.Stop(a.tx, a.c, t, ecsapi.TaskStopCodeServiceSchedulerInitiated, reason); err != nil {
 			return err
@@ -512,7 +512,7 @@ func (a *applier) apply(p *controller.Plan) error {
 	if len(p.Drop) > 0 {
 		kept := svc.Deployments[:0]
 		for _, d := range svc.Deployments {
-			if !contains(p.Drop, d.Id) {
+			if !slices.Contains(p.Drop, d.Id) {
 				kept = append(kept, d)
 			}
 		}
@@ -526,47 +526,11 @@ func (a *applier) apply(p *controller.Plan) error {
 			live = live || t.LastStatus != "STOPPED"
 		}
 		if !live {
-			a.s.retire(a.c, svc)
+			a.s.Retire(a.c, svc)
 			a.changed = true
 		}
 	}
 	return nil
-}
-
-// rollBack makes the last completed deployment PRIMARY again, with the
-// configuration of its service revision, and brings it back to the
-// service's desired count. Its tasks that still run stay; the other
-// deployments' drain as the rollout goes on. Its failures from before no
-// longer count.
-func rollBack(svc *serviceRecord, now time.Time) {
-	d := *svc.LastCompleted
-	mtls := mutualTLS(d.ServiceConnectConfiguration, svc.Tags)
-	rest := svc.Deployments[:0:0]
-	for _, have := range svc.Deployments {
-		if have.Id == d.Id {
-			d, mtls = have, contains(svc.MutualTLS, have.Id)
-			continue
-		}
-		have.Status = "ACTIVE"
-		rest = append(rest, have)
-	}
-	d.Status = "PRIMARY"
-	d.DesiredCount = svc.DesiredCount
-	d.RolloutState = ecsapi.DeploymentRolloutStateInProgress
-	d.RolloutStateReason = fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", d.Id)
-	d.UpdatedAt = api.NewTime(now)
-	svc.Deployments = append([]state.Deployment{d}, rest...)
-	svc.TaskDefinition, svc.NetworkConfiguration = d.TaskDefinition, d.NetworkConfiguration
-	if svc.CountFrom == nil {
-		svc.CountFrom = map[string]time.Time{}
-	}
-	for id := range svc.CountFrom {
-		if !svc.HasDeployment(id) {
-			delete(svc.CountFrom, id)
-		}
-	}
-	svc.CountFrom[d.Id] = now
-	svc.SetMutualTLS(d.Id, mtls)
 }
 
 // strategies are the service's placement strategies, ECS's service
@@ -676,4 +640,36 @@ func taskList(ids []string) string {
 		b.WriteString("(task " + id + ")")
 	}
 	return b.String()
+}
+
+// rolloutChanged follows the PRIMARY deployment's rollout in the current
+// service deployment: a completed deployment ends it (SUCCESSFUL, or
+// ROLLBACK_SUCCESSFUL when it was the rollback's), a failed one ends it
+// (STOPPED) or starts its rollback.
+func (a *applier) rolloutChanged(p *controller.Plan) error {
+	svc := a.svc
+	primary := svc.Deployments[0]
+	return a.s.UpdateServiceDeployment(a.tx, a.c, svc, a.cluster, func(sd *state.ServiceDeploymentRecord) {
+		now := a.c.Time()
+		switch {
+		case p.Rollout == controller.Completed && sd.Status == ecsapi.ServiceDeploymentStatusRollbackInProgress:
+			sd.Status, sd.FinishedAt = ecsapi.ServiceDeploymentStatusRollbackSuccessful, now
+			sd.StatusReason = primary.RolloutStateReason
+		case p.Rollout == controller.Completed && sd.Target == primary.Id:
+			sd.Status, sd.FinishedAt = ecsapi.ServiceDeploymentStatusSuccessful, now
+			sd.StatusReason = primary.RolloutStateReason
+			if sd.DeploymentCircuitBreaker.Status == ecsapi.ServiceDeploymentRollbackMonitorsStatusMonitoring {
+				sd.DeploymentCircuitBreaker.Status = ecsapi.ServiceDeploymentRollbackMonitorsStatusMonitoringComplete
+			}
+		case p.Rollout == controller.Failed && sd.Target == primary.Id:
+			sd.DeploymentCircuitBreaker.Status = ecsapi.ServiceDeploymentRollbackMonitorsStatusTriggered
+			sd.StatusReason = p.RolloutReason
+			if p.RollbackTo == "" {
+				sd.Status, sd.StoppedAt = ecsapi.ServiceDeploymentStatusStopped, now
+			}
+		default:
+			return
+		}
+		state.Freeze(sd, svc, a.tasks)
+	})
 }
