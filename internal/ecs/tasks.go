@@ -146,23 +146,12 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 		for _, f := range res.Failures {
 			out.Failures = append(out.Failures, failureOf(f.NodeID, f.Reason, ""))
 		}
-		touched := map[*instanceRecord]bool{}
 		for _, idx := range res.Chosen {
-			r := instances[idx]
-			t, err := s.NewTask(tx, c, l, r, d)
+			t, err := s.NewTask(tx, c, l, instances[idx], d)
 			if err != nil {
 				return err
 			}
-			if err := tx.Put(s.TaskKey(c, t), t); err != nil {
-				return err
-			}
-			touched[r] = true
 			out.Tasks = append(out.Tasks, t.Task.Wire())
-		}
-		for r := range touched {
-			if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
-				return err
-			}
 		}
 		return record()
 	})
@@ -277,12 +266,6 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 			}
 			t, err := s.NewTask(tx, c, l, r, d)
 			if err != nil {
-				return err
-			}
-			if err := tx.Put(s.TaskKey(c, t), t); err != nil {
-				return err
-			}
-			if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
 				return err
 			}
 			out.Tasks = append(out.Tasks, t.Task.Wire())

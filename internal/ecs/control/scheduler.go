@@ -590,12 +590,6 @@ func (a *applier) start(n int) error {
 		if err != nil {
 			return err
 		}
-		if err := a.tx.Put(a.s.TaskKey(a.c, t), t); err != nil {
-			return err
-		}
-		if err := a.tx.Put(a.s.InstanceKey(a.c, r.ContainerInstanceArn), r); err != nil {
-			return err
-		}
 		started = append(started, state.IDOf(t.TaskArn))
 	}
 	a.placed = len(started)

@@ -80,15 +80,8 @@ func place(t *testing.T, s *State, c Scope, id string, l *Launch) (*TaskRecord, 
 		if n := NodeOf(r); n.CPU < d.CPU || n.Memory < d.Memory {
 			return Limit(KindInstance, id, "full")
 		}
-		task, err := s.NewTask(tx, c, l, r, d)
-		if err != nil {
-			return err
-		}
-		out = task
-		if err := tx.Put(s.TaskKey(c, task), task); err != nil {
-			return err
-		}
-		return tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r)
+		out, err = s.NewTask(tx, c, l, r, d)
+		return err
 	})
 	return out, err
 }
@@ -236,14 +229,7 @@ func TestTaskSize(t *testing.T) {
 			l := launch(s, c, mode, 0)
 			for i := range 10 {
 				cmp0, w0 := tx.Size()
-				task, err := s.NewTask(tx, c, l, r, DemandOf(WireTD(l.TD), nil))
-				if err != nil {
-					return err
-				}
-				if err := tx.Put(s.TaskKey(c, task), task); err != nil {
-					return err
-				}
-				if err := tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r); err != nil {
+				if _, err := s.NewTask(tx, c, l, r, DemandOf(WireTD(l.TD), nil)); err != nil {
 					return err
 				}
 				cmp, w := tx.Size()

@@ -116,8 +116,9 @@ type Launch struct {
 	LaunchType ecsapi.LaunchType
 }
 
-// NewTask builds a task record for l placed on instance r, reserves its
-// resources there and, for awsvpc tasks, gives it an address, inside tx.
+// NewTask creates a task of l placed on instance r, inside tx: it reserves
+// the task's resources on r, gives an awsvpc task its address, and writes
+// the task and r.
 func (s *State) NewTask(tx *store.Tx, c Scope, l *Launch, r *InstanceRecord, d scheduler.Demand) (*TaskRecord, error) {
 	id := NewID()
 	cluster := l.Cluster.ClusterName
@@ -205,7 +206,10 @@ func (s *State) NewTask(tx *store.Tx, c Scope, l *Launch, r *InstanceRecord, d s
 	if err := tx.Put(s.PlacedKey(c, t), ""); err != nil {
 		return nil, err
 	}
-	return t, nil
+	if err := tx.Put(s.TaskKey(c, t), t); err != nil {
+		return nil, err
+	}
+	return t, tx.Put(s.InstanceKey(c, r.ContainerInstanceArn), r)
 }
 
 func (s *State) TaskKey(c Scope, t *TaskRecord) string {
