@@ -47,9 +47,21 @@ func (t *Tokens) Encode(scope, pos string) string {
 	return payload + "." + t.sign(payload)
 }
 
+// Next returns the token of a listing for scope that stopped at pos, or ""
+// when nothing is left (more is false).
+func (t *Tokens) Next(scope, pos string, more bool) string {
+	if !more {
+		return ""
+	}
+	return t.Encode(scope, pos)
+}
+
 // Decode returns the position stored in token, which must have been issued
-// for the same scope.
+// for the same scope; "" (no token) is the start.
 func (t *Tokens) Decode(scope, token string) (string, error) {
+	if token == "" {
+		return "", nil
+	}
 	payload, sig, ok := strings.Cut(token, ".")
 	if !ok || !hmac.Equal([]byte(sig), []byte(t.sign(payload))) {
 		return "", ErrBadToken

@@ -183,7 +183,7 @@ func (s *Service) ListInstances(ctx context.Context, in *sd.ListInstancesRequest
 	if err != nil {
 		return nil, err
 	}
-	return &sd.ListInstancesResponse{Instances: items, NextToken: s.next(scope, last, more), ResourceOwner: s.account}, nil
+	return &sd.ListInstancesResponse{Instances: items, NextToken: s.tokens.Next(scope, last, more), ResourceOwner: s.account}, nil
 }
 
 // GetInstancesHealthStatus reports the health of a service's instances,
@@ -214,7 +214,7 @@ func (s *Service) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 		for _, inst := range items {
 			out.Status[inst.Id] = reportedHealth(svc, inst)
 		}
-		out.NextToken = s.next(scope, last, more)
+		out.NextToken = s.tokens.Next(scope, last, more)
 		return out, nil
 	}
 	ids := slices.Compact(slices.Sorted(slices.Values(in.Instances)))
@@ -247,7 +247,7 @@ func (s *Service) GetInstancesHealthStatus(ctx context.Context, in *sd.GetInstan
 		out.Status[inst.Id] = reportedHealth(svc, &inst)
 	}
 	next := from + len(page)
-	out.NextToken = s.next(scope, strconv.Itoa(next), next < len(ids))
+	out.NextToken = s.tokens.Next(scope, strconv.Itoa(next), next < len(ids))
 	return out, nil
 }
 

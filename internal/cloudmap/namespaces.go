@@ -304,7 +304,7 @@ func (s *Service) ListNamespaces(ctx context.Context, in *sd.ListNamespacesReque
 	if err != nil {
 		return nil, err
 	}
-	return &sd.ListNamespacesResponse{Namespaces: items, NextToken: s.next(scope, last, more)}, nil
+	return &sd.ListNamespacesResponse{Namespaces: items, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // namespaceFilter turns ListNamespaces filters into a predicate: TYPE,

@@ -389,7 +389,7 @@ func (s *Service) ListOperations(ctx context.Context, in *sd.ListOperationsReque
 	if err != nil {
 		return nil, err
 	}
-	return &sd.ListOperationsResponse{Operations: ops, NextToken: s.next(scope, last, more)}, nil
+	return &sd.ListOperationsResponse{Operations: ops, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // operationFilter turns ListOperations filters into a predicate, checking

@@ -17,21 +17,9 @@ func pageSize(maxResults int32) int {
 // start decodes NextToken for a listing described by scope; "" means the
 // first page.
 func (s *Service) start(scope, nextToken string) (string, error) {
-	if nextToken == "" {
-		return "", nil
-	}
 	pos, err := s.tokens.Decode(scope, nextToken)
 	if err != nil {
 		return "", invalidInput("Invalid NextToken: it is malformed, expired, or was issued for a different request. Repeat the request without NextToken to start again.")
 	}
 	return pos, nil
-}
-
-// next returns the NextToken for a listing that stopped at pos, or "" when
-// nothing is left.
-func (s *Service) next(scope, pos string, more bool) string {
-	if !more {
-		return ""
-	}
-	return s.tokens.Encode(scope, pos)
 }

@@ -232,7 +232,7 @@ func (s *Service) ListServices(ctx context.Context, in *sd.ListServicesRequest) 
 			return nil, err
 		}
 	}
-	return &sd.ListServicesResponse{Services: items, NextToken: s.next(scope, last, more)}, nil
+	return &sd.ListServicesResponse{Services: items, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // UpdateService changes a service's description, record TTLs and health

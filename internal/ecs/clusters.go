@@ -233,7 +233,7 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListClustersResponse{ClusterArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListClustersResponse{ClusterArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // UpdateCluster changes a cluster's settings, configuration and Service

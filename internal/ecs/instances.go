@@ -475,7 +475,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListContainerInstancesResponse{ContainerInstanceArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListContainerInstancesResponse{ContainerInstanceArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // UpdateContainerInstancesState sets instances ACTIVE or DRAINING.
@@ -709,5 +709,5 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if attrs == nil {
 		attrs = []ecsapi.Attribute{}
 	}
-	return &ecsapi.ListAttributesResponse{Attributes: attrs, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListAttributesResponse{Attributes: attrs, NextToken: s.tokens.Next(scope, last, more)}, nil
 }

@@ -15,21 +15,9 @@ func pageSize(maxResults *int32, def, max int) (int, error) {
 // start decodes nextToken for a listing described by scope; "" means the
 // first page.
 func (s *Service) start(scope, nextToken string) (string, error) {
-	if nextToken == "" {
-		return "", nil
-	}
 	pos, err := s.tokens.Decode(scope, nextToken)
 	if err != nil {
 		return "", invalidParameter("Invalid nextToken: it is malformed, expired, or was issued for a different request. Repeat the request without nextToken to start again.")
 	}
 	return pos, nil
-}
-
-// next returns the nextToken for a listing that stopped at key, or "" when
-// nothing is left.
-func (s *Service) next(scope, key string, more bool) string {
-	if !more {
-		return ""
-	}
-	return s.tokens.Encode(scope, key)
 }

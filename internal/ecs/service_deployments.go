@@ -96,7 +96,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	if out == nil {
 		out = []ecsapi.ServiceDeploymentBrief{}
 	}
-	return &ecsapi.ListServiceDeploymentsResponse{ServiceDeployments: out, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListServiceDeploymentsResponse{ServiceDeployments: out, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // historyRef splits the ARN of a service deployment or revision (kind

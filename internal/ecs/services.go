@@ -636,7 +636,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListServicesResponse{ServiceArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListServicesResponse{ServiceArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // ListServicesByNamespace lists the services whose Service Connect
@@ -685,5 +685,5 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListServicesByNamespaceResponse{ServiceArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListServicesByNamespaceResponse{ServiceArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }

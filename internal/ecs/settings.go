@@ -161,7 +161,7 @@ func (s *Service) ListAccountSettings(ctx context.Context, in *ecsapi.ListAccoun
 			continue
 		}
 		if len(out.Settings) == limit {
-			out.NextToken = s.next(scope, string(out.Settings[limit-1].Name), true)
+			out.NextToken = s.tokens.Next(scope, string(out.Settings[limit-1].Name), true)
 			break
 		}
 		out.Settings = append(out.Settings, st)

@@ -546,7 +546,7 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDe
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListTaskDefinitionsResponse{TaskDefinitionArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListTaskDefinitionsResponse{TaskDefinitionArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // ListTaskDefinitionFamilies lists family names by prefix and status.
@@ -580,7 +580,7 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 	if families == nil {
 		families = []string{}
 	}
-	return &ecsapi.ListTaskDefinitionFamiliesResponse{Families: families, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListTaskDefinitionFamiliesResponse{Families: families, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // familyActive reports whether a family has an ACTIVE revision.

@@ -408,7 +408,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if arns == nil {
 		arns = []string{}
 	}
-	return &ecsapi.ListTasksResponse{TaskArns: arns, NextToken: s.next(scope, last, more)}, nil
+	return &ecsapi.ListTasksResponse{TaskArns: arns, NextToken: s.tokens.Next(scope, last, more)}, nil
 }
 
 // SubmitTaskStateChange records an agent's report on a task.
