@@ -63,13 +63,9 @@ func (s *Service) RegisterInstance(ctx context.Context, in *sd.RegisterInstanceR
 		if err != nil {
 			return err
 		}
-		ns, err := getRecord[NamespaceRecord](tx, NamespaceKey(c.region, svc.NamespaceId))
+		nsType, err := namespaceType(tx, c.region, svc)
 		if err != nil {
 			return err
-		}
-		nsType := sd.NamespaceTypeHttp
-		if ns != nil {
-			nsType = ns.Type
 		}
 		if err := checkInstanceAttributes(svc, nsType, in.Attributes); err != nil {
 			return err

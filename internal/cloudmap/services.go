@@ -149,6 +149,16 @@ func (s *Service) txService(tx *store.Tx, c call, ref string) (*ServiceRecord, e
 	return svc, nil
 }
 
+// namespaceType is the type of svc's namespace; HTTP once the namespace is
+// gone.
+func namespaceType(tx *store.Tx, region string, svc *ServiceRecord) (sd.NamespaceType, error) {
+	ns, err := getRecord[NamespaceRecord](tx, NamespaceKey(region, svc.NamespaceId))
+	if err != nil || ns == nil {
+		return sd.NamespaceTypeHttp, err
+	}
+	return ns.Type, nil
+}
+
 func (s *Service) instanceCount(ctx context.Context, region, serviceID string) (int32, error) {
 	n, err := s.st.Count(ctx, InstancesPrefix(region, serviceID))
 	return int32(n), err
@@ -246,13 +256,9 @@ func (s *Service) UpdateService(ctx context.Context, in *sd.UpdateServiceRequest
 		if err != nil {
 			return err
 		}
-		ns, err := getRecord[NamespaceRecord](tx, NamespaceKey(c.region, svc.NamespaceId))
+		nsType, err := namespaceType(tx, c.region, svc)
 		if err != nil {
 			return err
-		}
-		nsType := sd.NamespaceTypeHttp
-		if ns != nil {
-			nsType = ns.Type
 		}
 		if _, err := updatedService(nsType, svc, in.Service); err != nil {
 			return err
@@ -314,13 +320,9 @@ func (s *Service) applyUpdateService(tx *store.Tx, region, id string, change *sd
 	if svc == nil {
 		return failOp("INVALID_CHANGE_BATCH", "Service %s was deleted before it could be updated.", id)
 	}
-	ns, err := getRecord[NamespaceRecord](tx, NamespaceKey(region, svc.NamespaceId))
+	nsType, err := namespaceType(tx, region, svc)
 	if err != nil {
 		return err
-	}
-	nsType := sd.NamespaceTypeHttp
-	if ns != nil {
-		nsType = ns.Type
 	}
 	updated, err := updatedService(nsType, svc, change)
 	if err != nil {

@@ -27,7 +27,7 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecsapi.CreateClusterReq
 		return nil, err
 	}
 	var out clusterRecord
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		k := c.Keys().Cluster(name)
 		var r clusterRecord
 		if ok, err := tx.Get(k, &r); err != nil || (ok && r.Status == "ACTIVE") {
@@ -77,7 +77,7 @@ func (s *Service) ensureDefaultNamespace(tx *store.Tx, c call, r *clusterRecord)
 	if r.ServiceConnectDefaults == nil || r.ServiceConnectDefaults.Namespace == "" {
 		return nil
 	}
-	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.account, r.ServiceConnectDefaults.Namespace, c.Now)
+	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.Account, r.ServiceConnectDefaults.Namespace, c.Now)
 	if cloudmap.IsNoSuchNamespace(err) {
 		return clientCode("NamespaceNotFoundException", "Namespace "+r.ServiceConnectDefaults.Namespace+" was not found.")
 	}
@@ -119,7 +119,7 @@ func (s *Service) DescribeClusters(ctx context.Context, in *ecsapi.DescribeClust
 			continue
 		}
 		var r clusterRecord
-		ok, err := s.st.Get(ctx, c.Keys().Cluster(name), &r)
+		ok, err := s.Store.Get(ctx, c.Keys().Cluster(name), &r)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +150,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 	if cl.Status != "ACTIVE" {
 		return nil
 	}
-	instances, err := s.st.List(ctx, c.Keys().Instances(cl.ClusterName))
+	instances, err := s.Store.List(ctx, c.Keys().Instances(cl.ClusterName))
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func (s *Service) clusterCounts(ctx context.Context, c call, cl *ecsapi.Cluster,
 		cl.PendingTasksCount += n[0]
 		cl.RunningTasksCount += n[1]
 	}
-	services, err := s.st.List(ctx, c.Keys().Services(cl.ClusterName))
+	services, err := s.Store.List(ctx, c.Keys().Services(cl.ClusterName))
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (s *Service) ListClusters(ctx context.Context, in *ecsapi.ListClustersReque
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Clusters(), after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.Store, c.Keys().Clusters(), after, limit, func(kv store.KV) (string, bool, error) {
 		var r clusterRecord
 		if err := kv.Decode(&r); err != nil {
 			return "", false, err
@@ -277,7 +277,7 @@ func (s *Service) UpdateClusterSettings(ctx context.Context, in *ecsapi.UpdateCl
 
 func (s *Service) updateCluster(ctx context.Context, c call, ref string, change func(*store.Tx, *clusterRecord) error) (*ecsapi.Cluster, error) {
 	var out ecsapi.Cluster
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.ActiveCluster(tx, c, ref)
 		if err != nil {
 			return err
@@ -315,7 +315,7 @@ func mergeSettings(have []state.ClusterSetting, set []ecsapi.ClusterSetting) []s
 func (s *Service) DeleteCluster(ctx context.Context, in *ecsapi.DeleteClusterRequest) (*ecsapi.DeleteClusterResponse, error) {
 	c := s.call(ctx)
 	var out ecsapi.Cluster
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err

@@ -86,7 +86,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 	}
 	var out ecsapi.ContainerInstance
 	defer s.Serialize(c, in.Cluster)()
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
@@ -152,7 +152,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecsapi.Regi
 	// Registering is the agent's first sign of life.
 	res, _ := s.ResourceOf(c, out.ContainerInstanceArn)
 	cluster, id, _ := strings.Cut(strings.TrimPrefix(res, "container-instance/"), "/")
-	if err := s.st.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), state.HeartbeatRecord{Since: c.Now}, s.grace); err != nil {
+	if err := s.Store.Heartbeat(ctx, c.Keys().Heartbeat(cluster, id), state.HeartbeatRecord{Since: c.Now}, s.grace); err != nil {
 		return nil, err
 	}
 	return &ecsapi.RegisterContainerInstanceResponse{ContainerInstance: &out}, nil
@@ -456,7 +456,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecsapi.ListCon
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Instances(cluster), after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.Store, c.Keys().Instances(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var r instanceRecord
 		if err := kv.Decode(&r); err != nil {
 			return "", false, err
@@ -489,7 +489,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecsapi.
 	}
 	out := &ecsapi.UpdateContainerInstancesStateResponse{ContainerInstances: []ecsapi.ContainerInstance{}, Failures: []ecsapi.Failure{}}
 	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		out.ContainerInstances, out.Failures = out.ContainerInstances[:0], out.Failures[:0]
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -527,7 +527,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecsapi.De
 	c := s.call(ctx)
 	var out ecsapi.ContainerInstance
 	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
@@ -619,7 +619,7 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecsapi.DeleteAttribu
 
 func (s *Service) editAttributes(ctx context.Context, c call, cluster string, attrs []ecsapi.Attribute, edit func(*instanceRecord, state.Attribute) error) error {
 	defer s.Serialize(c, cluster)()
-	return s.st.Update(ctx, func(tx *store.Tx) error {
+	return s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, cluster)
 		if err != nil {
 			return err
@@ -673,7 +673,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecsapi.ListAttributesR
 	if err != nil {
 		return nil, err
 	}
-	kvs, err := s.st.List(ctx, c.Keys().Instances(cluster))
+	kvs, err := s.Store.List(ctx, c.Keys().Instances(cluster))
 	if err != nil {
 		return nil, err
 	}

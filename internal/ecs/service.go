@@ -47,14 +47,11 @@ type Service struct {
 	ecsapi.Unimplemented
 	*state.State
 
-	st      *store.Store
-	account string
-	region  string
-	tokens  *awsproto.Tokens
-	log     *slog.Logger
-	now     func() time.Time
-	grace   time.Duration
-	subnet  netip.Prefix
+	region string
+	tokens *awsproto.Tokens
+	log    *slog.Logger
+	now    func() time.Time
+	grace  time.Duration
 }
 
 var _ ecsapi.API = (*Service)(nil)
@@ -90,15 +87,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}
 	return &Service{
-		State:   &state.State{Store: cfg.Store, Account: cfg.Account, Subnet: subnet.Masked()},
-		st:      cfg.Store,
-		account: cfg.Account,
-		region:  cfg.DefaultRegion,
-		tokens:  awsproto.NewTokens(key),
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		grace:   cfg.AgentGrace,
-		subnet:  subnet.Masked(),
+		State:  &state.State{Store: cfg.Store, Account: cfg.Account, Subnet: subnet.Masked()},
+		region: cfg.DefaultRegion,
+		tokens: awsproto.NewTokens(key),
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		grace:  cfg.AgentGrace,
 	}, nil
 }
 
@@ -110,7 +104,7 @@ func (s *Service) call(ctx context.Context) call {
 	return call{Region: awsproto.RegionOf(ctx, s.region), Now: s.now().UTC()}
 }
 
-func (s *Service) principal() string { return "arn:aws:iam::" + s.account + ":root" }
+func (s *Service) principal() string { return "arn:aws:iam::" + s.Account + ":root" }
 
 // Errors as ECS sends them. Where ECS has a message for a condition, the
 // message is ECS's text exactly; what Wharf would add (which name, what to
@@ -158,5 +152,5 @@ func clientCode(code, msg string) *api.Error { return api.ClientError(code, msg)
 
 // reader reads the store outside a transaction.
 func (s *Service) reader(ctx context.Context) state.StoreReader {
-	return state.StoreReader{Ctx: ctx, Store: s.st}
+	return state.StoreReader{Ctx: ctx, Store: s.Store}
 }

@@ -84,7 +84,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 	if scc.AccessLogConfiguration != nil && scc.LogConfiguration == nil {
 		return nil, nil, invalidParameter("accessLogConfiguration needs a logConfiguration for the Service Connect proxy.")
 	}
-	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.account, ref, c.Now)
+	ns, err := cloudmap.EnsureHTTPNamespace(tx, c.Region, s.Account, ref, c.Now)
 	if cloudmap.IsNoSuchNamespace(err) {
 		return nil, nil, clientCode("NamespaceNotFoundException", "Namespace "+ref+" was not found; create it with `aws servicediscovery create-http-namespace`, or give a name and ECS creates it.")
 	}
@@ -161,7 +161,7 @@ func (s *Service) serviceConnect(tx *store.Tx, c call, cl *clusterRecord, tags [
 				attrs[state.AttrIdleTimeout] = strconv.Itoa(int(*t.IdleTimeoutSeconds))
 			}
 		}
-		cm, err := cloudmap.EnsureService(tx, c.Region, s.account, ns, sv.DiscoveryName, attrs, c.Now)
+		cm, err := cloudmap.EnsureService(tx, c.Region, s.Account, ns, sv.DiscoveryName, attrs, c.Now)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -72,7 +72,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecsapi.ListSer
 	if err != nil {
 		return nil, err
 	}
-	out, last, more, err := store.Scan(ctx, s.st, c.Keys().ServiceDeployments(cluster, name), from, limit, func(kv store.KV) (ecsapi.ServiceDeploymentBrief, bool, error) {
+	out, last, more, err := store.Scan(ctx, s.Store, c.Keys().ServiceDeployments(cluster, name), from, limit, func(kv store.KV) (ecsapi.ServiceDeploymentBrief, bool, error) {
 		var sd serviceDeploymentRecord
 		if err := kv.Decode(&sd); err != nil {
 			return ecsapi.ServiceDeploymentBrief{}, false, err
@@ -158,7 +158,7 @@ func (s *Service) findServiceDeployment(ctx context.Context, c call, arn string)
 	if err != nil || svc == nil {
 		return nil, nil, err
 	}
-	kvs, err := s.st.List(ctx, c.Keys().ServiceDeployments(cluster, service))
+	kvs, err := s.Store.List(ctx, c.Keys().ServiceDeployments(cluster, service))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Service) StopServiceDeployment(ctx context.Context, in *ecsapi.StopServ
 		return nil, clientCode("ServiceDeploymentNotFoundException", "The service deployment "+in.ServiceDeploymentArn+" doesn't exist.")
 	}
 	defer s.Serialize(c, cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		c.Now = s.now().UTC()
 		k := c.Keys().Service(cluster, service)
 		svc, err := state.Get[serviceRecord](tx, k)

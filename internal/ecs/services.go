@@ -20,7 +20,7 @@ func (s *Service) serviceName(c call, cluster, ref string) (string, error) {
 		res, ok := s.ResourceOf(c, ref)
 		rest, isSvc := strings.CutPrefix(res, "service/")
 		if !ok || !isSvc {
-			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.account, c.Region)
+			return "", invalidParameter("%q is not a service ARN of account %s in region %s.", ref, s.Account, c.Region)
 		}
 		if cl, name, ok := strings.Cut(rest, "/"); ok {
 			if cl != cluster {
@@ -141,7 +141,7 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 	request := *in
 	request.ClientToken = ""
 	var out ecsapi.Service
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
@@ -299,7 +299,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	}
 	var out ecsapi.Service
 	var rec *serviceRecord
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
 			return err
@@ -470,7 +470,7 @@ func mergeDeploymentConfiguration(have, set *ecsapi.DeploymentConfiguration) *ec
 func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceRequest) (*ecsapi.DeleteServiceResponse, error) {
 	c := s.call(ctx)
 	var out ecsapi.Service
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, svc, k, err := s.activeService(tx, c, in.Cluster, in.Service)
 		if err != nil {
 			return err
@@ -505,7 +505,7 @@ func (s *Service) DeleteService(ctx context.Context, in *ecsapi.DeleteServiceReq
 func (s *Service) serviceCounts(ctx context.Context, c call, svc *ecsapi.Service, rec *serviceRecord) error {
 	countFrom := rec.CountFrom
 	cluster := strings.TrimPrefix(svc.ClusterArn, s.ARN(c, "cluster/"))
-	kvs, err := s.st.List(ctx, c.Keys().Tasks(cluster))
+	kvs, err := s.Store.List(ctx, c.Keys().Tasks(cluster))
 	if err != nil {
 		return err
 	}
@@ -577,7 +577,7 @@ func (s *Service) DescribeServices(ctx context.Context, in *ecsapi.DescribeServi
 			continue
 		}
 		var svc serviceRecord
-		ok, err := s.st.Get(ctx, c.Keys().Service(cluster, name), &svc)
+		ok, err := s.Store.Get(ctx, c.Keys().Service(cluster, name), &svc)
 		if err != nil {
 			return nil, err
 		}
@@ -620,7 +620,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecsapi.ListServicesReque
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Services(cluster), after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.Store, c.Keys().Services(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := kv.Decode(&svc); err != nil {
 			return "", false, err
@@ -654,7 +654,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	}
 	// The namespace may be named; deployments record its ARN.
 	var nsArn string
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.Store.Update(ctx, func(tx *store.Tx) error {
 		ns, err := cloudmap.FindNamespace(tx, c.Region, in.Namespace)
 		if ns != nil {
 			nsArn = ns.Arn
@@ -667,7 +667,7 @@ func (s *Service) ListServicesByNamespace(ctx context.Context, in *ecsapi.ListSe
 	if nsArn == "" {
 		return nil, clientCode("NamespaceNotFoundException", "Namespace "+in.Namespace+" was not found.")
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Services(""), after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.Store, c.Keys().Services(""), after, limit, func(kv store.KV) (string, bool, error) {
 		var svc serviceRecord
 		if err := json.Unmarshal(kv.Value, &svc); err != nil {
 			return "", false, err

@@ -55,7 +55,7 @@ func (s *Service) PutAccountSetting(ctx context.Context, in *ecsapi.PutAccountSe
 	}
 	principal := orDefault(in.PrincipalArn, s.principal())
 	st := ecsapi.Setting{Name: in.Name, Value: in.Value, PrincipalArn: principal, Type: ecsapi.SettingTypeUser}
-	if err := s.st.Update(ctx, func(tx *store.Tx) error { return tx.Put(s.settingKey(c, principal, in.Name), &st) }); err != nil {
+	if err := s.Store.Update(ctx, func(tx *store.Tx) error { return tx.Put(s.settingKey(c, principal, in.Name), &st) }); err != nil {
 		return nil, err
 	}
 	return &ecsapi.PutAccountSettingResponse{Setting: &st}, nil
@@ -69,7 +69,7 @@ func (s *Service) PutAccountSettingDefault(ctx context.Context, in *ecsapi.PutAc
 		return nil, err
 	}
 	st := ecsapi.Setting{Name: in.Name, Value: in.Value, PrincipalArn: s.principal(), Type: ecsapi.SettingTypeUser}
-	if err := s.st.Update(ctx, func(tx *store.Tx) error { return tx.Put(s.settingKey(c, accountScope, in.Name), &st) }); err != nil {
+	if err := s.Store.Update(ctx, func(tx *store.Tx) error { return tx.Put(s.settingKey(c, accountScope, in.Name), &st) }); err != nil {
 		return nil, err
 	}
 	return &ecsapi.PutAccountSettingDefaultResponse{Setting: &st}, nil
@@ -83,7 +83,7 @@ func (s *Service) DeleteAccountSetting(ctx context.Context, in *ecsapi.DeleteAcc
 	}
 	principal := orDefault(in.PrincipalArn, s.principal())
 	var st ecsapi.Setting
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		k := s.settingKey(c, principal, in.Name)
 		ok, err := tx.Get(k, &st)
 		if err != nil {

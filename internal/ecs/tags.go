@@ -62,7 +62,7 @@ type tagged struct {
 func (s *Service) taggedResource(tx *store.Tx, c call, arn string) (*tagged, error) {
 	res, ok := s.ResourceOf(c, arn)
 	if !ok {
-		return nil, invalidParameter("The ARN %q is not an ECS resource ARN of account %s in region %s.", arn, s.account, c.Region)
+		return nil, invalidParameter("The ARN %q is not an ECS resource ARN of account %s in region %s.", arn, s.Account, c.Region)
 	}
 	kind, rest, _ := strings.Cut(res, "/")
 	switch kind {
@@ -126,7 +126,7 @@ func (s *Service) TagResource(ctx context.Context, in *ecsapi.TagResourceRequest
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.taggedResource(tx, c, in.ResourceArn)
 		if err != nil {
 			return err
@@ -147,7 +147,7 @@ func (s *Service) TagResource(ctx context.Context, in *ecsapi.TagResourceRequest
 // UntagResource removes tags from a resource.
 func (s *Service) UntagResource(ctx context.Context, in *ecsapi.UntagResourceRequest) (*ecsapi.UntagResourceResponse, error) {
 	c := s.call(ctx)
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.taggedResource(tx, c, in.ResourceArn)
 		if err != nil {
 			return err
@@ -165,7 +165,7 @@ func (s *Service) UntagResource(ctx context.Context, in *ecsapi.UntagResourceReq
 func (s *Service) ListTagsForResource(ctx context.Context, in *ecsapi.ListTagsForResourceRequest) (*ecsapi.ListTagsForResourceResponse, error) {
 	c := s.call(ctx)
 	var tags []ecsapi.Tag
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		r, err := s.taggedResource(tx, c, in.ResourceArn)
 		if err != nil {
 			return err

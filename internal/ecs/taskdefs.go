@@ -31,7 +31,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecsapi.Registe
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.Store.Update(ctx, func(tx *store.Tx) error {
 		var fam familyRecord
 		if _, err := tx.Get(c.Keys().Family(in.Family), &fam); err != nil {
 			return err
@@ -516,7 +516,7 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecsapi.ListTaskDe
 	if in.FamilyPrefix != "" {
 		prefix = c.Keys().TaskDefs(in.FamilyPrefix)
 	}
-	kvs, err := s.st.List(ctx, prefix)
+	kvs, err := s.Store.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +566,7 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 		return nil, err
 	}
 	familiesPrefix := c.Keys().Families()
-	families, last, more, err := store.Scan(ctx, s.st, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
+	families, last, more, err := store.Scan(ctx, s.Store, familiesPrefix+in.FamilyPrefix, after, limit, func(kv store.KV) (string, bool, error) {
 		family := strings.TrimPrefix(kv.Key, familiesPrefix)
 		if status == ecsapi.TaskDefinitionFamilyStatusAll {
 			return family, true, nil
@@ -585,7 +585,7 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecsapi.Lis
 
 // familyActive reports whether a family has an ACTIVE revision.
 func (s *Service) familyActive(ctx context.Context, c call, family string) (bool, error) {
-	kvs, err := s.st.List(ctx, c.Keys().TaskDefs(family))
+	kvs, err := s.Store.List(ctx, c.Keys().TaskDefs(family))
 	if err != nil {
 		return false, err
 	}
@@ -612,7 +612,7 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecsapi.Dereg
 		return nil, clientError("A revision must be given to deregister a task definition: use family:revision or the full ARN.")
 	}
 	var out ecsapi.TaskDefinition
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.Store.Update(ctx, func(tx *store.Tx) error {
 		td, err := s.FindTaskDef(tx, c, in.TaskDefinition)
 		if err != nil {
 			return err
@@ -646,7 +646,7 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecsapi.DeleteTa
 		}
 		var done *ecsapi.TaskDefinition
 		var failure string
-		err = s.st.Update(ctx, func(tx *store.Tx) error {
+		err = s.Store.Update(ctx, func(tx *store.Tx) error {
 			done, failure = nil, ""
 			var td taskDefRecord
 			ok, err := tx.Get(c.Keys().TaskDef(family, rev), &td)

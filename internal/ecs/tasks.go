@@ -97,7 +97,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	request.ClientToken = ""
 	out := &ecsapi.RunTaskResponse{}
 	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -231,7 +231,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 	}
 	out := &ecsapi.StartTaskResponse{}
 	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		out.Tasks, out.Failures = []ecsapi.Task{}, []ecsapi.Failure{}
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
@@ -287,7 +287,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 	}
 	var out ecsapi.Task
 	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
@@ -339,7 +339,7 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 			keys[i] = c.Keys().Task(cluster, id)
 		}
 	}
-	values, err := s.st.GetMany(ctx, keys)
+	values, err := s.Store.GetMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +389,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecsapi.ListTasksRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	arns, last, more, err := store.Scan(ctx, s.st, c.Keys().Tasks(cluster), after, limit, func(kv store.KV) (string, bool, error) {
+	arns, last, more, err := store.Scan(ctx, s.Store, c.Keys().Tasks(cluster), after, limit, func(kv store.KV) (string, bool, error) {
 		var t taskRecord
 		if err := kv.Decode(&t); err != nil {
 			return "", false, err
@@ -469,7 +469,7 @@ func (s *Service) SubmitContainerStateChange(ctx context.Context, in *ecsapi.Sub
 // SubmitAttachmentStateChanges records an agent's report on attachments.
 func (s *Service) SubmitAttachmentStateChanges(ctx context.Context, in *ecsapi.SubmitAttachmentStateChangesRequest) (*ecsapi.SubmitAttachmentStateChangesResponse, error) {
 	c := s.call(ctx)
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		cl, err := s.ActiveCluster(tx, c, in.Cluster)
 		if err != nil {
 			return err
