@@ -55,7 +55,9 @@ func (s *Service) newDeployment(c call, svc *ecsapi.Service) ecsapi.Deployment {
 		CreatedAt:                   now,
 		UpdatedAt:                   now,
 		LaunchType:                  svc.LaunchType,
+		CapacityProviderStrategy:    svc.CapacityProviderStrategy,
 		PlatformVersion:             svc.PlatformVersion,
+		PlatformFamily:              svc.PlatformFamily,
 		NetworkConfiguration:        svc.NetworkConfiguration,
 		ServiceConnectConfiguration: sc,
 		RolloutState:                ecsapi.DeploymentRolloutStateInProgress,
@@ -169,12 +171,22 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 		if err := s.checkRegistries(tx, c, in.ServiceRegistries, state.WireTD(td)); err != nil {
 			return err
 		}
-		launchType, err := checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, state.WireTD(td))
+		plan, err := s.planLaunch(c, cl, in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, state.WireTD(td))
 		if err != nil {
 			return err
 		}
 		if err := checkNetworkConfiguration(in.NetworkConfiguration, state.WireTD(td)); err != nil {
 			return err
+		}
+		launchType, platformFamily := plan.launchType, ""
+		if plan.fargate() {
+			if err := checkFargateLaunch(in.NetworkConfiguration, in.PlacementConstraints, in.PlacementStrategy); err != nil {
+				return err
+			}
+			platformFamily = "Linux"
+			if len(plan.strategy) > 0 {
+				launchType = ""
+			}
 		}
 		if err := checkStartable(state.WireTD(td)); err != nil {
 			return err
@@ -196,8 +208,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecsapi.CreateServiceReq
 			Status:                        "ACTIVE",
 			DesiredCount:                  desired,
 			LaunchType:                    launchType,
-			CapacityProviderStrategy:      in.CapacityProviderStrategy,
-			PlatformVersion:               in.PlatformVersion,
+			CapacityProviderStrategy:      emptyIfNil(plan.strategy),
+			PlatformVersion:               plan.platformVersion,
+			PlatformFamily:                platformFamily,
 			TaskDefinition:                td.TaskDefinitionArn,
 			DeploymentConfiguration:       dc,
 			RoleArn:                       in.Role,
@@ -294,9 +307,6 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 	}); err != nil {
 		return nil, err
 	}
-	if len(in.CapacityProviderStrategy) > 0 {
-		return nil, notYet("capacityProviderStrategy")
-	}
 	var out ecsapi.Service
 	var rec *serviceRecord
 	err := s.Store.Update(ctx, func(tx *store.Tx) error {
@@ -346,7 +356,15 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			w.PlatformVersion, deploy = in.PlatformVersion, true
 		}
 		if in.CapacityProviderStrategy != nil && changed(w.CapacityProviderStrategy, in.CapacityProviderStrategy) {
+			if w.LaunchType == ecsapi.LaunchTypeEc2 || w.LaunchType == ecsapi.LaunchTypeExternal {
+				return invalidParameter("Updating a service from launch type %s to a capacity provider strategy is not supported. Create a new service instead.", w.LaunchType)
+			}
 			w.CapacityProviderStrategy, deploy = in.CapacityProviderStrategy, true
+			if len(w.CapacityProviderStrategy) > 0 {
+				w.LaunchType = ""
+			} else {
+				w.LaunchType = ecsapi.LaunchTypeFargate
+			}
 		}
 		if in.LoadBalancers != nil && changed(w.LoadBalancers, in.LoadBalancers) {
 			w.LoadBalancers, deploy = in.LoadBalancers, true
@@ -354,7 +372,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 		if in.ServiceRegistries != nil && changed(w.ServiceRegistries, in.ServiceRegistries) {
 			w.ServiceRegistries, deploy = in.ServiceRegistries, true
 		}
-		if in.ServiceRegistries != nil || in.TaskDefinition != "" || in.NetworkConfiguration != nil {
+		if in.ServiceRegistries != nil || in.TaskDefinition != "" || in.NetworkConfiguration != nil || in.CapacityProviderStrategy != nil || in.PlatformVersion != "" {
 			td, err := s.FindTaskDef(tx, c, w.TaskDefinition)
 			if err != nil {
 				return err
@@ -362,11 +380,18 @@ func (s *Service) UpdateService(ctx context.Context, in *ecsapi.UpdateServiceReq
 			if err := s.checkRegistries(tx, c, w.ServiceRegistries, state.WireTD(td)); err != nil {
 				return err
 			}
-			if _, err := checkLaunchType(w.LaunchType, nil, "", state.WireTD(td)); err != nil {
+			plan, err := s.planLaunch(c, cl, w.LaunchType, w.CapacityProviderStrategy, w.PlatformVersion, state.WireTD(td))
+			if err != nil {
 				return err
 			}
 			if err := checkNetworkConfiguration(w.NetworkConfiguration, state.WireTD(td)); err != nil {
 				return err
+			}
+			if plan.fargate() {
+				if err := checkFargateLaunch(w.NetworkConfiguration, w.PlacementConstraints, w.PlacementStrategy); err != nil {
+					return err
+				}
+				w.CapacityProviderStrategy = emptyIfNil(plan.strategy)
 			}
 			if err := checkStartable(state.WireTD(td)); err != nil {
 				return err

@@ -267,8 +267,6 @@ func volumesOf(in []ecsapi.Volume) []ecsapi.Volume {
 // awsvpc task's network namespace decides.
 func checkAwsvpcContainer(cd *ecsapi.ContainerDefinition) error {
 	switch {
-	case len(cd.Links) > 0:
-		return clientError("Links are not supported when networkMode=awsvpc")
 	case cd.Hostname != "":
 		return clientError("hostname is not supported on container when networkMode=awsvpc")
 	case len(cd.DnsServers) > 0:
@@ -455,7 +453,69 @@ func fargateCheck(td *ecsapi.TaskDefinition) error {
 	}
 	for _, v := range td.Volumes {
 		if v.Host != nil && v.Host.SourcePath != "" {
-			return clientError("Fargate does not support host volumes (volume '%s').", v.Name)
+			return clientError("Fargate compatible task definitions do not support sourcePath")
+		}
+		if v.DockerVolumeConfiguration != nil {
+			return clientError("Fargate compatible task definitions do not support dockerVolumeConfiguration")
+		}
+	}
+	if es := td.EphemeralStorage; es != nil && (es.SizeInGiB < 21 || es.SizeInGiB > 200) {
+		return clientError("The ephemeral storage size must be between 21 GiB and 200 GiB.")
+	}
+	for i := range td.ContainerDefinitions {
+		if err := fargateContainerCheck(&td.ContainerDefinitions[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fargateContainerCheck reports why a container cannot run on Fargate, or
+// nil.
+func fargateContainerCheck(cd *ecsapi.ContainerDefinition) error {
+	refuse := func(field string) error {
+		return clientError("Fargate compatible task definitions do not support %s", field)
+	}
+	switch {
+	case deref(cd.Privileged):
+		return refuse("privileged")
+	case len(cd.Links) > 0:
+		return clientError("Links are not supported when networkMode=awsvpc.")
+	case len(cd.ExtraHosts) > 0:
+		return refuse("extraHosts")
+	case len(cd.DnsServers) > 0:
+		return refuse("dnsServers")
+	case len(cd.DnsSearchDomains) > 0:
+		return refuse("dnsSearchDomains")
+	case len(cd.DockerSecurityOptions) > 0:
+		return refuse("dockerSecurityOptions")
+	}
+	if lp := cd.LinuxParameters; lp != nil {
+		switch {
+		case len(lp.Devices) > 0:
+			return refuse("devices")
+		case lp.SharedMemorySize != nil:
+			return refuse("sharedMemorySize")
+		case len(lp.Tmpfs) > 0:
+			return refuse("tmpfs")
+		case lp.MaxSwap != nil:
+			return refuse("maxSwap")
+		case lp.Swappiness != nil:
+			return refuse("swappiness")
+		}
+		if caps := lp.Capabilities; caps != nil {
+			for _, c := range caps.Add {
+				if c != "SYS_PTRACE" && c != "CAP_SYS_PTRACE" {
+					return clientError("Fargate only supports the SYS_PTRACE capability in linuxParameters.capabilities.add; %s is not supported.", c)
+				}
+			}
+		}
+	}
+	if lc := cd.LogConfiguration; lc != nil {
+		switch lc.LogDriver {
+		case ecsapi.LogDriverAwslogs, ecsapi.LogDriverSplunk, ecsapi.LogDriverAwsfirelens:
+		default:
+			return clientError("Fargate only supports the awslogs, splunk and awsfirelens log drivers, not %s.", lc.LogDriver)
 		}
 	}
 	return nil

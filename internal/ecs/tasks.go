@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,16 +113,29 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return err
 		}
 		td := state.WireTD(l.TD)
-		if l.LaunchType, err = checkLaunchType(in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td); err != nil {
+		plan, err := s.planLaunch(c, cl, in.LaunchType, in.CapacityProviderStrategy, in.PlatformVersion, td)
+		if err != nil {
 			return err
 		}
+		l.LaunchType = plan.launchType
 		if err := checkNetworkConfiguration(in.NetworkConfiguration, td); err != nil {
 			return err
+		}
+		if plan.fargate() {
+			if err := checkFargateLaunch(in.NetworkConfiguration, in.PlacementConstraints, in.PlacementStrategy); err != nil {
+				return err
+			}
 		}
 		if err := checkLaunchSupport(td, in.EnableECSManagedTags, in.EnableExecuteCommand, in.VolumeConfigurations, in.Overrides); err != nil {
 			return err
 		}
 		l.Group, l.StartedBy, l.Tags, l.Propagate, l.Execute = in.Group, in.StartedBy, in.Tags, in.PropagateTags, in.EnableExecuteCommand
+		if l.Group == "" {
+			l.Group = "family:" + l.TD.Family
+		}
+		if plan.fargate() {
+			return s.runFargate(tx, c, l, plan, in.Overrides, count, out, record)
+		}
 		instances, err := state.ClusterInstances(tx, c.Keys(), cl.ClusterName)
 		if err != nil {
 			return err
@@ -135,11 +149,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			return err
 		}
 		d := state.DemandOf(state.WireTD(l.TD), in.Overrides)
-		group := in.Group
-		if group == "" {
-			group = "family:" + l.TD.Family
-		}
-		res, err := scheduler.Place(state.Nodes(instances, tasks), state.PlacementRequest(state.WireTD(l.TD), d, count, group, in.PlacementConstraints, in.PlacementStrategy))
+		res, err := scheduler.Place(state.Nodes(instances, tasks), state.PlacementRequest(state.WireTD(l.TD), d, count, l.Group, in.PlacementConstraints, in.PlacementStrategy))
 		if err != nil {
 			return invalidParameter("%s", err.Error())
 		}
@@ -151,7 +161,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 			if err != nil {
 				return err
 			}
-			out.Tasks = append(out.Tasks, t.Task.Wire())
+			out.Tasks = append(out.Tasks, t.Wire())
 		}
 		return record()
 	})
@@ -161,30 +171,91 @@ func (s *Service) RunTask(ctx context.Context, in *ecsapi.RunTaskRequest) (*ecsa
 	return out, nil
 }
 
-// checkLaunchType checks how a launch asks to run td as ECS does, and
-// returns the launch type its tasks get. Tasks run on the cluster's
-// container instances: EC2 (the default) and EXTERNAL.
-func checkLaunchType(lt ecsapi.LaunchType, providers []ecsapi.CapacityProviderStrategyItem, platformVersion string, td *ecsapi.TaskDefinition) (ecsapi.LaunchType, error) {
-	switch {
-	case lt != "" && len(providers) > 0:
-		return "", invalidParameter("Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.")
-	case len(providers) > 0:
-		return "", notYet("capacityProviderStrategy")
-	case lt == "":
-		lt = ecsapi.LaunchTypeEc2
+// runFargate places a RunTask's tasks on the Fargate pool.
+func (s *Service) runFargate(tx *store.Tx, c call, l *state.Launch, plan launchPlan, ov *ecsapi.TaskOverride, count int, out *ecsapi.RunTaskResponse, record func() error) error {
+	tasks, err := state.ClusterTasks(tx, c.Keys(), l.Cluster.ClusterName)
+	if err != nil {
+		return err
 	}
-	if !contains(td.Compatibilities, ecsapi.Compatibility(lt)) {
-		return "", invalidParameter("Task definition does not support launch_type %s.", lt).
+	d := state.DemandOf(state.WireTD(l.TD), ov)
+	placed, short, err := s.PlaceFargate(tx, c, l, d, plan.providers(nil, count), tasks)
+	if err != nil {
+		return err
+	}
+	for _, t := range placed {
+		out.Tasks = append(out.Tasks, t.Wire())
+	}
+	for range short {
+		out.Failures = append(out.Failures, failureOf("", state.FargateCapacityUnavailable, ""))
+	}
+	return record()
+}
+
+// planLaunch checks how a launch asks to run td as ECS does: a launch
+// type, or a capacity provider strategy (the cluster's default when it
+// gives neither), and a platform version for Fargate. EC2 and EXTERNAL
+// tasks run on the cluster's container instances, FARGATE tasks on the
+// hosts that offer Fargate capacity.
+func (s *Service) planLaunch(c call, cl *clusterRecord, lt ecsapi.LaunchType, strategy []ecsapi.CapacityProviderStrategyItem, platformVersion string, td *ecsapi.TaskDefinition) (launchPlan, error) {
+	switch {
+	case lt != "" && len(strategy) > 0:
+		return launchPlan{}, invalidParameter("Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.")
+	case lt == "" && len(strategy) == 0:
+		strategy = state.Each(cl.DefaultCapacityProviderStrategy, (*state.CapacityProviderStrategyItem).Wire)
+	}
+	p := launchPlan{launchType: lt}
+	if len(strategy) > 0 {
+		p.strategy = slices.Clone(strategy)
+		if err := s.checkStrategy(c, p.strategy, cl.CapacityProviders); err != nil {
+			return launchPlan{}, err
+		}
+		p.launchType = ecsapi.LaunchTypeFargate
+	}
+	if p.launchType == "" {
+		p.launchType = ecsapi.LaunchTypeEc2
+	}
+	if !contains(td.Compatibilities, ecsapi.Compatibility(p.launchType)) {
+		return launchPlan{}, invalidParameter("Task definition does not support launch_type %s.", p.launchType).
 			WithHint("%s is compatible with %v", td.TaskDefinitionArn, td.Compatibilities)
 	}
-	if lt != ecsapi.LaunchTypeEc2 && lt != ecsapi.LaunchTypeExternal {
-		return "", notYet("launchType %s", lt).
-			WithHint("Wharf runs tasks on the cluster's container instances: use EC2 (the default) or EXTERNAL")
+	switch p.launchType {
+	case ecsapi.LaunchTypeEc2, ecsapi.LaunchTypeExternal:
+		if platformVersion != "" && p.launchType == ecsapi.LaunchTypeEc2 {
+			return launchPlan{}, invalidParameter("The platform version must be null when specifying an EC2 launch type.")
+		}
+		if td.EphemeralStorage != nil {
+			return launchPlan{}, notYet("ephemeralStorage with launch type %s", p.launchType).
+				WithHint("ephemeralStorage sizes Fargate tasks' storage; run the task with launch type FARGATE")
+		}
+	case ecsapi.LaunchTypeFargate:
+		switch platformVersion {
+		case "", "LATEST":
+			p.platformVersion = "LATEST"
+		case state.FargatePlatformVersion:
+			p.platformVersion = platformVersion
+		case "1.3.0", "1.2.0", "1.1.0", "1.0.0":
+			return launchPlan{}, notYet("platformVersion %s", platformVersion).
+				WithHint("Wharf's Fargate runs platform version %s (LATEST)", state.FargatePlatformVersion)
+		default:
+			return launchPlan{}, clientCode("PlatformUnknownException", "The specified platform version does not exist.")
+		}
+	default:
+		return launchPlan{}, notYet("launchType %s", p.launchType)
 	}
-	if platformVersion != "" && lt == ecsapi.LaunchTypeEc2 {
-		return "", invalidParameter("The platform version must be null when specifying an EC2 launch type.")
+	return p, nil
+}
+
+// checkFargateLaunch checks what a Fargate launch refuses.
+func checkFargateLaunch(nc *ecsapi.NetworkConfiguration, constraints []ecsapi.PlacementConstraint, strategies []ecsapi.PlacementStrategy) error {
+	switch {
+	case nc == nil || nc.AwsvpcConfiguration == nil:
+		return invalidParameter("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+	case len(constraints) > 0:
+		return invalidParameter("Placement constraints are not supported with FARGATE launch type.")
+	case len(strategies) > 0:
+		return invalidParameter("Placement strategies are not supported with FARGATE launch type.")
 	}
-	return lt, nil
+	return nil
 }
 
 // checkNetworkConfiguration checks a launch's network configuration
@@ -268,7 +339,7 @@ func (s *Service) StartTask(ctx context.Context, in *ecsapi.StartTaskRequest) (*
 			if err != nil {
 				return err
 			}
-			out.Tasks = append(out.Tasks, t.Task.Wire())
+			out.Tasks = append(out.Tasks, t.Wire())
 		}
 		return nil
 	})
@@ -303,7 +374,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 		if err := s.Stop(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
 			return err
 		}
-		out = t.Task.Wire()
+		out = t.Wire()
 		return nil
 	})
 	if err != nil {
@@ -352,11 +423,10 @@ func (s *Service) DescribeTasks(ctx context.Context, in *ecsapi.DescribeTasksReq
 		if err := json.Unmarshal(values[i], &t); err != nil {
 			return nil, fmt.Errorf("decode task %s: %w", ref, err)
 		}
-		task := t.Task
 		if !contains(in.Include, ecsapi.TaskFieldTags) {
-			task.Tags = nil
+			t.Tags = nil
 		}
-		out.Tasks = append(out.Tasks, task.Wire())
+		out.Tasks = append(out.Tasks, t.Wire())
 	}
 	return out, nil
 }

@@ -41,8 +41,6 @@ func checkTaskDefSupport(td *ecsapi.TaskDefinition) error {
 		return notYet("proxyConfiguration")
 	case len(td.InferenceAccelerators) > 0:
 		return notYet("inferenceAccelerators")
-	case td.EphemeralStorage != nil:
-		return notYet("ephemeralStorage")
 	case td.PidMode != "":
 		return notYet("pidMode")
 	case td.IpcMode != "":

@@ -73,9 +73,6 @@ func TestNotSupportedYet(t *testing.T) {
 			}},
 			{"pidMode", func(in *ecs.RegisterTaskDefinitionInput) { in.PidMode = types.PidModeTask }},
 			{"ipcMode", func(in *ecs.RegisterTaskDefinitionInput) { in.IpcMode = types.IpcModeNone }},
-			{"ephemeralStorage", func(in *ecs.RegisterTaskDefinitionInput) {
-				in.EphemeralStorage = &types.EphemeralStorage{SizeInGiB: 30}
-			}},
 			{"enableFaultInjection", func(in *ecs.RegisterTaskDefinitionInput) { in.EnableFaultInjection = aws.Bool(true) }},
 		}
 		for _, tc := range cases {
@@ -127,9 +124,6 @@ func TestNotSupportedYet(t *testing.T) {
 			field string
 			edit  func(*ecs.RunTaskInput)
 		}{
-			{"capacityProviderStrategy", func(in *ecs.RunTaskInput) {
-				in.CapacityProviderStrategy = []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE")}}
-			}},
 			{"enableECSManagedTags", func(in *ecs.RunTaskInput) { in.EnableECSManagedTags = true }},
 			{"enableExecuteCommand", func(in *ecs.RunTaskInput) { in.EnableExecuteCommand = true }},
 			{"volumeConfigurations", func(in *ecs.RunTaskInput) {
@@ -145,15 +139,9 @@ func TestNotSupportedYet(t *testing.T) {
 			{"launchType MANAGED_INSTANCES", func(in *ecs.RunTaskInput) {
 				in.LaunchType, in.TaskDefinition = types.LaunchTypeManagedInstances, aws.String("managed")
 			}},
-			{"launchType FARGATE", func(in *ecs.RunTaskInput) {
-				in.LaunchType, in.TaskDefinition = types.LaunchTypeFargate, aws.String("fargate")
-			}},
 		}
 		must(e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("managed"), RequiresCompatibilities: []types.Compatibility{types.CompatibilityManagedInstances},
 			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64)}}}))(t)
-		must(e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("fargate"), RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
-			NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
-			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox")}}}))(t)
 		for _, tc := range cases {
 			t.Run(tc.field, func(t *testing.T) {
 				in := &ecs.RunTaskInput{Cluster: aws.String("c"), TaskDefinition: aws.String("app")}
@@ -212,13 +200,6 @@ func TestNotSupportedYet(t *testing.T) {
 				},
 				func(in *ecs.UpdateServiceInput) {
 					in.DeploymentController = &types.DeploymentController{Type: types.DeploymentControllerTypeCodeDeploy}
-				}},
-			{"capacityProviderStrategy",
-				func(in *ecs.CreateServiceInput) {
-					in.CapacityProviderStrategy = []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT")}}
-				},
-				func(in *ecs.UpdateServiceInput) {
-					in.CapacityProviderStrategy = []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT")}}
 				}},
 			{"enableECSManagedTags",
 				func(in *ecs.CreateServiceInput) { in.EnableECSManagedTags = true },

@@ -218,7 +218,7 @@ func TestTagsAndSettings(t *testing.T) {
 	wantCode(t, err, "InvalidParameterException", "awsvpcTrunking")
 
 	_, err = e.ecs.CreateCapacityProvider(ctx, &ecs.CreateCapacityProviderInput{Name: aws.String("cp")})
-	wantCode(t, err, "UnsupportedFeatureException", "CreateCapacityProvider")
+	wantCode(t, err, "ClientException", "autoScalingGroupProvider is not supported by Wharf yet.")
 }
 
 // TestSDKEnvironment checks that the SDK's default configuration reaches

@@ -51,7 +51,14 @@ func (s *Server) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi.
 	}
 	taskKeys := make([]string, len(placed))
 	for i, kv := range placed {
-		taskKeys[i] = c.Keys().Task(cluster, kv.Key[strings.LastIndex(kv.Key, "/")+1:])
+		owner := cluster
+		if cluster == state.FargatePool {
+			// A pool host runs tasks of any cluster; the index names it.
+			if err := kv.Decode(&owner); err != nil {
+				return nil, err
+			}
+		}
+		taskKeys[i] = c.Keys().Task(owner, kv.Key[strings.LastIndex(kv.Key, "/")+1:])
 	}
 	values, err := s.st.GetMany(ctx, taskKeys)
 	if err != nil {

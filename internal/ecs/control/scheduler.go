@@ -566,6 +566,10 @@ func (a *applier) start(n int) error {
 		l.Tags = state.WireTags(svc.Tags)
 	}
 	d := state.DemandOf(state.WireTD(td), nil)
+	if primary.LaunchType == ecsapi.LaunchTypeFargate || len(primary.CapacityProviderStrategy) > 0 {
+		l.LaunchType = ecsapi.LaunchTypeFargate
+		return a.startFargate(l, d, n)
+	}
 	req := state.PlacementRequest(state.WireTD(td), d, n, l.Group, state.Each(svc.PlacementConstraints, (*state.PlacementConstraint).Wire), nil)
 	req.Strategies = a.strategies()
 	if svc.SchedulingStrategy == ecsapi.SchedulingStrategyDaemon {
@@ -598,6 +602,38 @@ func (a *applier) start(n int) error {
 	}
 	if len(res.Chosen) < n && !a.full {
 		msg := unplaceable(svc.ServiceName, res.Failures, len(a.instances))
+		if !a.recentEvent(msg) {
+			a.event(msg)
+		}
+	}
+	return nil
+}
+
+// startFargate places n tasks of a Fargate service on the Fargate pool,
+// split over the strategy's providers.
+func (a *applier) startFargate(l *state.Launch, d scheduler.Demand, n int) error {
+	primary := &a.svc.Deployments[0]
+	if room := (store.MaxOps - opsReserve - max(a.tx.Size())) / opsPerStart; n > room {
+		n, a.full = max(room, 0), true
+	}
+	providers := slices.Repeat([]string{state.ProviderFargate}, n)
+	if len(primary.CapacityProviderStrategy) > 0 {
+		providers = state.SplitStrategy(primary.CapacityProviderStrategy, state.ProviderCounts(a.tasks, l.Group), n)
+	}
+	placed, short, err := a.s.PlaceFargate(a.tx, a.c, l, d, providers, a.tasks)
+	if err != nil {
+		return err
+	}
+	started := make([]string, len(placed))
+	for i, t := range placed {
+		started[i] = state.IDOf(t.TaskArn)
+	}
+	a.placed = len(started)
+	if len(started) > 0 {
+		a.event(fmt.Sprintf("(service %s) has started %d tasks: %s.", a.svc.ServiceName, len(started), taskList(started)))
+	}
+	if short > 0 {
+		msg := fmt.Sprintf("(service %s) was unable to place a task. Reason: %s. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", a.svc.ServiceName, state.FargateCapacityUnavailable)
 		if !a.recentEvent(msg) {
 			a.event(msg)
 		}

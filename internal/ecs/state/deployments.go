@@ -232,6 +232,7 @@ func RollBack(svc *ServiceRecord, now time.Time) {
 	d.UpdatedAt = api.NewTime(now)
 	svc.Deployments = append([]Deployment{d}, rest...)
 	svc.TaskDefinition, svc.NetworkConfiguration = d.TaskDefinition, d.NetworkConfiguration
+	svc.LaunchType, svc.CapacityProviderStrategy, svc.PlatformVersion = d.LaunchType, d.CapacityProviderStrategy, d.PlatformVersion
 	if svc.CountFrom == nil {
 		svc.CountFrom = map[string]time.Time{}
 	}

@@ -241,7 +241,7 @@ func (s *State) ClusterName(c Scope, ref string) (string, error) {
 		}
 		ref = name
 	}
-	if !NamePattern.MatchString(ref) {
+	if !NamePattern.MatchString(ref) && ref != FargatePool {
 		return "", Invalid(KindCluster, ref, fmt.Sprintf("Cluster name %q is invalid: up to 255 letters, numbers, hyphens and underscores are allowed.", ref))
 	}
 	return ref, nil
@@ -252,6 +252,9 @@ func (s *State) ActiveCluster(r Reader, c Scope, ref string) (*ClusterRecord, er
 	name, err := s.ClusterName(c, ref)
 	if err != nil {
 		return nil, err
+	}
+	if name == FargatePool {
+		return poolCluster(s, c), nil
 	}
 	var cl ClusterRecord
 	ok, err := r.Get(c.Keys().Cluster(name), &cl)
@@ -270,6 +273,9 @@ func (s *State) ExistingCluster(r Reader, c Scope, ref string, active bool) (str
 	name, err := s.ClusterName(c, ref)
 	if err != nil {
 		return "", err
+	}
+	if name == FargatePool {
+		return name, nil
 	}
 	var cl ClusterRecord
 	ok, err := r.Get(c.Keys().Cluster(name), &cl)

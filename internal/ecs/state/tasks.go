@@ -114,6 +114,8 @@ type Launch struct {
 	Propagate  ecsapi.PropagateTags
 	Execute    bool
 	LaunchType ecsapi.LaunchType
+	// CapacityProvider is a Fargate task's provider.
+	CapacityProvider string
 }
 
 // NewTask creates a task of l placed on instance r, inside tx: it reserves
@@ -196,6 +198,9 @@ func (s *State) NewTask(tx *store.Tx, c Scope, l *Launch, r *InstanceRecord, d s
 		}
 		t.Containers = append(t.Containers, ct)
 	}
+	if l.LaunchType == ecsapi.LaunchTypeFargate {
+		fargateFields(t, l, td, r)
+	}
 	if td.NetworkMode == ecsapi.NetworkModeAwsvpc {
 		if err := s.attachENI(tx, c, t); err != nil {
 			return nil, err
@@ -203,7 +208,7 @@ func (s *State) NewTask(tx *store.Tx, c Scope, l *Launch, r *InstanceRecord, d s
 	}
 	Hold(r, &d, 1)
 	r.Version++
-	if err := tx.Put(s.PlacedKey(c, t), ""); err != nil {
+	if err := tx.Put(s.PlacedKey(c, t), s.PlacedValue(c, t)); err != nil {
 		return nil, err
 	}
 	if err := tx.Put(s.TaskKey(c, t), t); err != nil {
@@ -219,9 +224,23 @@ func (s *State) TaskKey(c Scope, t *TaskRecord) string {
 
 // PlacedKey indexes a task that has not stopped under its instance:
 // ecs/<region>/placed/<cluster>/<instance id>/<task id>.
+// A task on a pool host is indexed under the pool, and the index's value
+// names the task's cluster.
 func (s *State) PlacedKey(c Scope, t *TaskRecord) string {
 	cluster := strings.TrimPrefix(t.ClusterArn, s.ARN(c, "cluster/"))
+	if s.OnPool(c, t.ContainerInstanceArn) {
+		cluster = FargatePool
+	}
 	return c.Keys().Placed(cluster, IDOf(t.ContainerInstanceArn), IDOf(t.TaskArn))
+}
+
+// PlacedValue is what a task's placed key holds: its cluster's name when
+// it runs on a pool host.
+func (s *State) PlacedValue(c Scope, t *TaskRecord) string {
+	if s.OnPool(c, t.ContainerInstanceArn) {
+		return strings.TrimPrefix(t.ClusterArn, s.ARN(c, "cluster/"))
+	}
+	return ""
 }
 
 func (s *State) FindTask(r Reader, c Scope, cluster, ref string) (*TaskRecord, error) {
