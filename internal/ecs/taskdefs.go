@@ -479,8 +479,6 @@ func fargateContainerCheck(cd *ecsapi.ContainerDefinition) error {
 	switch {
 	case deref(cd.Privileged):
 		return refuse("privileged")
-	case len(cd.Links) > 0:
-		return clientError("Links are not supported when networkMode=awsvpc.")
 	case len(cd.ExtraHosts) > 0:
 		return refuse("extraHosts")
 	case len(cd.DnsServers) > 0:
