@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharfhq/wharf/internal/ecs/state"
+
 	"github.com/wharfhq/wharf/internal/agent"
 	"github.com/wharfhq/wharf/internal/runtime"
 	"github.com/wharfhq/wharf/internal/runtime/docker"
@@ -31,6 +33,7 @@ type agentFlags struct {
 	cleanupDelay     time.Duration
 	scDrain          time.Duration
 	dockerHost       string
+	fargateRuntime   string
 }
 
 type attrFlag map[string]string
@@ -75,6 +78,18 @@ func (f *agentFlags) register(fs *flag.FlagSet, nodeFlags bool) {
 	fs.DurationVar(&f.cleanupDelay, "cleanup-delay", time.Hour, "how long stopped tasks' containers are kept")
 	fs.DurationVar(&f.scDrain, "service-connect-drain", 3*time.Second, "how long a stopping Service Connect task keeps serving, so that callers move away, before its containers get SIGTERM (0 for none)")
 	fs.StringVar(&f.dockerHost, "docker-host", "", "Docker Engine API address (default DOCKER_HOST or the local socket)")
+	fs.StringVar(&f.fargateRuntime, "fargate-runtime", "runsc", "engine runtime (gVisor's runsc, with --network=host) that Fargate tasks' containers run in")
+}
+
+// fargateENILimit is how many tasks a Fargate host holds at most: each
+// Fargate task has an ENI of its own, and the host's CPU and memory bound
+// them first.
+const fargateENILimit = 1000
+
+// fargateHost makes cfg a host of Fargate capacity.
+func (f *agentFlags) fargateHost(cfg *agent.Config) {
+	cfg.Cluster, cfg.FargateRuntime = state.FargatePool, f.fargateRuntime
+	cfg.ENILimit, cfg.TrunkENILimit = fargateENILimit, fargateENILimit
 }
 
 func hostname() string {
@@ -130,6 +145,7 @@ func runAgent(ctx context.Context, args []string) error {
 	fs := flagSet("agent", "Run a node agent: register this machine as a container instance of a cluster\nand run the tasks placed on it as Docker containers. Credentials default to\nAWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the endpoint to AWS_ENDPOINT_URL.")
 	fs.StringVar(&endpoint, "server", os.Getenv("AWS_ENDPOINT_URL"), "URL of the Wharf control plane")
 	fs.StringVar(&cluster, "cluster", "default", "cluster to join")
+	fargate := fs.Bool("fargate", false, "offer Fargate capacity instead of joining --cluster: run FARGATE tasks of every cluster, each container in a gVisor sandbox")
 	fs.StringVar(&region, "region", firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), "us-east-1"), "region of the cluster")
 	fs.StringVar(&accessKeyID, "access-key-id", os.Getenv("AWS_ACCESS_KEY_ID"), "access key id the agent signs with")
 	fs.StringVar(&secret, "secret-access-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "secret of --access-key-id (prefer the environment)")
@@ -156,6 +172,9 @@ func runAgent(ctx context.Context, args []string) error {
 	defer closeRT()
 	cfg.Endpoint, cfg.Cluster, cfg.Region, cfg.AccessKeyID, cfg.SecretAccessKey = endpoint, cluster, region, accessKeyID, secret
 	cfg.Runtime, cfg.Logger = rt, logger.With("component", "agent")
+	if *fargate {
+		f.fargateHost(&cfg)
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err

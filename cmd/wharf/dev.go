@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs := flagSet("dev", "Run Wharf on this machine in one process: the control plane with an embedded\netcd under --data-dir, and node agents on the local Docker engine. The first\nstart creates an access key; later starts resume with the same state, keys\nand nodes. The endpoint and credentials are printed and written to DIR/env as\nshell exports.")
 	f.register(fs, "127.0.0.1:0", defaultDataDir())
 	fs.IntVar(&nodes, "nodes", 1, "how many node agents to run, each a container instance in its own availability zone (0 for none)")
+	fargateNodes := fs.Int("fargate-nodes", 0, "how many hosts of Fargate capacity to run, in availability zones of their own, where the engine has gVisor's runtime (--fargate-runtime)")
 	af.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return helpRequested(err)
@@ -82,7 +85,7 @@ func runDev(ctx context.Context, args []string) error {
 		version, srv.Endpoint(), f.region, f.dataDir, nodes, env, envFile, f.dataDir)
 	nodesCtx, stopNodes := context.WithCancel(ctx)
 	defer stopNodes()
-	agents, err := newDevAgents(nodesCtx, &f, &af, nodes, srv.Endpoint(), cfg.Logger)
+	agents, err := newDevAgents(nodesCtx, &f, &af, nodes, *fargateNodes, srv.Endpoint(), cfg.Logger)
 	if err != nil {
 		return err
 	}
@@ -98,6 +101,7 @@ func runDev(ctx context.Context, args []string) error {
 // devAgents are `wharf dev`'s node agents on the local Docker engine.
 type devAgents struct {
 	agents  []*agent.Agent
+	fargate []*agent.Agent // hosts of Fargate capacity, run where the engine has the runtime
 	rt      runtime.Runtime
 	closeRT func()
 	wg      sync.WaitGroup
@@ -105,11 +109,12 @@ type devAgents struct {
 }
 
 // newDevAgents starts n agents, named node-1... node-n, in availability
-// zones REGIONa, REGIONb, ..., once the engine answers, until ctx ends.
-// Until the engine answers, the API serves on and the agents wait.
-func newDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, endpoint string, logger *slog.Logger) (*devAgents, error) {
+// zones REGIONa, REGIONb, ..., and nf hosts of Fargate capacity,
+// fargate-1..., once the engine answers, until ctx ends. Until the engine
+// answers, the API serves on and the agents wait.
+func newDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n, nf int, endpoint string, logger *slog.Logger) (*devAgents, error) {
 	d := &devAgents{}
-	if n <= 0 {
+	if n <= 0 && nf <= 0 {
 		return d, nil
 	}
 	rt, closeRT, err := af.runtime()
@@ -118,37 +123,58 @@ func newDevAgents(ctx context.Context, f *serverFlags, af *agentFlags, n int, en
 	}
 	d.rt, d.closeRT = rt, closeRT
 	alog := logger.With("component", "agent")
-	for i := range n {
+	newAgent := func(name string, zone int, fargate bool) (*agent.Agent, error) {
 		cfg, err := af.config()
 		if err != nil {
-			closeRT()
 			return nil, err
 		}
-		cfg.Name = fmt.Sprintf("node-%d", i+1)
+		cfg.Name = name
 		cfg.StateDir = filepath.Join(f.dataDir, "agents", cfg.Name)
-		cfg.AvailabilityZone = f.region + string(rune('a'+i%26))
+		cfg.AvailabilityZone = f.region + string(rune('a'+zone%26))
 		cfg.Endpoint, cfg.Cluster, cfg.Region = endpoint, "default", f.region
 		cfg.AccessKeyID, cfg.SecretAccessKey = f.accessKeyID, f.secretAccessKey
 		cfg.Runtime, cfg.Logger = rt, alog
-		a, err := agent.New(cfg)
+		if fargate {
+			af.fargateHost(&cfg)
+		}
+		return agent.New(cfg)
+	}
+	for i := range n + max(nf, 0) {
+		fargate, zone, name := false, i, fmt.Sprintf("node-%d", i+1)
+		if i >= n {
+			fargate, zone, name = true, i-n, fmt.Sprintf("fargate-%d", i-n+1)
+		}
+		a, err := newAgent(name, zone, fargate)
 		if err != nil {
 			closeRT()
 			return nil, err
 		}
-		d.agents = append(d.agents, a)
+		if fargate {
+			d.fargate = append(d.fargate, a)
+		} else {
+			d.agents = append(d.agents, a)
+		}
 	}
 	d.wg.Go(func() {
 		// One wait for the engine the nodes share, so that a missing
 		// engine is reported once rather than by every node.
-		if _, err := agent.WaitForRuntime(ctx, rt, alog); err != nil {
+		info, err := agent.WaitForRuntime(ctx, rt, alog)
+		if err != nil {
 			return
 		}
 		d.found.Store(true)
+		run := d.agents
+		if _, ok := info.Runtimes[af.fargateRuntime]; ok {
+			run = append(run, d.fargate...)
+		} else if len(d.fargate) > 0 {
+			alog.Warn("no Fargate capacity: the engine has no runtime "+af.fargateRuntime+", so FARGATE tasks find no host; add gVisor's runsc to the engine as docs/architecture.md (Fargate) shows, and restart `wharf dev`",
+				"runtimes", slices.Sorted(maps.Keys(info.Runtimes)))
+		}
 		var nodes sync.WaitGroup
-		for i, a := range d.agents {
+		for _, a := range run {
 			nodes.Go(func() {
 				if err := a.Run(ctx); err != nil && ctx.Err() == nil {
-					logger.Error("agent stopped", "node", fmt.Sprintf("node-%d", i+1), "err", err)
+					logger.Error("agent stopped", "node", a.Name(), "err", err)
 				}
 			})
 		}

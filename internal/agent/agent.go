@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +88,11 @@ type Config struct {
 	// control plane deregistered it), so that callers stop sending to it
 	// before its containers get SIGTERM. 0 means 3 s; negative, none.
 	ServiceConnectDrain time.Duration
+	// FargateRuntime, when set, makes this a host of Fargate capacity: it
+	// registers in the Fargate pool (Cluster is then state.FargatePool),
+	// and runs the containers of FARGATE tasks, and only those, with this
+	// engine runtime, which must be gVisor's runsc.
+	FargateRuntime string
 	// Simulated says that the runtime runs no processes (hollow nodes, for
 	// tests and scale runs): Service Connect proxies count as ready once
 	// started, and the host's firewall is left alone.
@@ -250,6 +257,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.metadata.Close()
+	if rt := a.cfg.FargateRuntime; rt != "" {
+		if _, ok := info.Runtimes[rt]; !ok {
+			return fmt.Errorf("the engine has no runtime %q for Fargate tasks (it has %v); add gVisor's runsc to the engine as docs/architecture.md (Fargate) shows, or start the agent without --fargate", rt, slices.Sorted(maps.Keys(info.Runtimes)))
+		}
+	}
 	if err := a.register(ctx, info); err != nil {
 		return err
 	}
@@ -443,6 +455,7 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.awslogs")},
 		{Name: aws.String("com.amazonaws.ecs.capability.logging-driver.json-file")},
 		{Name: aws.String("wharf.node"), Value: aws.String(a.cfg.Name)},
+		{Name: aws.String("wharf.sandbox"), Value: aws.String(a.sandbox())},
 		// Where bridge and host mode tasks are reached, for service
 		// registries.
 		{Name: aws.String("wharf.host-ip"), Value: aws.String(hostnet.BridgeGateway())},
@@ -481,6 +494,18 @@ func (a *Agent) registerOnce(ctx context.Context, info runtime.Info, st *agentSt
 		return "", err
 	}
 	return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
+}
+
+// Name is the node's name.
+func (a *Agent) Name() string { return a.cfg.Name }
+
+// sandbox is the kind of sandbox this node runs Fargate tasks in: gvisor,
+// or none when it offers no Fargate capacity.
+func (a *Agent) sandbox() string {
+	if a.cfg.FargateRuntime == "" {
+		return "none"
+	}
+	return "gvisor"
 }
 
 // pollLoop keeps the task set in step with the control plane until ctx

@@ -75,6 +75,18 @@ func (m *taskManager) volumeName(v *ecsapi.Volume) string {
 	return "wharf-" + taskID(m.task.TaskArn)[:12] + "-" + v.Name
 }
 
+// cluster is the cluster of the task: the agent's own, except on a Fargate
+// host, whose tasks are of any cluster.
+func (m *taskManager) cluster() string {
+	if m.task.ClusterArn != "" {
+		return m.task.ClusterArn
+	}
+	return m.a.cfg.Cluster
+}
+
+// fargate reports whether the task is a Fargate task.
+func (m *taskManager) fargate() bool { return m.task.LaunchType == ecsapi.LaunchTypeFargate }
+
 // spec turns a container definition into what the engine creates.
 func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 	if c.role == roleProxy {
@@ -96,6 +108,14 @@ func (m *taskManager) spec(c *ctr) (*runtime.ContainerSpec, error) {
 		ReadonlyRootfs: deref(cd.ReadonlyRootFilesystem),
 		StopTimeout:    m.a.cfg.StopTimeout,
 		CPUShares:      max(int64(cd.Cpu), 2),
+	}
+	if m.fargate() {
+		// A Fargate task's own containers run in a sandbox; never as
+		// plain containers.
+		if m.a.cfg.FargateRuntime == "" {
+			return nil, fmt.Errorf("this node offers no Fargate capacity, and a FARGATE task never runs as a plain container")
+		}
+		spec.OCIRuntime = m.a.cfg.FargateRuntime
 	}
 	for k, v := range cd.DockerLabels {
 		if _, reserved := spec.Labels[k]; !reserved {

@@ -66,7 +66,7 @@ func (sc *scTask) issue(ctx context.Context) error {
 		return err
 	}
 	var out agentapi.IssueCertificateResponse
-	in := &agentapi.IssueCertificateRequest{Cluster: sc.m.a.cfg.Cluster, Task: sc.m.task.TaskArn, CSR: string(csr)}
+	in := &agentapi.IssueCertificateRequest{Cluster: sc.m.cluster(), Task: sc.m.task.TaskArn, CSR: string(csr)}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sc.m.a.cp.call(cctx, "IssueCertificate", in, &out); err != nil {

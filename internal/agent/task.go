@@ -866,7 +866,7 @@ func truncate(s string, n int) string {
 func (m *taskManager) reportTask(ctx context.Context, status, reason string) {
 	m.mu.Lock()
 	in := &ecs.SubmitTaskStateChangeInput{
-		Cluster:       aws.String(m.a.cfg.Cluster),
+		Cluster:       aws.String(m.cluster()),
 		Task:          aws.String(m.task.TaskArn),
 		Status:        aws.String(status),
 		Containers:    m.containerChanges(),
@@ -910,7 +910,7 @@ func (m *taskManager) reportContainer(ctx context.Context, c *ctr) {
 		return
 	}
 	in := &ecs.SubmitContainerStateChangeInput{
-		Cluster:         aws.String(m.a.cfg.Cluster),
+		Cluster:         aws.String(m.cluster()),
 		Task:            aws.String(m.task.TaskArn),
 		ContainerName:   aws.String(c.def.Name),
 		Status:          aws.String(c.status),
@@ -934,7 +934,7 @@ func (m *taskManager) reportContainer(ctx context.Context, c *ctr) {
 // reportHealth reports the health of containers with health checks.
 func (m *taskManager) reportHealth(ctx context.Context) {
 	m.mu.Lock()
-	in := &agentapi.ReportHealthRequest{Cluster: m.a.cfg.Cluster, Task: m.task.TaskArn}
+	in := &agentapi.ReportHealthRequest{Cluster: m.cluster(), Task: m.task.TaskArn}
 	for _, name := range m.order {
 		if c := m.containers[name]; c.health != "" && !c.hidden {
 			in.Containers = append(in.Containers, agentapi.ContainerHealth{Name: name, HealthStatus: c.health})

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"strconv"
@@ -104,7 +105,7 @@ func (m *taskManager) ContainerMetadata(ctx context.Context, name string) metada
 func (m *taskManager) TaskMetadata(ctx context.Context) metadata.Task {
 	m.mu.Lock()
 	tm := metadata.Task{
-		Cluster:          m.a.cfg.Cluster,
+		Cluster:          m.cluster(),
 		TaskARN:          m.task.TaskArn,
 		Family:           m.td.Family,
 		Revision:         strconv.Itoa(int(m.td.Revision)),
@@ -113,7 +114,7 @@ func (m *taskManager) TaskMetadata(ctx context.Context) metadata.Task {
 		PullStartedAt:    m.pullStart,
 		PullStoppedAt:    m.pullStop,
 		AvailabilityZone: m.a.cfg.AvailabilityZone,
-		LaunchType:       "EC2",
+		LaunchType:       string(cmp.Or(m.task.LaunchType, ecsapi.LaunchTypeEc2)),
 	}
 	if cpu, err := strconv.ParseFloat(m.td.Cpu, 64); err == nil {
 		tm.Limits = &metadata.Limits{CPU: cpu / 1024}

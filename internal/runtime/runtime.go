@@ -119,6 +119,10 @@ type ContainerSpec struct {
 	// engine default (json-file).
 	LogDriver  string
 	LogOptions map[string]string
+
+	// OCIRuntime names the engine runtime (of Info.Runtimes) the container
+	// runs with; "" is the engine's default.
+	OCIRuntime string
 }
 
 // State is what the engine says about a container.
@@ -176,6 +180,9 @@ type Info struct {
 	Architecture string // x86_64, aarch64
 	CPUs         int
 	MemoryBytes  int64
+	// Runtimes are the OCI runtimes the engine can run containers with,
+	// by name and path (runc, and gVisor's runsc where configured).
+	Runtimes map[string]string
 }
 
 // Stats is one sample of a container's resource use, in the engine's own

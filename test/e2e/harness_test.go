@@ -318,9 +318,9 @@ func (e *env) start(name, sub string, args ...string) *proc {
 	return p
 }
 
-// addNode starts an agent and waits until its instance is registered and
-// connected.
-func (e *env) addNode(name, az string) *node {
+// addNode starts an agent, with the extra flags given, and waits until its
+// instance is registered and connected.
+func (e *env) addNode(name, az string, extra ...string) *node {
 	e.t.Helper()
 	n := &node{name: name, az: az, stateDir: filepath.Join(e.dir, name)}
 	n.args = []string{
@@ -338,6 +338,7 @@ func (e *env) addNode(name, az string) *node {
 	if e.cfg.dockerHost != "" {
 		n.args = append(n.args, "--docker-host", e.cfg.dockerHost)
 	}
+	n.args = append(n.args, extra...)
 	e.nodes = append(e.nodes, n)
 	e.startNode(n)
 	return n
@@ -390,8 +391,12 @@ func (e *env) instance(arn string) types.ContainerInstance {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	defer cancel()
+	cluster := e.cluster
+	if strings.Contains(arn, ":container-instance/"+fargatePool+"/") {
+		cluster = fargatePool
+	}
 	out, err := e.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{
-		Cluster: aws.String(e.cluster), ContainerInstances: []string{arn},
+		Cluster: aws.String(cluster), ContainerInstances: []string{arn},
 	})
 	if err != nil {
 		e.t.Fatalf("describe container instance %s: %v", arn, err)

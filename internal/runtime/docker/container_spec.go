@@ -64,6 +64,7 @@ func createRequestFor(spec *runtime.ContainerSpec, apiVersion string) (*createRe
 	}
 
 	host := &container.HostConfig{
+		Runtime:        spec.OCIRuntime,
 		LogConfig:      container.LogConfig{Type: spec.LogDriver, Config: spec.LogOptions},
 		VolumesFrom:    spec.VolumesFrom,
 		CapAdd:         strslice.StrSlice(spec.CapAdd),

@@ -80,7 +80,12 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 	if err != nil {
 		return runtime.Info{}, d.engineError("docker version", err)
 	}
+	runtimes := map[string]string{}
+	for name, r := range info.Runtimes {
+		runtimes[name] = r.Path
+	}
 	return runtime.Info{
+		Runtimes:     runtimes,
 		Version:      info.ServerVersion,
 		APIVersion:   v.APIVersion,
 		OS:           info.OSType,
