@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/wharfhq/wharf/internal/testenv"
+)
+
+// fargatePool is where hosts of Fargate capacity register.
+const fargatePool = "~fargate"
+
+const labelContainerName = "com.amazonaws.ecs.container-name"
+
+// TestFargateService drives a FARGATE service with the AWS CLI, on two
+// hosts of Fargate capacity (`wharf agent --fargate`): the cluster's
+// default strategy splits its tasks over FARGATE and FARGATE_SPOT, the
+// tasks spread over both zones and show ECS's Fargate fields, each
+// container runs in a gVisor sandbox of its own (its own kernel, and no
+// process of another container in sight), tasks reach each other and are
+// reached on their awsvpc addresses, and a stopped task is replaced.
+func TestFargateService(t *testing.T) {
+	if os.Getenv("WHARF_E2E_FARGATE") == "" {
+		t.Skip("set WHARF_E2E_FARGATE=1 to run: under the e2e harness the Fargate hosts' tasks still fail and are replaced in a loop (issue 11)")
+	}
+	e := newEnv(t)
+	if out, err := exec.CommandContext(context.Background(), "docker", "info", "--format", "{{json .Runtimes}}").Output(); err != nil || !strings.Contains(string(out), `"runsc"`) {
+		t.Fatalf("the engine has no runsc runtime (%s, %v); hack/test configures it", out, err)
+	}
+	e.addNode("fargate-1", testenv.Region+"a", "--fargate")
+	e.addNode("fargate-2", testenv.Region+"b", "--fargate")
+	e.aws(callWait, "ecs", "put-cluster-capacity-providers", "--cluster", e.cluster,
+		"--capacity-providers", "FARGATE", "FARGATE_SPOT",
+		"--default-capacity-provider-strategy", "capacityProvider=FARGATE,base=1,weight=1", "capacityProvider=FARGATE_SPOT,weight=1")
+
+	out := e.cliJSON(callWait, map[string]any{
+		"family": "fweb", "requiresCompatibilities": []string{"FARGATE"}, "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+		"containerDefinitions": []map[string]any{
+			{"name": "web", "image": e.image, "essential": true, "command": []string{"sh", "-c", webScript("8080")}},
+			{"name": "side", "image": e.image, "essential": false, "command": []string{"sleep", "3600"}},
+		},
+	}, "ecs", "register-task-definition")
+	var reg struct {
+		TaskDefinition struct{ TaskDefinitionArn string } `json:"taskDefinition"`
+	}
+	if err := json.Unmarshal(out, &reg); err != nil {
+		t.Fatalf("register-task-definition: %v: %s", err, out)
+	}
+	td := reg.TaskDefinition.TaskDefinitionArn
+	e.aws(callWait, "ecs", "create-service", "--cluster", e.cluster, "--service-name", "fweb", "--task-definition", td,
+		"--desired-count", "3", "--network-configuration", "awsvpcConfiguration={subnets=[subnet-1]}")
+	var tasks []types.Task
+	waitFor(t, "three RUNNING Fargate tasks", serviceWait, func() (bool, string) {
+		svc := e.service("fweb")
+		tasks = e.serviceTasks("fweb", types.DesiredStatusRunning)
+		return svc.RunningCount == 3 && len(tasks) == 3, deployments(svc)
+	})
+
+	providers, zones := map[string]int{}, map[string]int{}
+	for _, task := range tasks {
+		providers[aws.ToString(task.CapacityProviderName)]++
+		zones[aws.ToString(task.AvailabilityZone)]++
+		if task.ContainerInstanceArn != nil || task.LaunchType != types.LaunchTypeFargate || aws.ToString(task.PlatformVersion) != "1.4.0" ||
+			aws.ToString(task.PlatformFamily) != "Linux" || task.EphemeralStorage == nil || len(task.Attachments) != 1 {
+			t.Errorf("Fargate task %s", jsonOf(task))
+		}
+	}
+	if providers["FARGATE"] != 2 || providers["FARGATE_SPOT"] != 1 || len(zones) != 2 {
+		t.Errorf("providers %v, zones %v; want FARGATE 2 (base 1, then 1:1) and FARGATE_SPOT 1, over two zones", providers, zones)
+	}
+
+	host, err := exec.Command("uname", "-r").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, task := range tasks {
+		ip := aws.ToString(taskContainer(t, task, "web").NetworkInterfaces[0].PrivateIpv4Address)
+		ips = append(ips, ip)
+		for _, c := range e.containersOf(aws.ToString(task.TaskArn)) {
+			if c.Labels[labelContainerName] != "web" {
+				continue
+			}
+			if rt := e.inspect(c.ID).HostConfig.Runtime; rt != "runsc" {
+				t.Errorf("task %s's web container runs with %q, want runsc", taskID(aws.ToString(task.TaskArn)), rt)
+			}
+			kernel, _ := e.exec(c.ID, "uname -r")
+			if strings.TrimSpace(kernel) == strings.TrimSpace(string(host)) {
+				t.Errorf("the web container sees the host's kernel %s", kernel)
+			}
+			ps, _ := e.exec(c.ID, "ps -o args")
+			if strings.Contains(ps, "sleep 3600") || !strings.Contains(ps, "httpd") {
+				t.Errorf("the web container sees processes outside its sandbox:\n%s", ps)
+			}
+		}
+		waitHTTP(t, "http://"+ip+":8080/index.html", "pong")
+	}
+	// One task calls another on its awsvpc address.
+	first := e.containersOf(aws.ToString(tasks[0].TaskArn))
+	for _, c := range first {
+		if c.Labels[labelContainerName] == "web" {
+			if out, code := e.exec(c.ID, "timeout 10 wget -q -O - http://"+ips[1]+":8080/index.html"); code != 0 || strings.TrimSpace(out) != "pong" {
+				t.Errorf("task to task: exit %d, %q", code, out)
+			}
+		}
+	}
+
+	stopped := aws.ToString(tasks[0].TaskArn)
+	e.aws(callWait, "ecs", "stop-task", "--cluster", e.cluster, "--task", stopped, "--reason", "e2e: replace me")
+	waitFor(t, "the stopped task replaced", serviceWait, func() (bool, string) {
+		svc := e.service("fweb")
+		now := taskArns(e.serviceTasks("fweb", types.DesiredStatusRunning))
+		return svc.RunningCount == 3 && len(now) == 3 && !slices.Contains(now, stopped), deployments(svc)
+	})
+}
