@@ -250,8 +250,5 @@ func (p launchPlan) fargate() bool { return p.launchType == ecsapi.LaunchTypeFar
 // providers gives each of n new tasks its capacity provider; have counts
 // the tasks each provider already runs for the same group.
 func (p launchPlan) providers(have map[string]int, n int) []string {
-	if len(p.strategy) == 0 {
-		return slices.Repeat([]string{state.ProviderFargate}, n)
-	}
 	return state.SplitStrategy(state.Each(p.strategy, state.CapacityProviderStrategyItemFromWire), have, n)
 }

@@ -616,10 +616,7 @@ func (a *applier) startFargate(l *state.Launch, d scheduler.Demand, n int) error
 	if room := (store.MaxOps - opsReserve - max(a.tx.Size())) / opsPerStart; n > room {
 		n, a.full = max(room, 0), true
 	}
-	providers := slices.Repeat([]string{state.ProviderFargate}, n)
-	if len(primary.CapacityProviderStrategy) > 0 {
-		providers = state.SplitStrategy(primary.CapacityProviderStrategy, state.ProviderCounts(a.tasks, l.Group), n)
-	}
+	providers := state.SplitStrategy(primary.CapacityProviderStrategy, state.ProviderCounts(a.tasks, l.Group), n)
 	placed, short, err := a.s.PlaceFargate(a.tx, a.c, l, d, providers, a.tasks)
 	if err != nil {
 		return err

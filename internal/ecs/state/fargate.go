@@ -53,8 +53,12 @@ func (s *State) OnPool(c Scope, instanceArn string) bool {
 // SplitStrategy gives each of n new tasks its capacity provider by a
 // strategy as ECS splits it: the item with a base gets tasks until it runs
 // that many, then the providers share the rest in proportion to their
-// weights. have counts the tasks each provider runs already.
+// weights. have counts the tasks each provider runs already. Without a
+// strategy, every task goes to FARGATE.
 func SplitStrategy(items []CapacityProviderStrategyItem, have map[string]int, n int) []string {
+	if len(items) == 0 {
+		return slices.Repeat([]string{ProviderFargate}, n)
+	}
 	counts := map[string]int{}
 	for k, v := range have {
 		counts[k] = v
