@@ -267,6 +267,8 @@ func volumesOf(in []ecsapi.Volume) []ecsapi.Volume {
 // awsvpc task's network namespace decides.
 func checkAwsvpcContainer(cd *ecsapi.ContainerDefinition) error {
 	switch {
+	case len(cd.Links) > 0:
+		return clientError("Links are not supported when networkMode=awsvpc")
 	case cd.Hostname != "":
 		return clientError("hostname is not supported on container when networkMode=awsvpc")
 	case len(cd.DnsServers) > 0:

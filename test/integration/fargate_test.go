@@ -48,7 +48,7 @@ func TestFargateTaskDefinitionRules(t *testing.T) {
 			in.Volumes = []types.Volume{{Name: aws.String("v"), Host: &types.HostVolumeProperties{SourcePath: aws.String("/tmp")}}}
 		}, "do not support sourcePath"},
 		{"privileged", func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Privileged = aws.Bool(true) }, "privileged"},
-		{"links", func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Links = []string{"db"} }, "Links are only supported with the bridge network mode"},
+		{"links", func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Links = []string{"db"} }, "Links are not supported when networkMode=awsvpc"},
 		{"devices", func(in *ecs.RegisterTaskDefinitionInput) {
 			in.ContainerDefinitions[0].LinuxParameters = &types.LinuxParameters{Devices: []types.Device{{HostPath: aws.String("/dev/null")}}}
 		}, "devices"},
