@@ -200,7 +200,7 @@ func (d *devAgents) report(dataDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var tasks, containers int
-	for _, a := range d.agents {
+	for _, a := range slices.Concat(d.agents, d.fargate) {
 		t, c, err := a.Running(ctx)
 		if err != nil {
 			fmt.Printf("Could not list the task containers left running: %v\n", err)

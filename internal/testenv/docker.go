@@ -74,6 +74,27 @@ func MustHaveDocker(t testing.TB) {
 	}
 }
 
+// MustHaveRuntime skips the test (failing it under CI) unless the Docker
+// engine offers the OCI runtime name, as hack/test configures runsc.
+func MustHaveRuntime(t testing.TB, name string) {
+	t.Helper()
+	MustHaveDocker(t)
+	cli, err := DockerClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := cli.Info(ctx)
+	if err != nil {
+		t.Fatalf("docker info: %v", err)
+	}
+	if _, ok := info.Runtimes[name]; !ok {
+		skipOrFail(t, "this test needs the Docker engine's %s runtime (hack/test adds it to /etc/docker/daemon.json)", name)
+	}
+}
+
 // DockerClient returns a client of the engine at DOCKER_HOST or the default
 // socket, negotiating the API version (Docker 20.10 speaks API 1.41).
 func DockerClient() (*client.Client, error) {

@@ -122,6 +122,11 @@ func (s *Loops) control(ctx context.Context, l *store.Leadership, cc SchedulerCo
 					markAll()
 				}
 				if region, cluster, ok := state.ClusterOf(ev.Key); ok {
+					if cluster == state.FargatePool {
+						// The pool's hosts serve every cluster's Fargate tasks.
+						markAll()
+						continue
+					}
 					dirty[clusterRef{region: region, cluster: cluster}] = true
 				}
 			case <-resync.C:
@@ -307,6 +312,7 @@ func (s *Loops) snapshot(tx *store.Tx, c state.Scope, svc *state.ServiceRecord, 
 	for _, r := range instances {
 		byArn[r.ContainerInstanceArn] = r
 	}
+	poolRead := false
 	checked := map[string]bool{} // task definition ARN → has an essential health check
 	mine := map[string]*state.TaskRecord{}
 	for _, t := range tasks {
@@ -338,6 +344,17 @@ func (s *Loops) snapshot(tx *store.Tx, c state.Scope, svc *state.ServiceRecord, 
 		}
 		if t.StoppedAt != nil {
 			ct.StoppedAt = t.StoppedAt.Time
+		}
+		if _, ok := byArn[t.ContainerInstanceArn]; !ok && !poolRead && s.OnPool(c, t.ContainerInstanceArn) {
+			// Fargate tasks run on the pool's hosts, not the cluster's.
+			pool, err := state.ClusterInstances(tx, c.Keys(), state.FargatePool)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, r := range pool {
+				byArn[r.ContainerInstanceArn] = r
+			}
+			poolRead = true
 		}
 		if r := byArn[t.ContainerInstanceArn]; r != nil {
 			ct.Draining = r.Status == "DRAINING"
