@@ -42,7 +42,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs := flagSet("dev", "Run Wharf on this machine in one process: the control plane with an embedded\netcd under --data-dir, and node agents on the local Docker engine. The first\nstart creates an access key; later starts resume with the same state, keys\nand nodes. The endpoint and credentials are printed and written to DIR/env as\nshell exports.")
 	f.register(fs, "127.0.0.1:0", defaultDataDir())
 	fs.IntVar(&nodes, "nodes", 1, "how many node agents to run, each a container instance in its own availability zone (0 for none)")
-	fargateNodes := fs.Int("fargate-nodes", 0, "how many hosts of Fargate capacity to run, in availability zones of their own, where the engine has gVisor's runtime (--fargate-runtime)")
+	fargateNodes := fs.Int("fargate-nodes", 1, "how many hosts of Fargate capacity to run, in availability zones of their own, where the engine has gVisor's runtime (--fargate-runtime)")
 	af.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return helpRequested(err)
@@ -81,8 +81,8 @@ func runDev(ctx context.Context, args []string) error {
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", envFile, err)
 	}
-	fmt.Printf("Wharf %s is running.\n\n  endpoint  %s\n  region    %s\n  data      %s\n  nodes     %d\n\n%s\nUse it from another shell:\n\n  source %s\n  aws --endpoint-url $AWS_ENDPOINT_URL ecs list-container-instances\n\nPress Ctrl-C to stop; the state stays in %s.\n",
-		version, srv.Endpoint(), f.region, f.dataDir, nodes, env, envFile, f.dataDir)
+	fmt.Printf("Wharf %s is running.\n\n  endpoint  %s\n  region    %s\n  data      %s\n  nodes     %d, and %d of Fargate capacity\n\n%s\nUse it from another shell:\n\n  source %s\n  aws --endpoint-url $AWS_ENDPOINT_URL ecs list-container-instances\n\nPress Ctrl-C to stop; the state stays in %s.\n",
+		version, srv.Endpoint(), f.region, f.dataDir, nodes, max(*fargateNodes, 0), env, envFile, f.dataDir)
 	nodesCtx, stopNodes := context.WithCancel(ctx)
 	defer stopNodes()
 	agents, err := newDevAgents(nodesCtx, &f, &af, nodes, *fargateNodes, srv.Endpoint(), cfg.Logger)

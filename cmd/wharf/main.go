@@ -21,6 +21,7 @@ var commands = []command{
 	{"dev", "run everything on this machine: control plane, embedded etcd, a local agent", runDev},
 	{"server", "run the control plane", runServer},
 	{"agent", "run a node agent that runs tasks on this machine's Docker engine", runAgent},
+	{"spot-interrupt", "interrupt a FARGATE_SPOT task, as Fargate does when it takes the capacity back", runSpotInterrupt},
 	{"pause", "hold a task's network namespace (the process of Wharf's pause image)", runPause},
 	{"proxy", "run a task's Service Connect proxy (the process of Wharf's proxy image)", runProxy},
 	{"version", "print the version and commit", runVersion},
@@ -29,7 +30,7 @@ var commands = []command{
 func usage() {
 	fmt.Fprintf(os.Stderr, "Wharf runs containers on your own machines behind the Amazon ECS API.\n\nUsage: wharf <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.short)
+		fmt.Fprintf(os.Stderr, "  %-14s %s\n", c.name, c.short)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun `wharf <command> --help` for a command's flags. Every flag can also be set\nthrough an environment variable WHARF_<FLAG>, e.g. WHARF_LISTEN for --listen.\n")
 }

@@ -39,6 +39,7 @@ type serverFlags struct {
 	dnsListen       string
 	dnsForward      string
 	certLifetime    time.Duration
+	spotNotice      time.Duration
 	log             logFlags
 }
 
@@ -65,6 +66,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, listen, dataDir string) {
 	fs.StringVar(&f.dnsListen, "dns-listen", "127.0.0.1:0", "UDP and TCP address of the DNS server for Cloud Map's DNS namespaces; port 0 picks a free one, empty runs none")
 	fs.DurationVar(&f.certLifetime, "service-connect-cert-lifetime", 7*24*time.Hour, "how long Service Connect TLS certificates from Wharf's certificate authority are valid; proxies renew them five sevenths in")
 	fs.StringVar(&f.dnsForward, "dns-forward", "auto", "comma-separated resolvers (host:port) for names outside Wharf's zones; auto takes /etc/resolv.conf's, none answers REFUSED")
+	fs.DurationVar(&f.spotNotice, "spot-interruption-notice", 2*time.Minute, "how long an interrupted FARGATE_SPOT task (`wharf spot-interrupt`) has between SIGTERM and its stop, at most its containers' stopTimeout")
 	f.log.register(fs)
 }
 
@@ -117,7 +119,11 @@ func (f *serverFlags) config() (server.Config, error) {
 		DNSForward:        dnsForwarders(f.dnsForward),
 		Logger:            logger,
 
-		CertificateLifetime: f.certLifetime,
+		CertificateLifetime:    f.certLifetime,
+		SpotInterruptionNotice: f.spotNotice,
+	}
+	if f.spotNotice <= 0 {
+		return server.Config{}, fmt.Errorf("--spot-interruption-notice %v must be positive", f.spotNotice)
 	}
 	if f.certLifetime < 10*time.Second {
 		return server.Config{}, fmt.Errorf("--service-connect-cert-lifetime %v is too short; give 10s or more", f.certLifetime)

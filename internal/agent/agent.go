@@ -522,7 +522,7 @@ func (a *Agent) pollLoop(ctx context.Context, info runtime.Info) {
 			if ctx.Err() != nil {
 				return
 			}
-			var ae *apiError
+			var ae *agentapi.Error
 			if errors.As(err, &ae) && ae.Code == agentapi.CodeInstanceNotRegistered {
 				a.log.Warn("the control plane no longer knows this instance; registering again", "err", err)
 				if err := a.register(ctx, info); err != nil {
@@ -569,12 +569,12 @@ func (a *Agent) reconcile(ctx context.Context, resp *agentapi.PollResponse) {
 			a.tasks[at.Task.TaskArn] = m
 			go m.run(ctx)
 		}
-		m.update(at.Task.DesiredStatus)
+		m.update(at.Task.DesiredStatus, time.Duration(at.StopWithinSeconds)*time.Second)
 	}
 	// A task the control plane stopped without this agent must stop here.
 	for arn, m := range a.tasks {
 		if !assigned[arn] {
-			m.update("STOPPED")
+			m.update("STOPPED", 0)
 		}
 	}
 	for arn := range a.finished {

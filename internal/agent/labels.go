@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/wharfhq/wharf/internal/api/agentapi"
 )
 
 // Labels on every container the agent creates. The com.amazonaws.ecs ones
@@ -53,7 +54,7 @@ func metadataToken() string { return randomHex(32) }
 // isClientError reports an error the control plane refused for good: a
 // retry would get the same answer.
 func isClientError(err error) bool {
-	var ae *apiError
+	var ae *agentapi.Error
 	if errors.As(err, &ae) {
 		return ae.Status >= 400 && ae.Status < 500 && ae.Code != "ThrottlingException"
 	}

@@ -69,7 +69,7 @@ func (sc *scTask) issue(ctx context.Context) error {
 	in := &agentapi.IssueCertificateRequest{Cluster: sc.m.cluster(), Task: sc.m.task.TaskArn, CSR: string(csr)}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := sc.m.a.cp.call(cctx, "IssueCertificate", in, &out); err != nil {
+	if err := sc.m.a.cp.Call(cctx, "IssueCertificate", in, &out); err != nil {
 		return err
 	}
 	if out.Certificate == "" {

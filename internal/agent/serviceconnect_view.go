@@ -260,7 +260,7 @@ func (a *Agent) scrapeProxies(ctx context.Context, every time.Duration) {
 			continue
 		}
 		slices.SortFunc(in.Proxies, func(x, y agentapi.ProxyMetrics) int { return strings.Compare(x.TaskArn, y.TaskArn) })
-		if err := a.cp.call(ctx, "ReportProxyMetrics", in, new(agentapi.ReportProxyMetricsResponse)); err != nil {
+		if err := a.cp.Call(ctx, "ReportProxyMetrics", in, new(agentapi.ReportProxyMetricsResponse)); err != nil {
 			if ctx.Err() == nil {
 				a.log.Debug("reporting Service Connect metrics failed", "err", err)
 			}

@@ -65,7 +65,8 @@ type taskManager struct {
 	mu         sync.Mutex
 	task       ecsapi.Task // as assigned; LastStatus tracks what was reported
 	desired    string
-	status     string // the lifecycle status reached locally
+	stopWithin time.Duration // caps stop timeouts: a Spot interruption's notice
+	status     string        // the lifecycle status reached locally
 	containers map[string]*ctr
 	order      []string // container names in task definition order
 	pauseID    string
@@ -90,6 +91,7 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 		wake:       make(chan struct{}, 1),
 		task:       at.Task,
 		desired:    at.Task.DesiredStatus,
+		stopWithin: time.Duration(at.StopWithinSeconds) * time.Second,
 		status:     at.Task.LastStatus,
 		containers: map[string]*ctr{},
 	}
@@ -134,11 +136,11 @@ func newTaskManager(a *Agent, at agentapi.AssignedTask) *taskManager {
 }
 
 // update passes the task's desired status from the control plane.
-func (m *taskManager) update(desired string) {
+func (m *taskManager) update(desired string, stopWithin time.Duration) {
 	m.mu.Lock()
 	changed := m.desired != desired && desired == "STOPPED"
 	if changed {
-		m.desired = desired
+		m.desired, m.stopWithin = desired, stopWithin
 	}
 	m.mu.Unlock()
 	if changed {
@@ -725,6 +727,7 @@ func (m *taskManager) supervise(ctx context.Context) string {
 func (m *taskManager) stop(ctx context.Context, reason string) {
 	m.mu.Lock()
 	drain := m.sc != nil && m.desired == "STOPPED" && m.status == "RUNNING"
+	stopWithin := m.stopWithin
 	m.mu.Unlock()
 	m.advance(ctx, "STOPPING")
 	if drain {
@@ -740,6 +743,9 @@ func (m *taskManager) stop(ctx context.Context, reason string) {
 			timeout := m.a.cfg.StopTimeout
 			if c.def.StopTimeout != nil {
 				timeout = time.Duration(*c.def.StopTimeout) * time.Second
+			}
+			if stopWithin > 0 {
+				timeout = min(timeout, stopWithin)
 			}
 			wg.Add(1)
 			go func() {

@@ -52,6 +52,9 @@ type Config struct {
 	AgentGrace time.Duration
 	// AwsvpcSubnet is the range awsvpc tasks get addresses from.
 	AwsvpcSubnet string
+	// SpotInterruptionNotice is how long an interrupted Fargate Spot task
+	// has between SIGTERM and its stop. Default 2 minutes.
+	SpotInterruptionNotice time.Duration
 	// Controller tunes the service scheduler.
 	Controller control.SchedulerConfig
 	// CertificateLifetime is how long Service Connect TLS certificates
@@ -113,12 +116,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	agents := agentserver.New(agentserver.Config{
-		State:               svc.State,
-		DefaultRegion:       cfg.Region,
-		AgentGrace:          cfg.AgentGrace,
-		CertificateLifetime: cfg.CertificateLifetime,
-		ProxyMetrics:        proxyMetrics,
-		Logger:              cfg.Logger.With("component", "agentserver"),
+		State:                  svc.State,
+		DefaultRegion:          cfg.Region,
+		AgentGrace:             cfg.AgentGrace,
+		CertificateLifetime:    cfg.CertificateLifetime,
+		SpotInterruptionNotice: cfg.SpotInterruptionNotice,
+		ProxyMetrics:           proxyMetrics,
+		Logger:                 cfg.Logger.With("component", "agentserver"),
 	})
 	var subnets []netip.Prefix
 	if cfg.AwsvpcSubnet != "" {

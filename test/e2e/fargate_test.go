@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -27,8 +31,10 @@ const labelContainerName = "com.amazonaws.ecs.container-name"
 // reached on their awsvpc addresses, and a stopped task is replaced.
 func TestFargateService(t *testing.T) {
 	testenv.MustHaveRuntime(t, "runsc")
-	e := newEnv(t)
-	e.addNode("fargate-1", testenv.Region+"a", "--fargate")
+	// A Spot interruption's notice shorter than the agents' stop timeout
+	// (10 s) shows that the notice bounds the stop.
+	e := newEnv(t, withServerFlags("--spot-interruption-notice", "4s"))
+	host1 := e.addNode("fargate-1", testenv.Region+"a", "--fargate")
 	e.addNode("fargate-2", testenv.Region+"b", "--fargate")
 	e.aws(callWait, "ecs", "put-cluster-capacity-providers", "--cluster", e.cluster,
 		"--capacity-providers", "FARGATE", "FARGATE_SPOT",
@@ -38,7 +44,7 @@ func TestFargateService(t *testing.T) {
 		"family": "fweb", "requiresCompatibilities": []string{"FARGATE"}, "networkMode": "awsvpc", "cpu": "256", "memory": "512",
 		"containerDefinitions": []map[string]any{
 			{"name": "web", "image": e.image, "essential": true, "command": []string{"sh", "-c", webScript("8080")}},
-			{"name": "side", "image": e.image, "essential": false, "command": []string{"sleep", "3600"}},
+			{"name": "side", "image": e.image, "essential": false, "command": []string{"sh", "-c", "trap '' TERM; sleep 3600"}},
 		},
 	}, "ecs", "register-task-definition")
 	var reg struct {
@@ -108,6 +114,71 @@ func TestFargateService(t *testing.T) {
 		}
 	}
 
+	// A restarted host's agent adopts its sandboxes: the same tasks keep
+	// running in the same containers.
+	ids := func() map[string]string {
+		out := map[string]string{}
+		for _, task := range tasks {
+			for _, c := range e.containersOf(aws.ToString(task.TaskArn)) {
+				out[c.ID] = c.State
+			}
+		}
+		return out
+	}
+	before := ids()
+	host1.proc.kill(t)
+	e.waitConnected(host1.arn, false)
+	e.startNode(host1)
+	holds(t, "the Fargate tasks unchanged after their host's agent restarted", 3*time.Second, func() (bool, string) {
+		svc := e.service("fweb")
+		now := taskArns(e.serviceTasks("fweb", types.DesiredStatusRunning))
+		if svc.RunningCount != 3 || !slices.Equal(slices.Sorted(slices.Values(now)), slices.Sorted(slices.Values(taskArns(tasks)))) {
+			return false, deployments(svc)
+		}
+		after := ids()
+		return maps.Equal(before, after), fmt.Sprintf("containers %v, were %v", after, before)
+	})
+
+	// Fargate takes a Spot task's capacity back: SIGTERM now (httpd dies
+	// of it), SIGKILL when the notice ends (the side container
+	// ignores SIGTERM), stopCode SpotInterruption, and the service replaces it.
+	var spot, regular types.Task
+	for _, task := range tasks {
+		if aws.ToString(task.CapacityProviderName) == "FARGATE_SPOT" {
+			spot = task
+		} else {
+			regular = task
+		}
+	}
+	if out, err := e.spotInterrupt(aws.ToString(regular.TaskArn)); err == nil || !strings.Contains(out, "is not a running FARGATE_SPOT task") {
+		t.Errorf("interrupting a FARGATE task: %v, %s", err, out)
+	}
+	if out, err := e.spotInterrupt(aws.ToString(spot.TaskArn)); err != nil {
+		t.Fatalf("wharf spot-interrupt: %v\n%s", err, out)
+	}
+	done := e.waitStopped(aws.ToString(spot.TaskArn))
+	if done.StopCode != types.TaskStopCodeSpotInterruption || aws.ToString(done.StoppedReason) != "Your Spot Task was interrupted." {
+		t.Errorf("interrupted task: stopCode %s, reason %q", done.StopCode, aws.ToString(done.StoppedReason))
+	}
+	if web, side := taskContainer(t, done, "web"), taskContainer(t, done, "side"); aws.ToInt32(web.ExitCode) != 143 || aws.ToInt32(side.ExitCode) != 137 {
+		t.Errorf("exit codes: web %d (want 143, SIGTERM), side %d (want 137, SIGKILL at the notice's end)", aws.ToInt32(web.ExitCode), aws.ToInt32(side.ExitCode))
+	}
+	if took := done.StoppedAt.Sub(*done.StoppingAt); took > 9*time.Second {
+		t.Errorf("the interrupted task took %v to stop; the notice is 4 s, the stop timeout 10 s", took)
+	}
+	waitFor(t, "the interrupted task replaced on FARGATE_SPOT", serviceWait, func() (bool, string) {
+		svc := e.service("fweb")
+		now := e.serviceTasks("fweb", types.DesiredStatusRunning)
+		spots := 0
+		for _, task := range now {
+			if aws.ToString(task.CapacityProviderName) == "FARGATE_SPOT" && aws.ToString(task.LastStatus) == "RUNNING" {
+				spots++
+			}
+		}
+		return svc.RunningCount == 3 && len(now) == 3 && spots == 1 && !slices.Contains(taskArns(now), aws.ToString(spot.TaskArn)), deployments(svc)
+	})
+	tasks = e.serviceTasks("fweb", types.DesiredStatusRunning)
+
 	stopped := aws.ToString(tasks[0].TaskArn)
 	e.aws(callWait, "ecs", "stop-task", "--cluster", e.cluster, "--task", stopped, "--reason", "e2e: replace me")
 	waitFor(t, "the stopped task replaced", serviceWait, func() (bool, string) {
@@ -115,4 +186,13 @@ func TestFargateService(t *testing.T) {
 		now := taskArns(e.serviceTasks("fweb", types.DesiredStatusRunning))
 		return svc.RunningCount == 3 && len(now) == 3 && !slices.Contains(now, stopped), deployments(svc)
 	})
+}
+
+// spotInterrupt runs `wharf spot-interrupt` on a task of the cluster.
+func (e *env) spotInterrupt(task string) (string, error) {
+	cmd := exec.Command(e.bin, "spot-interrupt", "--cluster", e.cluster, "--task", task)
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL="+e.endpoint, "AWS_REGION="+testenv.Region,
+		"AWS_ACCESS_KEY_ID="+testenv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+testenv.SecretAccessKey)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

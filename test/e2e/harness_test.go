@@ -206,6 +206,8 @@ type config struct {
 	// dnsPort is the server's --dns-listen port on 127.0.0.1; 0 keeps
 	// the server's default (a free port).
 	dnsPort int
+	// serverFlags are more flags of the server.
+	serverFlags []string
 }
 
 type option func(*config)
@@ -216,6 +218,9 @@ func withAgentLostAfter(d time.Duration) option { return func(c *config) { c.age
 func withCleanupDelay(d time.Duration) option   { return func(c *config) { c.cleanupDelay = d } }
 func withDockerHost(h string) option            { return func(c *config) { c.dockerHost = h } }
 func withDNSPort(p int) option                  { return func(c *config) { c.dnsPort = p } }
+func withServerFlags(f ...string) option {
+	return func(c *config) { c.serverFlags = append(c.serverFlags, f...) }
+}
 
 // newEnv starts a server, creates the cluster and starts one agent, node-1
 // in us-east-1a.
@@ -258,7 +263,7 @@ func (e *env) serverArgs(port int) []string {
 	if e.cfg.dnsPort > 0 {
 		args = append(args, "--dns-listen", "127.0.0.1:"+strconv.Itoa(e.cfg.dnsPort))
 	}
-	return args
+	return append(args, e.cfg.serverFlags...)
 }
 
 // waitAnswers waits until server answers ListClusters through cli.

@@ -1,19 +1,13 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -26,33 +20,8 @@ import (
 // agentCall invokes an operation of the agent protocol.
 func agentCall(t *testing.T, ctx context.Context, endpoint, op string, in, out any) error {
 	t.Helper()
-	body, _ := json.Marshal(in)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", agentapi.TargetPrefix+"."+op)
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: testenv.AccessKeyID, SecretAccessKey: testenv.SecretAccessKey}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ecs", testenv.Region, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return &httpError{resp.StatusCode, string(raw)}
-	}
-	return json.Unmarshal(raw, out)
+	return agentapi.NewClient(endpoint, testenv.Region, testenv.AccessKeyID, testenv.SecretAccessKey, http.DefaultClient).Call(ctx, op, in, out)
 }
-
-type httpError struct {
-	status int
-	body   string
-}
-
-func (e *httpError) Error() string { return e.body }
 
 func eniInstance(t *testing.T, e *env, cluster string, eni, trunk int32) string {
 	t.Helper()

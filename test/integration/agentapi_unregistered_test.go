@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,19 +26,12 @@ func TestPollUnregisteredInstance(t *testing.T) {
 	for name, instance := range map[string]string{"deregistered": ci, "never registered": unknown} {
 		t.Run(name, func(t *testing.T) {
 			err := agentCall(t, ctx, e.srv.Endpoint(), "Poll", &agentapi.PollRequest{Cluster: "c", ContainerInstance: instance}, new(agentapi.PollResponse))
-			var he *httpError
-			if !errors.As(err, &he) {
+			var ae *agentapi.Error
+			if !errors.As(err, &ae) {
 				t.Fatalf("poll for a %s instance: %v, want an error answer", name, err)
 			}
-			var body struct {
-				Type    string `json:"__type"`
-				Message string `json:"message"`
-			}
-			if err := json.Unmarshal([]byte(he.body), &body); err != nil {
-				t.Fatalf("error answer %q: %v", he.body, err)
-			}
-			if he.status != http.StatusBadRequest || body.Type != agentapi.CodeInstanceNotRegistered || body.Message == "" {
-				t.Fatalf("poll for a %s instance answered %d %s, want 400 %s with a message", name, he.status, he.body, agentapi.CodeInstanceNotRegistered)
+			if ae.Status != http.StatusBadRequest || ae.Code != agentapi.CodeInstanceNotRegistered || ae.Message == "" {
+				t.Fatalf("poll for a %s instance answered %d %v, want 400 %s with a message", name, ae.Status, ae, agentapi.CodeInstanceNotRegistered)
 			}
 		})
 	}

@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/wharfhq/wharf/internal/api/agentapi"
 )
 
 // fargatePool is where hosts offering Fargate capacity register.
@@ -213,5 +216,68 @@ func TestFargateLaunchRules(t *testing.T) {
 	if svc.LaunchType != types.LaunchTypeFargate || aws.ToString(svc.PlatformVersion) != "LATEST" || aws.ToString(svc.PlatformFamily) != "Linux" ||
 		aws.ToString(svc.Deployments[0].PlatformVersion) != "LATEST" {
 		t.Fatalf("service %+v", svc)
+	}
+}
+
+// TestSpotInterruption interrupts a FARGATE_SPOT task through the
+// operator's call: the task is stopping with ECS's stop code and reason,
+// its host learns how long the notice leaves it, and only running Spot
+// tasks can be interrupted.
+func TestSpotInterruption(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	e.cluster(t, "c")
+	host := e.instance(t, fargatePool, 4096, 8192)
+	must(e.ecs.PutClusterCapacityProviders(ctx, &ecs.PutClusterCapacityProvidersInput{Cluster: aws.String("c"),
+		CapacityProviders: []string{"FARGATE", "FARGATE_SPOT"}, DefaultCapacityProviderStrategy: []types.CapacityProviderStrategyItem{}}))(t)
+	arn := must(fargateTaskDef(t, e, "web", nil))(t)
+	launch := func(in *ecs.RunTaskInput) string {
+		in.Cluster, in.TaskDefinition, in.NetworkConfiguration = aws.String("c"), aws.String(arn), awsvpc
+		out := must(e.ecs.RunTask(ctx, in))(t)
+		if len(out.Tasks) != 1 {
+			t.Fatalf("RunTask: %+v", out.Failures)
+		}
+		task := aws.ToString(out.Tasks[0].TaskArn)
+		must(e.ecs.SubmitTaskStateChange(ctx, &ecs.SubmitTaskStateChangeInput{Cluster: aws.String("c"), Task: aws.String(task), Status: aws.String("RUNNING")}))(t)
+		return task
+	}
+	spot := launch(&ecs.RunTaskInput{CapacityProviderStrategy: []types.CapacityProviderStrategyItem{{CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1}}})
+	regular := launch(&ecs.RunTaskInput{LaunchType: types.LaunchTypeFargate})
+
+	interrupt := func(task string) (*agentapi.InterruptSpotTaskResponse, error) {
+		out := new(agentapi.InterruptSpotTaskResponse)
+		return out, agentCall(t, ctx, e.srv.Endpoint(), "InterruptSpotTask", &agentapi.InterruptSpotTaskRequest{Cluster: "c", Task: task}, out)
+	}
+	refused := func(task, want string) {
+		t.Helper()
+		_, err := interrupt(task)
+		var ae *agentapi.Error
+		if !errors.As(err, &ae) || ae.Code != "InvalidParameterException" || !strings.Contains(ae.Message, want) {
+			t.Fatalf("interrupting %q: %v, want InvalidParameterException %q", task, err, want)
+		}
+	}
+	refused(regular, "is not a running FARGATE_SPOT task")
+	refused("0123456789abcdef0123456789abcdef", "The referenced task was not found.")
+	refused("", "task")
+
+	out, err := interrupt(spot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Task; got.DesiredStatus != "STOPPED" || got.StopCode != "SpotInterruption" || got.StoppedReason != "Your Spot Task was interrupted." {
+		t.Fatalf("interrupted task: desired %s, stopCode %s, reason %q", got.DesiredStatus, got.StopCode, got.StoppedReason)
+	}
+	refused(spot, "is not a running FARGATE_SPOT task")
+
+	var poll agentapi.PollResponse
+	if err := agentCall(t, ctx, e.srv.Endpoint(), "Poll", &agentapi.PollRequest{Cluster: fargatePool, ContainerInstance: host}, &poll); err != nil {
+		t.Fatal(err)
+	}
+	within := map[string]int32{}
+	for _, at := range poll.Tasks {
+		within[at.Task.TaskArn] = at.StopWithinSeconds
+	}
+	if len(within) != 2 || within[spot] < 110 || within[spot] > 120 || within[regular] != 0 {
+		t.Fatalf("the host's poll: stop within %v; want the Spot task's notice (120 s) and none for the other", within)
 	}
 }

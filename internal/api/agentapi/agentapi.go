@@ -1,7 +1,8 @@
 // Package agentapi is the wire protocol between Wharf's node agents and the
 // control plane beyond the public ECS API: a blocking poll for the tasks
 // assigned to a container instance, and container health reports, which the
-// ECS API has no call for. It is served as AWS JSON 1.1 under the target
+// ECS API has no call for; and an operator's call AWS makes itself, the
+// Fargate Spot interruption of a task. It is served as AWS JSON 1.1 under the target
 // prefix WharfAgentV1 and signed with SigV4 for the "ecs" service, like the
 // agent's ECS calls.
 package agentapi
@@ -65,6 +66,10 @@ type AssignedTask struct {
 	// agent runs a proxy in the task and gives its containers the
 	// namespace's aliases.
 	ServiceConnect *TaskServiceConnect `json:"serviceConnect,omitempty"`
+	// StopWithinSeconds, when set, caps the time between SIGTERM and
+	// SIGKILL of a stopping task's containers: what is left of a Fargate
+	// Spot interruption's notice.
+	StopWithinSeconds int32 `json:"stopWithinSeconds,omitempty"`
 }
 
 // TaskServiceConnect is what a task's proxy serves.
@@ -239,6 +244,21 @@ type ProxyMetrics struct {
 // ReportProxyMetricsResponse acknowledges a metrics report.
 type ReportProxyMetricsResponse struct{}
 
+// InterruptSpotTaskRequest interrupts a running FARGATE_SPOT task, as
+// Fargate does when it takes its capacity back: the task's containers get
+// SIGTERM at once, the task stops with stopCode SpotInterruption within the
+// notice (two minutes by default, the server's
+// --spot-interruption-notice), and its service replaces it.
+type InterruptSpotTaskRequest struct {
+	Cluster string `json:"cluster,omitempty"`
+	Task    string `json:"task"`
+}
+
+// InterruptSpotTaskResponse is the interrupted task.
+type InterruptSpotTaskResponse struct {
+	Task ecs.Task `json:"task"`
+}
+
 // API is the agent protocol.
 type API interface {
 	Poll(ctx context.Context, in *PollRequest) (*PollResponse, error)
@@ -246,6 +266,7 @@ type API interface {
 	ServiceConnectView(ctx context.Context, in *ServiceConnectViewRequest) (*ServiceConnectViewResponse, error)
 	IssueCertificate(ctx context.Context, in *IssueCertificateRequest) (*IssueCertificateResponse, error)
 	ReportProxyMetrics(ctx context.Context, in *ReportProxyMetricsRequest) (*ReportProxyMetricsResponse, error)
+	InterruptSpotTask(ctx context.Context, in *InterruptSpotTaskRequest) (*InterruptSpotTaskResponse, error)
 }
 
 // Operations returns the operation table of a.
@@ -317,6 +338,20 @@ func Operations(a API) map[string]api.Operation {
 				return nil, err
 			}
 			return a.ReportProxyMetrics(ctx, in)
+		}},
+		"InterruptSpotTask": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
+			in := new(InterruptSpotTaskRequest)
+			if err := decode(in); err != nil {
+				return nil, err
+			}
+			var v api.Validator
+			if in.Task == "" {
+				v.Required("task")
+			}
+			if err := v.Err("InvalidParameterException"); err != nil {
+				return nil, err
+			}
+			return a.InterruptSpotTask(ctx, in)
 		}},
 		"ReportHealth": {Invoke: func(ctx context.Context, decode func(any) error) (any, error) {
 			in := new(ReportHealthRequest)

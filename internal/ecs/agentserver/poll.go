@@ -82,7 +82,7 @@ func (s *Server) Poll(ctx context.Context, in *agentapi.PollRequest) (*agentapi.
 		if err != nil {
 			return nil, err
 		}
-		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task.Wire(), ServiceConnect: sc})
+		out.Tasks = append(out.Tasks, agentapi.AssignedTask{Task: t.Task.Wire(), ServiceConnect: sc, StopWithinSeconds: s.stopWithin(&t, c.Now)})
 		defs = append(defs, t.TaskDefinitionArn)
 	}
 	keys := make([]string, len(defs))

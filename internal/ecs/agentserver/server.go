@@ -37,6 +37,9 @@ type Config struct {
 	// CertificateLifetime is how long Service Connect certificates are
 	// valid; agents renew them five sevenths in. Default 7 days.
 	CertificateLifetime time.Duration
+	// SpotInterruptionNotice is how long an interrupted Fargate Spot
+	// task has between SIGTERM and its stop. Default 2 minutes, as Fargate.
+	SpotInterruptionNotice time.Duration
 	// ProxyMetrics receives the proxies' metrics agents report; nil drops
 	// them.
 	ProxyMetrics ProxyMetricsSink
@@ -51,6 +54,7 @@ type Server struct {
 	region       string
 	grace        time.Duration
 	certLifetime time.Duration
+	spotNotice   time.Duration
 	proxyMetrics ProxyMetricsSink
 	log          *slog.Logger
 	now          func() time.Time
@@ -82,9 +86,12 @@ func New(cfg Config) *Server {
 	if cfg.CertificateLifetime == 0 {
 		cfg.CertificateLifetime = 7 * 24 * time.Hour
 	}
+	if cfg.SpotInterruptionNotice == 0 {
+		cfg.SpotInterruptionNotice = 2 * time.Minute
+	}
 	return &Server{
 		State: cfg.State, st: cfg.State.Store, region: cfg.DefaultRegion, grace: cfg.AgentGrace,
-		certLifetime: cfg.CertificateLifetime, proxyMetrics: cfg.ProxyMetrics, log: cfg.Logger, now: cfg.Now,
+		certLifetime: cfg.CertificateLifetime, spotNotice: cfg.SpotInterruptionNotice, proxyMetrics: cfg.ProxyMetrics, log: cfg.Logger, now: cfg.Now,
 		assign: newChanges(), discovery: newChanges(),
 	}
 }
