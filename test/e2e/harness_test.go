@@ -218,6 +218,7 @@ func withAgentLostAfter(d time.Duration) option { return func(c *config) { c.age
 func withCleanupDelay(d time.Duration) option   { return func(c *config) { c.cleanupDelay = d } }
 func withDockerHost(h string) option            { return func(c *config) { c.dockerHost = h } }
 func withDNSPort(p int) option                  { return func(c *config) { c.dnsPort = p } }
+func withStopTimeout(d time.Duration) option    { return func(c *config) { c.stopTimeout = d } }
 func withServerFlags(f ...string) option {
 	return func(c *config) { c.serverFlags = append(c.serverFlags, f...) }
 }
