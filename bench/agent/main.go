@@ -36,10 +36,12 @@ import (
 )
 
 const (
-	region  = "us-east-1"
-	cluster = "bench"
-	keyID   = "AKIAWHARFBENCHKEY001"
-	secret  = "wharf-bench-secret-key-000000000000000000"
+	// fargatePool is where hosts of Fargate capacity register.
+	fargatePool = "~fargate"
+	region      = "us-east-1"
+	cluster     = "bench"
+	keyID       = "AKIAWHARFBENCHKEY001"
+	secret      = "wharf-bench-secret-key-000000000000000000"
 	// script keeps a container running and lets it stop at once on
 	// SIGTERM; the same for tasks and for docker run.
 	script     = `trap 'exit 0' TERM; while true; do sleep 1; done`
@@ -49,21 +51,25 @@ const (
 type config struct {
 	tasks      int
 	concurrent int
+	idle       int
 	poll       time.Duration
 	wharf      string
 	keep       bool
+	fargate    bool
 }
 
 func main() {
 	var cfg config
 	flag.IntVar(&cfg.tasks, "tasks", 50, "tasks (and docker run containers) started one at a time")
 	flag.IntVar(&cfg.concurrent, "concurrent", 10, "then start as many again this many at a time (0: skip)")
+	flag.BoolVar(&cfg.fargate, "fargate", false, "run FARGATE tasks on a host of Fargate capacity (gVisor), next to docker run -d with runc and with runsc")
+	flag.IntVar(&cfg.idle, "idle", 20, "with -fargate, then start this many idle tasks and as many docker run -d, and report the memory each takes (0: skip)")
 	flag.DurationVar(&cfg.poll, "poll", 20*time.Millisecond, "DescribeTasks interval while waiting for RUNNING")
 	flag.StringVar(&cfg.wharf, "wharf", "", "wharf binary to run (default: build ./cmd/wharf)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory with the server's and the agent's logs")
 	flag.Parse()
-	if cfg.tasks < 1 || cfg.concurrent < 0 || cfg.poll <= 0 {
-		fmt.Fprintln(os.Stderr, "agent: -tasks must be positive, -concurrent not negative, -poll positive")
+	if cfg.tasks < 1 || cfg.concurrent < 0 || cfg.idle < 0 || cfg.poll <= 0 {
+		fmt.Fprintln(os.Stderr, "agent: -tasks must be positive, -concurrent and -idle not negative, -poll positive")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -129,7 +135,14 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		return err
 	}
 
-	fmt.Fprintf(w, "Docker %s, %d CPUs, %.1f GiB; image %s; %d tasks one at a time", info.ServerVersion, info.NCPU, float64(info.MemTotal)/(1<<30), b.image, cfg.tasks)
+	if _, ok := info.Runtimes["runsc"]; cfg.fargate && !ok {
+		return errors.New("-fargate needs the engine's runsc runtime (docs/architecture.md, Fargate)")
+	}
+	kind := "EC2"
+	if cfg.fargate {
+		kind = "FARGATE (gVisor, runsc)"
+	}
+	fmt.Fprintf(w, "Docker %s, %d CPUs, %.1f GiB; image %s; %s: %d tasks one at a time", info.ServerVersion, info.NCPU, float64(info.MemTotal)/(1<<30), b.image, kind, cfg.tasks)
 	if cfg.concurrent > 0 {
 		fmt.Fprintf(w, ", then %d more %d at a time", cfg.tasks, cfg.concurrent)
 	}
@@ -143,8 +156,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if _, err := b.wharfOnce(ctx); err != nil {
 		return err
 	}
-	if _, err := b.dockerRun(ctx); err != nil {
+	if _, err := b.dockerRun(ctx, ""); err != nil {
 		return err
+	}
+	if cfg.fargate {
+		if _, err := b.dockerRun(ctx, "runsc"); err != nil {
+			return err
+		}
 	}
 
 	var seq samples
@@ -153,7 +171,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		d, err := b.dockerRun(ctx)
+		d, err := b.dockerRun(ctx, "")
 		if err != nil {
 			return err
 		}
@@ -162,6 +180,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 			return err
 		}
 		seq.add(s, d, api)
+		if cfg.fargate {
+			d, err := b.dockerRun(ctx, "runsc")
+			if err != nil {
+				return err
+			}
+			seq.runsc = append(seq.runsc, d)
+		}
 	}
 	running := cfg.tasks + 1
 	mem := []memRow{{"idle, no task", idle}}
@@ -182,6 +207,12 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 			mem = append(mem, memRow{fmt.Sprintf("%d tasks running", running), m})
 		}
 	}
+	var idleMem []idleRow
+	if cfg.fargate && cfg.idle > 0 {
+		if idleMem, err = b.idleMemory(ctx, cfg.idle); err != nil {
+			return err
+		}
+	}
 	srv, _ := rss(b.server.cmd.Process.Pid)
 
 	fmt.Fprintln(w)
@@ -197,7 +228,68 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		fmt.Fprintf(tw, "%s\t%.1f MiB\t%.1f MiB\t\n", m.what, mib(m.rss.rss), mib(m.rss.hwm))
 	}
 	fmt.Fprintf(tw, "(wharf server with etcd, for reference)\t%.1f MiB\t%.1f MiB\t\n", mib(srv.rss), mib(srv.hwm))
+	if err := tw.Flush(); err != nil || len(idleMem) == 0 {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%d idle ones, MemAvailable before - after\tper task\tidle ones in %.1f GiB\t\n", cfg.idle, float64(info.MemTotal)/(1<<30))
+	for _, r := range idleMem {
+		fmt.Fprintf(tw, "%s\t%.1f MiB\t%d\t\n", r.what, mib(r.each), info.MemTotal/max(r.each, 1))
+	}
+	fmt.Fprintf(tw, "(a 0.25 vCPU, 512 MiB task's reservation: %d by memory, %d by CPU units)\t\t\t\n", info.MemTotal/(512<<20), int64(info.NCPU)*1024/256)
 	return tw.Flush()
+}
+
+type idleRow struct {
+	what string
+	each int64 // bytes
+}
+
+// idleMemory starts n idle FARGATE tasks, then n docker run -d (runc),
+// and returns what each took of the host's MemAvailable once settled.
+func (b *bench) idleMemory(ctx context.Context, n int) ([]idleRow, error) {
+	measure := func(what string, start func() error) (idleRow, error) {
+		before, err := memAvailable()
+		if err != nil {
+			return idleRow{}, err
+		}
+		for range n {
+			if err := start(); err != nil {
+				return idleRow{}, err
+			}
+		}
+		time.Sleep(5 * time.Second) // let the sandboxes settle
+		after, err := memAvailable()
+		if err != nil {
+			return idleRow{}, err
+		}
+		return idleRow{what, (before - after) / int64(n)}, nil
+	}
+	fargate, err := measure("FARGATE task (pause + gVisor sandbox)", func() error { _, err := b.wharfOnce(ctx); return err })
+	if err != nil {
+		return nil, err
+	}
+	runc, err := measure("docker run -d (runc)", func() error { _, err := b.dockerRun(ctx, ""); return err })
+	if err != nil {
+		return nil, err
+	}
+	return []idleRow{fargate, runc}, nil
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo, in bytes.
+func memAvailable() (int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no MemAvailable in /proc/meminfo")
 }
 
 type memRow struct {
@@ -236,32 +328,44 @@ func (b *bench) start(ctx context.Context) error {
 	if _, err := b.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(cluster)}); err != nil {
 		return err
 	}
-	b.agent, err = startProcess(b.dir, "agent", b.bin, "agent", "--server", endpoint, "--cluster", cluster,
+	args := []string{"agent", "--server", endpoint, "--cluster", cluster,
 		"--name", "bench-1", "--state-dir", filepath.Join(b.dir, "agent"), "--stop-timeout", "2s",
-		"--access-key-id", keyID, "--secret-access-key", secret)
+		"--access-key-id", keyID, "--secret-access-key", secret}
+	instances := cluster
+	if b.cfg.fargate {
+		// Room for every task of the run, whatever their reservations.
+		args = append(args, "--fargate", "--cpu", "1048576", "--memory", "1048576")
+		instances = fargatePool
+	}
+	b.agent, err = startProcess(b.dir, "agent", b.bin, args...)
 	if err != nil {
 		return err
 	}
 	err = waitFor(ctx, b.agent, 60*time.Second, "the agent to register", func() (bool, error) {
-		out, err := b.ecs.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String(cluster)})
+		out, err := b.ecs.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String(instances)})
 		if err != nil || len(out.ContainerInstanceArns) == 0 {
 			return false, nil
 		}
 		b.instance = out.ContainerInstanceArns[0]
-		d, err := b.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{Cluster: aws.String(cluster), ContainerInstances: []string{b.instance}})
+		d, err := b.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{Cluster: aws.String(instances), ContainerInstances: []string{b.instance}})
 		return err == nil && len(d.ContainerInstances) == 1 && d.ContainerInstances[0].AgentConnected, nil
 	})
 	if err != nil {
 		return err
 	}
-	td, err := b.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+	in := &ecs.RegisterTaskDefinitionInput{
 		Family:      aws.String("bench"),
 		NetworkMode: types.NetworkModeBridge,
 		ContainerDefinitions: []types.ContainerDefinition{{
 			Name: aws.String("app"), Image: aws.String(b.image), Essential: aws.Bool(true),
 			Command: []string{"sh", "-c", script}, MemoryReservation: aws.Int32(8),
 		}},
-	})
+	}
+	if b.cfg.fargate {
+		in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
+		in.NetworkMode, in.Cpu, in.Memory = types.NetworkModeAwsvpc, aws.String("256"), aws.String("512")
+	}
+	td, err := b.ecs.RegisterTaskDefinition(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -278,7 +382,12 @@ type sample struct {
 // wharfOnce runs one task and waits until DescribeTasks shows it RUNNING.
 func (b *bench) wharfOnce(ctx context.Context) (sample, error) {
 	begin := time.Now()
-	out, err := b.ecs.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: aws.String(b.td)})
+	in := &ecs.RunTaskInput{Cluster: aws.String(cluster), TaskDefinition: aws.String(b.td)}
+	if b.cfg.fargate {
+		in.LaunchType = types.LaunchTypeFargate
+		in.NetworkConfiguration = &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-bench"}}}
+	}
+	out, err := b.ecs.RunTask(ctx, in)
 	if err != nil {
 		return sample{}, fmt.Errorf("run task: %w", err)
 	}
@@ -317,12 +426,16 @@ func (b *bench) wharfOnce(ctx context.Context) (sample, error) {
 	}
 }
 
-// dockerRun times `docker run -d` of the same image and command: the CLI
-// returns once the container runs.
-func (b *bench) dockerRun(ctx context.Context) (time.Duration, error) {
+// dockerRun times `docker run -d` of the same image and command, with the
+// OCI runtime given (or the engine's default): the CLI returns once the
+// container runs.
+func (b *bench) dockerRun(ctx context.Context, runtime string) (time.Duration, error) {
+	args := []string{"run", "-d", "--label", benchLabel + "=" + b.runID, "--memory-reservation", "8m"}
+	if runtime != "" {
+		args = append(args, "--runtime", runtime)
+	}
 	begin := time.Now()
-	out, err := exec.CommandContext(ctx, "docker", "run", "-d", "--label", benchLabel+"="+b.runID,
-		"--memory-reservation", "8m", b.image, "sh", "-c", script).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "docker", append(args, b.image, "sh", "-c", script)...).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("docker run: %v: %s", err, out)
 	}
@@ -365,7 +478,7 @@ func (b *bench) wave(ctx context.Context, n int, s *samples) error {
 	wg.Wait()
 	for range n {
 		wg.Go(func() {
-			d, err := b.dockerRun(ctx)
+			d, err := b.dockerRun(ctx, "")
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -413,6 +526,7 @@ func (b *bench) cleanup() {
 type samples struct {
 	wharf  []sample
 	docker []time.Duration // docker run -d
+	runsc  []time.Duration // docker run -d --runtime runsc
 	api    []time.Duration // Engine API create + start
 }
 
@@ -452,6 +566,7 @@ func report(w io.Writer, phase string, s *samples) {
 	row("wharf: RunTask → DescribeTasks RUNNING", observed)
 	row("wharf: task startedAt - createdAt", reported)
 	row("docker run -d (CLI)", s.docker)
+	row("docker run -d --runtime runsc (CLI)", s.runsc)
 	row("Engine API create + start", s.api)
 	tw.Flush()
 }

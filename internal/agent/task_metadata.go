@@ -70,6 +70,9 @@ func (m *taskManager) ContainerMetadata(ctx context.Context, name string) metada
 		nm.IPv4Addresses, nm.MACAddress, nm.AttachmentIndex = []string{m.ip}, m.mac, &zero
 		if n != nil {
 			nm.IPv4SubnetCIDRBlock, nm.SubnetGatewayIpv4Address = n.Subnet, n.Gateway+"/"+strings.SplitN(n.Subnet, "/", 2)[1]
+			if ip := m.a.resolver(n.Gateway); ip != "" {
+				nm.DomainNameServers = []string{ip}
+			}
 		}
 	}
 	id, ip, pauseIP := c.id, m.ip, m.pauseIP
@@ -120,15 +123,30 @@ func (m *taskManager) TaskMetadata(ctx context.Context) metadata.Task {
 		tm.Limits = &metadata.Limits{CPU: cpu / 1024}
 		tm.Limits.Memory, _ = strconv.ParseInt(m.td.Memory, 10, 64)
 	}
-	var names []string
+	var names, ids []string
 	for _, name := range m.order {
-		if !m.containers[name].hidden {
+		c := m.containers[name]
+		if !c.hidden {
 			names = append(names, name)
 		}
+		if c.id != "" {
+			ids = append(ids, c.id)
+		}
 	}
+	storage := m.task.EphemeralStorage
 	m.mu.Unlock()
 	for _, name := range names {
 		tm.Containers = append(tm.Containers, m.ContainerMetadata(ctx, name))
+	}
+	if tm.LaunchType == string(ecsapi.LaunchTypeFargate) && storage != nil {
+		es := &metadata.EphemeralStorageMetrics{Reserved: int64(storage.SizeInGiB) << 10}
+		for _, id := range ids {
+			if n, err := m.a.rt.DiskUsage(ctx, id); err == nil {
+				es.Utilized += n
+			}
+		}
+		es.Utilized >>= 20
+		tm.EphemeralStorageMetrics = es
 	}
 	return tm
 }

@@ -356,27 +356,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecsapi.StopTaskRequest) (*ec
 	if len(in.Reason) > 255 {
 		return nil, invalidParameter("reason can be at most 255 characters.")
 	}
-	var out ecsapi.Task
-	defer s.Serialize(c, in.Cluster)()
-	err := s.Store.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.ActiveCluster(tx, c, in.Cluster)
-		if err != nil {
-			return err
-		}
-		t, err := s.FindTask(tx, c, cl.ClusterName, in.Task)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return invalidParameter("The referenced task was not found.").
-				WithHint("no task %q in cluster %q", in.Task, cl.ClusterName)
-		}
-		if err := s.Stop(tx, c, t, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user")); err != nil {
-			return err
-		}
-		out = t.Wire()
-		return nil
-	})
+	out, err := s.StopRef(ctx, c, in.Cluster, in.Task, nil, ecsapi.TaskStopCodeUserInitiated, orDefault(in.Reason, "Task stopped by user"))
 	if err != nil {
 		return nil, err
 	}

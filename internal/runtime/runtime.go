@@ -226,6 +226,9 @@ type Runtime interface {
 	Events(ctx context.Context) (<-chan Event, <-chan error)
 	// Stats returns one sample of a container's resource use.
 	Stats(ctx context.Context, id string) (Stats, error)
+	// DiskUsage returns the bytes a container has written to its
+	// writable layer.
+	DiskUsage(ctx context.Context, id string) (int64, error)
 	// Logs returns a container's output so far (stdout and stderr
 	// interleaved as text). Start, Stop, Stats and Logs of an unknown
 	// container fail with ErrNotFound.

@@ -69,7 +69,10 @@ func TestFargateService(t *testing.T) {
 	for _, task := range tasks {
 		providers[aws.ToString(task.CapacityProviderName)]++
 		zones[aws.ToString(task.AvailabilityZone)]++
-		if task.ContainerInstanceArn != nil || task.LaunchType != types.LaunchTypeFargate || aws.ToString(task.PlatformVersion) != "1.4.0" ||
+		sandbox := slices.ContainsFunc(task.Attributes, func(a types.Attribute) bool {
+			return aws.ToString(a.Name) == "wharf.sandbox" && aws.ToString(a.Value) == "gvisor"
+		})
+		if !sandbox || task.ContainerInstanceArn != nil || task.LaunchType != types.LaunchTypeFargate || aws.ToString(task.PlatformVersion) != "1.4.0" ||
 			aws.ToString(task.PlatformFamily) != "Linux" || task.EphemeralStorage == nil || len(task.Attachments) != 1 ||
 			task.PullStartedAt == nil || task.PullStoppedAt == nil {
 			t.Errorf("Fargate task %s", jsonOf(task))
@@ -105,6 +108,28 @@ func TestFargateService(t *testing.T) {
 		}
 		waitHTTP(t, "http://"+ip+":8080/index.html", "pong")
 	}
+	// The task metadata endpoint gives Fargate's fields.
+	for _, c := range e.containersOf(aws.ToString(tasks[0].TaskArn)) {
+		if c.Labels[labelContainerName] != "web" {
+			continue
+		}
+		get := `u=${ECS_CONTAINER_METADATA_URI_V4#http://}; h=${u%%/*}; printf "GET /${u#*/}/task HTTP/1.0\r\n\r\n" | timeout 10 nc ${h%:*} ${h#*:}`
+		out, code := e.exec(c.ID, get)
+		_, body, _ := strings.Cut(out, "\r\n\r\n")
+		var md struct {
+			Cluster, LaunchType, AvailabilityZone string
+			Limits                                struct{ CPU float64 }
+			EphemeralStorageMetrics               *struct{ Utilized, Reserved int64 }
+		}
+		if err := json.Unmarshal([]byte(body), &md); code != 0 || err != nil {
+			t.Fatalf("task metadata: exit %d, %v:\n%s", code, err, out)
+		}
+		if md.Cluster != aws.ToString(tasks[0].ClusterArn) || md.LaunchType != "FARGATE" || md.AvailabilityZone != aws.ToString(tasks[0].AvailabilityZone) ||
+			md.Limits.CPU != 0.25 || md.EphemeralStorageMetrics == nil || md.EphemeralStorageMetrics.Reserved != 20<<10 {
+			t.Errorf("task metadata of a Fargate task:\n%s", body)
+		}
+	}
+
 	// One task calls another on its awsvpc address. With gVisor's host
 	// network, busybox wget's reads fail (EAGAIN), so nc asks.
 	first := e.containersOf(aws.ToString(tasks[0].TaskArn))

@@ -16,6 +16,15 @@ type Task struct {
 	AvailabilityZone string      `json:"AvailabilityZone"`
 	LaunchType       string      `json:"LaunchType"`
 	Containers       []Container `json:"Containers"`
+	// EphemeralStorageMetrics is Fargate's: the task's storage in MiB.
+	EphemeralStorageMetrics *EphemeralStorageMetrics `json:"EphemeralStorageMetrics,omitempty"`
+}
+
+// EphemeralStorageMetrics are a Fargate task's storage use and size, in
+// MiB.
+type EphemeralStorageMetrics struct {
+	Utilized int64 `json:"Utilized"`
+	Reserved int64 `json:"Reserved"`
 }
 
 // Container is a container's metadata (GET ${ECS_CONTAINER_METADATA_URI_V4}).
@@ -55,6 +64,7 @@ type Network struct {
 	AttachmentIndex          *int     `json:"AttachmentIndex,omitempty"`
 	MACAddress               string   `json:"MACAddress,omitempty"`
 	IPv4SubnetCIDRBlock      string   `json:"IPv4SubnetCIDRBlock,omitempty"`
+	DomainNameServers        []string `json:"DomainNameServers,omitempty"`
 	PrivateDNSName           string   `json:"PrivateDNSName,omitempty"`
 	SubnetGatewayIpv4Address string   `json:"SubnetGatewayIpv4Address,omitempty"`
 }

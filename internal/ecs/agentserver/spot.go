@@ -8,7 +8,6 @@ import (
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 	ecsapi "github.com/wharfhq/wharf/internal/api/ecs"
 	"github.com/wharfhq/wharf/internal/ecs/state"
-	"github.com/wharfhq/wharf/internal/store"
 )
 
 // SpotInterruptionReason is ECS's stoppedReason of an interrupted Fargate
@@ -20,29 +19,12 @@ const SpotInterruptionReason = "Your Spot Task was interrupted."
 // once the container's stopTimeout or the notice ends, whichever is first.
 func (s *Server) InterruptSpotTask(ctx context.Context, in *agentapi.InterruptSpotTaskRequest) (*agentapi.InterruptSpotTaskResponse, error) {
 	c := s.call(ctx)
-	var out ecsapi.Task
-	defer s.Serialize(c, in.Cluster)()
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.ActiveCluster(tx, c, in.Cluster)
-		if err != nil {
-			return err
-		}
-		t, err := s.FindTask(tx, c, cl.ClusterName, in.Task)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return invalidParameter("The referenced task was not found.")
-		}
+	out, err := s.StopRef(ctx, c, in.Cluster, in.Task, func(t *state.TaskRecord) error {
 		if t.CapacityProviderName != state.ProviderFargateSpot || t.DesiredStatus != "RUNNING" {
 			return invalidParameter("Task %s is not a running FARGATE_SPOT task.", t.TaskArn)
 		}
-		if err := s.Stop(tx, c, t, ecsapi.TaskStopCodeSpotInterruption, SpotInterruptionReason); err != nil {
-			return err
-		}
-		out = t.Wire()
 		return nil
-	})
+	}, ecsapi.TaskStopCodeSpotInterruption, SpotInterruptionReason)
 	if err != nil {
 		return nil, err
 	}

@@ -336,6 +336,37 @@ func (s *State) Stop(tx *store.Tx, c Scope, t *TaskRecord, code ecsapi.TaskStopC
 	return tx.Put(s.TaskKey(c, t), t)
 }
 
+// StopRef stops the task ref of cluster, once allow (when given) lets it,
+// and returns the task as ECS shows it.
+func (s *State) StopRef(ctx context.Context, c Scope, cluster, ref string, allow func(*TaskRecord) error, code ecsapi.TaskStopCode, reason string) (ecsapi.Task, error) {
+	var out ecsapi.Task
+	defer s.Serialize(c, cluster)()
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
+		cl, err := s.ActiveCluster(tx, c, cluster)
+		if err != nil {
+			return err
+		}
+		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return NotFound(KindTask, ref, fmt.Sprintf("no task %q in cluster %q", ref, cl.ClusterName))
+		}
+		if allow != nil {
+			if err := allow(t); err != nil {
+				return err
+			}
+		}
+		if err := s.Stop(tx, c, t, code, reason); err != nil {
+			return err
+		}
+		out = t.Wire()
+		return nil
+	})
+	return out, err
+}
+
 // FamilyOf returns the family of a task definition ARN.
 func FamilyOf(arn string) string {
 	_, rest, _ := strings.Cut(arn, ":task-definition/")

@@ -113,6 +113,19 @@ func (d *Docker) Inspect(ctx context.Context, id string) (*runtime.State, error)
 	return stateOf(c), nil
 }
 
+// DiskUsage returns the size of the container's writable layer, which the
+// engine computes on request.
+func (d *Docker) DiskUsage(ctx context.Context, id string) (int64, error) {
+	c, _, err := d.cli.ContainerInspectWithRaw(ctx, id, true)
+	if err != nil {
+		return 0, fmt.Errorf("inspect container %s: %w", id, classify(err))
+	}
+	if c.SizeRw == nil {
+		return 0, nil
+	}
+	return *c.SizeRw, nil
+}
+
 // stateOf converts an inspect result.
 func stateOf(c container.InspectResponse) *runtime.State {
 	s := &runtime.State{}

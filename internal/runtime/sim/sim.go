@@ -370,6 +370,14 @@ func (r *Runtime) Inspect(_ context.Context, id string) (*runtime.State, error) 
 	return &st, nil
 }
 
+// DiskUsage is 0: simulated containers write nothing.
+func (r *Runtime) DiskUsage(_ context.Context, id string) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.get(id)
+	return 0, err
+}
+
 func (r *Runtime) List(_ context.Context, labels map[string]string) ([]runtime.State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
