@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -492,16 +493,17 @@ func (b *bench) wave(ctx context.Context, n int, s *samples) error {
 	return errors.Join(errs...)
 }
 
-// cleanup stops both processes and removes every container of the run.
+// cleanup stops both processes and removes every container of the run,
+// four at a time: gVisor's sandboxes take long to stop on a loaded host.
 func (b *bench) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for _, p := range []*process{b.agent, b.server} {
 		if p != nil {
 			p.stop()
 		}
 	}
-	var removed int
+	var ids []string
 	for _, label := range []string{"wharf.container-instance=" + b.instance, benchLabel + "=" + b.runID} {
 		if strings.HasSuffix(label, "=") {
 			continue
@@ -512,14 +514,30 @@ func (b *bench) cleanup() {
 			continue
 		}
 		for _, c := range list {
-			if err := b.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-				fmt.Fprintf(os.Stderr, "remove container %s: %v\n", c.ID, err)
-				continue
-			}
-			removed++
+			ids = append(ids, c.ID)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "removed %d containers\n", removed)
+	fmt.Fprintf(os.Stderr, "removing %d containers\n", len(ids))
+	work := make(chan string)
+	var removed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for id := range work {
+				if err := b.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+					fmt.Fprintf(os.Stderr, "remove container %s: %v\n", id, err)
+					continue
+				}
+				removed.Add(1)
+			}
+		})
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	fmt.Fprintf(os.Stderr, "removed %d containers\n", removed.Load())
 }
 
 // samples are the timings of one phase.
