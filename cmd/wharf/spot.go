@@ -35,6 +35,9 @@ key in the environment or a profile, AWS_REGION.`)
 	if err != nil {
 		return err
 	}
+	if cfg.Region == "" {
+		return errors.New("no region: set AWS_REGION, as for the AWS CLI")
+	}
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return fmt.Errorf("credentials: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
 	"github.com/wharfhq/wharf/internal/api/agentapi"
 )
 
