@@ -339,16 +339,37 @@ func (m *taskManager) start(ctx context.Context) error {
 	if m.stopWanted() {
 		return errStopRequested
 	}
+	// An awsvpc task's network namespace starts while its images are
+	// checked and its containers created, which may join it before it
+	// runs; they start once it does.
+	var namespace chan error
 	if m.td.NetworkMode == ecsapi.NetworkModeAwsvpc {
 		if err := m.provision(ctx); err != nil {
 			return fmt.Errorf("ResourceInitializationError: %w", err)
 		}
+		namespace = make(chan error, 1)
+		go func() { namespace <- m.startPause(ctx) }()
 	} else if m.sc != nil {
 		if err := m.provisionBridge(ctx); err != nil {
 			return fmt.Errorf("ResourceInitializationError: %w", err)
 		}
 	}
+	namespaceReady := func() error {
+		if namespace == nil {
+			return nil
+		}
+		err := <-namespace
+		namespace = nil
+		if err != nil {
+			return fmt.Errorf("ResourceInitializationError: %w", err)
+		}
+		return nil
+	}
+	defer namespaceReady()
 	if m.sc != nil {
+		if err := namespaceReady(); err != nil {
+			return err
+		}
 		if err := m.sc.prepare(ctx); err != nil {
 			if errors.Is(err, errStopRequested) || ctx.Err() != nil {
 				return err
@@ -361,6 +382,9 @@ func (m *taskManager) start(ctx context.Context) error {
 		return err
 	}
 	if err := m.create(ctx); err != nil {
+		return err
+	}
+	if err := namespaceReady(); err != nil {
 		return err
 	}
 	m.advance(ctx, "ACTIVATING")
@@ -418,7 +442,7 @@ func (m *taskManager) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.runPause(ctx, n.Name, func(spec *runtime.ContainerSpec) {
+	return m.createPause(ctx, n.Name, func(spec *runtime.ContainerSpec) {
 		spec.IPv4Address, spec.MacAddress = m.ip, m.mac
 		// The task's containers share the pause container's resolver.
 		if ip := m.a.resolver(n.Gateway); ip != "" {
@@ -431,6 +455,14 @@ func (m *taskManager) provision(ctx context.Context) error {
 // namespace on network, unless it exists, with what configure adds, and
 // starts it.
 func (m *taskManager) runPause(ctx context.Context, network string, configure func(*runtime.ContainerSpec)) error {
+	if err := m.createPause(ctx, network, configure); err != nil {
+		return err
+	}
+	return m.startPause(ctx)
+}
+
+// createPause creates the pause container, unless it exists.
+func (m *taskManager) createPause(ctx context.Context, network string, configure func(*runtime.ContainerSpec)) error {
 	if m.pauseID == "" {
 		spec := &runtime.ContainerSpec{
 			Name:        containerName(m.td.Family, m.td.Revision, pauseContainerName),
@@ -448,7 +480,15 @@ func (m *taskManager) runPause(ctx context.Context, network string, configure fu
 		m.pauseID = id
 		m.mu.Unlock()
 	}
-	if err := m.a.rt.Start(ctx, m.pauseID); err != nil {
+	return nil
+}
+
+// startPause starts the pause container.
+func (m *taskManager) startPause(ctx context.Context) error {
+	m.mu.Lock()
+	id := m.pauseID
+	m.mu.Unlock()
+	if err := m.a.rt.Start(ctx, id); err != nil {
 		return fmt.Errorf("start the network namespace: %w", err)
 	}
 	return nil

@@ -188,6 +188,10 @@ func (s *Service) runFargate(tx *store.Tx, c call, l *state.Launch, plan launchP
 	for range short {
 		out.Failures = append(out.Failures, failureOf("", state.FargateCapacityUnavailable, ""))
 	}
+	if short > 0 {
+		s.log.Warn("no room for FARGATE tasks on the hosts of Fargate capacity; start `wharf agent --fargate` on more hosts (wharf dev: --fargate-nodes, with the engine's runsc runtime)",
+			"cluster", l.Cluster.ClusterName, "unplaced", short)
+	}
 	return record()
 }
 
