@@ -194,6 +194,13 @@ func TestFargateService(t *testing.T) {
 	if took := done.StoppedAt.Sub(*done.StoppingAt); took > 20*time.Second {
 		t.Errorf("the interrupted task took %v to stop; the notice is 4 s, the stop timeout 30 s", took)
 	}
+	// Nothing of its sandboxes is left running: no sandbox, gofer or shim.
+	for _, c := range e.containersOf(aws.ToString(spot.TaskArn)) {
+		waitFor(t, "the processes of container "+c.ID[:12]+" gone", 10*time.Second, func() (bool, string) {
+			left := processesOf(c.ID)
+			return len(left) == 0, strings.Join(left, "\n")
+		})
+	}
 	waitFor(t, "the interrupted task replaced on FARGATE_SPOT", serviceWait, func() (bool, string) {
 		svc := e.service("fweb")
 		now := e.serviceTasks("fweb", types.DesiredStatusRunning)
@@ -287,4 +294,18 @@ func TestFargateServiceConnect(t *testing.T) {
 			t.Fatalf("front → http://api/ (a FARGATE service): %q", body)
 		}
 	}
+}
+
+// processesOf lists the command lines of the host's processes that name a
+// container id: its shim and, under gVisor, its sandbox and gofer.
+func processesOf(id string) []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), id) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }
