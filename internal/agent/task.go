@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +72,7 @@ type taskManager struct {
 	containers map[string]*ctr
 	order      []string // container names in task definition order
 	pauseID    string
+	cgroup     *taskCgroup // a Fargate task's, holding it to its size
 	ip, mac    string
 	// pauseIP and pauseHostname are a bridge Service Connect task's
 	// address and host name: its pause container's.
@@ -339,6 +342,11 @@ func (m *taskManager) start(ctx context.Context) error {
 	if m.stopWanted() {
 		return errStopRequested
 	}
+	if m.fargate() {
+		if err := m.limitToSize(); err != nil {
+			return fmt.Errorf("ResourceInitializationError: %w", err)
+		}
+	}
 	// An awsvpc task's network namespace starts while its images are
 	// checked and its containers created, which may join it before it
 	// runs; they start once it does.
@@ -451,6 +459,21 @@ func (m *taskManager) provision(ctx context.Context) error {
 	})
 }
 
+// limitToSize puts a Fargate task's containers in a cgroup of the task's
+// CPU and memory, which they share as they share a VM on Fargate.
+func (m *taskManager) limitToSize() error {
+	cpu, _ := strconv.ParseInt(cmp.Or(m.task.Cpu, m.td.Cpu), 10, 64)
+	mem, _ := strconv.ParseInt(cmp.Or(m.task.Memory, m.td.Memory), 10, 64)
+	g, err := newTaskCgroup(cgroupRoot, taskID(m.task.TaskArn), cpu, mem)
+	if err != nil {
+		return fmt.Errorf("limit the task to its size: %w", err)
+	}
+	m.mu.Lock()
+	m.cgroup = g
+	m.mu.Unlock()
+	return nil
+}
+
 // runPause creates the pause container holding the task's network
 // namespace on network, unless it exists, with what configure adds, and
 // starts it.
@@ -472,6 +495,9 @@ func (m *taskManager) createPause(ctx context.Context, network string, configure
 			StopTimeout: 5 * time.Second,
 		}
 		configure(spec)
+		if m.cgroup != nil {
+			spec.CgroupParent = m.cgroup.Parent
+		}
 		id, err := m.a.rt.Create(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("create the network namespace: %w", err)
@@ -550,6 +576,9 @@ func (m *taskManager) create(ctx context.Context) error {
 		}
 		spec, err := m.spec(c)
 		if err == nil {
+			if m.cgroup != nil {
+				spec.CgroupParent = m.cgroup.Parent
+			}
 			var id string
 			id, err = m.a.rt.Create(ctx, spec)
 			if err == nil {
@@ -807,6 +836,11 @@ func (m *taskManager) stop(ctx context.Context, reason string) {
 		m.advance(ctx, "DEPROVISIONING")
 		if err := m.a.rt.Stop(ctx, m.pauseID, 5*time.Second); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			m.log.Warn("stopping the network namespace failed", "err", err)
+		}
+	}
+	if m.cgroup != nil {
+		if err := m.cgroup.remove(); err != nil {
+			m.log.Warn("removing the task's cgroup failed", "cgroup", m.cgroup.Parent, "err", err)
 		}
 	}
 	m.mu.Lock()

@@ -123,6 +123,9 @@ type ContainerSpec struct {
 	// OCIRuntime names the engine runtime (of Info.Runtimes) the container
 	// runs with; "" is the engine's default.
 	OCIRuntime string
+	// CgroupParent is the cgroup the container's goes under, whose limits
+	// it shares; "" is the engine's default.
+	CgroupParent string
 }
 
 // State is what the engine says about a container.

@@ -97,6 +97,13 @@ func TestFargateService(t *testing.T) {
 			if rt := e.inspect(c.ID).HostConfig.Runtime; rt != "runsc" {
 				t.Errorf("task %s's web container runs with %q, want runsc", taskID(aws.ToString(task.TaskArn)), rt)
 			}
+			// The task's containers share a cgroup of its size.
+			parent := "/wharf/" + taskID(aws.ToString(task.TaskArn))
+			if got := e.inspect(c.ID).HostConfig.CgroupParent; got != parent {
+				t.Errorf("the web container's cgroup parent is %q, want %q", got, parent)
+			} else if limit, err := os.ReadFile("/sys/fs/cgroup/memory" + parent + "/memory.limit_in_bytes"); err == nil && strings.TrimSpace(string(limit)) != "536870912" {
+				t.Errorf("the task's memory limit is %s, want 512 MiB", limit)
+			}
 			kernel, _ := e.exec(c.ID, "uname -r")
 			if strings.TrimSpace(kernel) == strings.TrimSpace(string(host)) {
 				t.Errorf("the web container sees the host's kernel %s", kernel)

@@ -442,6 +442,18 @@ func (e *env) cleanup() {
 				if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
 					t.Errorf("remove container %s: %v", c.ID, err)
 				}
+				// A Fargate task's cgroup, left when its agent was
+				// killed rather than stopping it.
+				if arn := c.Labels[labelTaskArn]; arn != "" {
+					groups, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/" + taskID(arn))
+					for _, g := range groups {
+						subs, _ := filepath.Glob(g + "/*/")
+						for _, sub := range subs {
+							os.Remove(sub)
+						}
+						os.Remove(g)
+					}
+				}
 			}
 		}
 	}

@@ -57,6 +57,26 @@ func startDev(t *testing.T, n int, args ...string) *env {
 		}
 		return connected == n, fmt.Sprintf("%d of %d connected", connected, len(list.ContainerInstanceArns))
 	})
+	// Where the engine has runsc, wharf dev also runs a host of Fargate
+	// capacity, whose containers the cleanup removes too.
+	info, err := e.docker.Info(context.Background())
+	if _, ok := info.Runtimes["runsc"]; err != nil || !ok {
+		return e
+	}
+	waitFor(t, "the host of Fargate capacity", startWait, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), callWait)
+		defer cancel()
+		list, err := e.ecs.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String(fargatePool)})
+		if err != nil {
+			return false, err.Error()
+		}
+		e.mu.Lock()
+		for _, arn := range list.ContainerInstanceArns {
+			e.instances[arn] = true
+		}
+		e.mu.Unlock()
+		return len(list.ContainerInstanceArns) > 0, "none registered"
+	})
 	return e
 }
 

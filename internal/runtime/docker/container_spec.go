@@ -78,6 +78,7 @@ func createRequestFor(spec *runtime.ContainerSpec, apiVersion string) (*createRe
 		Tmpfs:          spec.Tmpfs,
 		Sysctls:        spec.Sysctls,
 		Resources: container.Resources{
+			CgroupParent:      spec.CgroupParent,
 			Memory:            spec.MemoryLimit,
 			MemoryReservation: spec.MemoryReservation,
 		},
