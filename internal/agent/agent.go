@@ -261,6 +261,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if _, ok := info.Runtimes[rt]; !ok {
 			return fmt.Errorf("the engine has no runtime %q for Fargate tasks (it has %v); add gVisor's runsc to the engine as docs/architecture.md (Fargate) shows, or start the agent without --fargate", rt, slices.Sorted(maps.Keys(info.Runtimes)))
 		}
+		if info.CgroupDriver != "" && info.CgroupDriver != "cgroupfs" {
+			return fmt.Errorf("the engine makes cgroups with %s, and a host of Fargate capacity needs cgroupfs to hold each task to its size; set \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"] in /etc/docker/daemon.json, or start the agent without --fargate", info.CgroupDriver)
+		}
 	}
 	if err := a.register(ctx, info); err != nil {
 		return err

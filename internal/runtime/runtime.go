@@ -186,6 +186,9 @@ type Info struct {
 	// Runtimes are the OCI runtimes the engine can run containers with,
 	// by name and path (runc, and gVisor's runsc where configured).
 	Runtimes map[string]string
+	// CgroupDriver is how the engine makes containers' cgroups: cgroupfs
+	// or systemd.
+	CgroupDriver string
 }
 
 // Stats is one sample of a container's resource use, in the engine's own

@@ -92,6 +92,7 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		Architecture: info.Architecture,
 		CPUs:         info.NCPU,
 		MemoryBytes:  info.MemTotal,
+		CgroupDriver: info.CgroupDriver,
 	}, nil
 }
 
