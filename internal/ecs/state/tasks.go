@@ -336,22 +336,29 @@ func (s *State) Stop(tx *store.Tx, c Scope, t *TaskRecord, code ecsapi.TaskStopC
 	return tx.Put(s.TaskKey(c, t), t)
 }
 
+// taskIn reads the task ref of an active cluster; a missing task is
+// NotFound.
+func (s *State) taskIn(tx *store.Tx, c Scope, cluster, ref string) (*TaskRecord, error) {
+	cl, err := s.ActiveCluster(tx, c, cluster)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.FindTask(tx, c, cl.ClusterName, ref)
+	if err == nil && t == nil {
+		err = NotFound(KindTask, ref, fmt.Sprintf("no task %q in cluster %q", ref, cl.ClusterName))
+	}
+	return t, err
+}
+
 // StopRef stops the task ref of cluster, once allow (when given) lets it,
 // and returns the task as ECS shows it.
 func (s *State) StopRef(ctx context.Context, c Scope, cluster, ref string, allow func(*TaskRecord) error, code ecsapi.TaskStopCode, reason string) (ecsapi.Task, error) {
 	var out ecsapi.Task
 	defer s.Serialize(c, cluster)()
 	err := s.Store.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.ActiveCluster(tx, c, cluster)
+		t, err := s.taskIn(tx, c, cluster, ref)
 		if err != nil {
 			return err
-		}
-		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return NotFound(KindTask, ref, fmt.Sprintf("no task %q in cluster %q", ref, cl.ClusterName))
 		}
 		if allow != nil {
 			if err := allow(t); err != nil {
@@ -380,16 +387,9 @@ func IDOf(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 // with the cluster's placements: they compare only what they read.
 func (s *State) UpdateTask(ctx context.Context, c Scope, cluster, ref string, change func(*store.Tx, *TaskRecord) error) error {
 	return s.Store.Update(ctx, func(tx *store.Tx) error {
-		cl, err := s.ActiveCluster(tx, c, cluster)
+		t, err := s.taskIn(tx, c, cluster, ref)
 		if err != nil {
 			return err
-		}
-		t, err := s.FindTask(tx, c, cl.ClusterName, ref)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return NotFound(KindTask, ref, fmt.Sprintf("no task %q in cluster %q", ref, cl.ClusterName))
 		}
 		t.Acknowledged = true
 		if err := change(tx, t); err != nil {
