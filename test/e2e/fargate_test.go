@@ -101,8 +101,15 @@ func TestFargateService(t *testing.T) {
 			parent := "/wharf/" + taskID(aws.ToString(task.TaskArn))
 			if got := e.inspect(c.ID).HostConfig.CgroupParent; got != parent {
 				t.Errorf("the web container's cgroup parent is %q, want %q", got, parent)
-			} else if limit, err := os.ReadFile("/sys/fs/cgroup/memory" + parent + "/memory.limit_in_bytes"); err == nil && strings.TrimSpace(string(limit)) != "536870912" {
-				t.Errorf("the task's memory limit is %s, want 512 MiB", limit)
+			} else {
+				// cgroup v1's memory controller, or v2's unified tree.
+				limit, err := os.ReadFile("/sys/fs/cgroup/memory" + parent + "/memory.limit_in_bytes")
+				if err != nil {
+					limit, err = os.ReadFile("/sys/fs/cgroup" + parent + "/memory.max")
+				}
+				if err != nil || strings.TrimSpace(string(limit)) != "536870912" {
+					t.Errorf("the task's memory limit is %q (%v), want 512 MiB", limit, err)
+				}
 			}
 			kernel, _ := e.exec(c.ID, "uname -r")
 			if strings.TrimSpace(kernel) == strings.TrimSpace(string(host)) {
